@@ -1,0 +1,143 @@
+// Every knob of the service, with its default, its unit and when to change it.
+// Loading order (later wins): built-in defaults < config file < environment < flags.
+// LoadConfig() validates everything and reports the first bad value naming the key and
+// where it came from (file path, environment variable or flag); callers exit with code 2.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "summarizer/error.hpp"
+
+namespace summarizer {
+
+// One Ollama model with a fixed context window: a "bucket" of the design record.
+struct BucketConfig {
+    std::string name;        // route name in the API: "16k" or "60k"
+    std::string model;       // Ollama model name, created from config/Modelfile.*
+    int num_ctx = 16384;     // tokens; sent with every request (and set in the Modelfile)
+    std::string keep_alive;  // Ollama duration ("24h", "15m", "-1", "0"); sent with every request
+};
+
+// Sampling options sent to Ollama (the design record's values).
+struct GenerationOptions {
+    int num_batch = 1024;         // prompt tokens per batch; 1024 suits an RTX 4060
+    double temperature = 0.15;    // low: stable, factual summaries
+    double repeat_penalty = 1.15; // discourages loops in long outputs
+    int num_predict = 1200;       // default cap on generated tokens of a final summary
+    int max_num_predict = 4096;   // largest `max_tokens` a client may ask for
+};
+
+struct ServerConfig {
+    std::string host = "127.0.0.1";   // bind address; 0.0.0.0 only behind a firewall/proxy
+    int port = 8080;
+    int64_t max_body_bytes = 16 * 1024 * 1024;  // 413 above this
+    int threads = 32;                 // HTTP worker threads (one per open connection)
+    int read_timeout_s = 30;          // slow clients are cut after this
+    int write_timeout_s = 30;
+    std::string api_key;              // empty: no auth; else `Authorization: Bearer <key>`
+    std::vector<std::string> cors_origins;  // allowed browser origins; "*" for any
+    int max_inflight = 0;             // requests summarizing at once; 0 = 2 x Ollama slots
+    int max_queue = 64;               // requests waiting beyond max_inflight; 429 above
+    bool log_json = false;            // access log as JSON lines
+    bool log_text = false;            // debug only: log request texts
+    int shutdown_grace_s = 30;        // in-flight requests get this long on SIGTERM
+};
+
+struct OllamaConfig {
+    std::string url = "http://127.0.0.1:11434";  // from OLLAMA_HOST, as Ollama reads it
+    int num_parallel = 1;               // OLLAMA_NUM_PARALLEL of the Ollama server
+    int connect_timeout_ms = 3000;      // TCP connect
+    int first_token_timeout_s = 300;    // request sent -> first byte (covers load + prefill)
+    int idle_timeout_s = 60;            // silence between two streamed lines
+    int total_timeout_s = 1800;         // one upstream call, all included
+    int max_retries = 2;                // extra attempts on transient failures
+    int retry_backoff_ms = 250;         // first backoff; doubles, with jitter
+};
+
+struct RoutingConfig {
+    int64_t hierarchical_threshold_chars = 150000;  // above: never a single pass
+    int64_t hierarchical_chunk_max_chars = 30000;   // map chunk cap in chars (tokens cap too)
+    int safety_margin_tokens = 512;     // head-room kept free in num_ctx for estimate error
+    int chunk_overlap_chars = 0;        // context repeated at the start of each next chunk
+    std::string policy = "static";      // "static" (the record's rule) or "cost"
+    std::string tokenizer_json;         // optional path to Gemma 3 tokenizer.json (exact counts)
+};
+
+struct MapReduceConfig {
+    int map_num_predict = 400;     // cap on each chunk summary (keeps reduce input small)
+    int reduce_num_predict = 600;  // cap on intermediate reduce outputs
+    int concurrency = 0;           // parallel map calls; 0 = Ollama's num_parallel
+    int max_levels = 8;            // reduce levels before giving up
+};
+
+struct VramConfig {
+    int budget_mb = 8188;            // the GPU's memory (RTX 4060: 8188 MiB)
+    int reserve_mb = 400;            // kept free for the desktop / CUDA context
+    int weights_mb = 3300;           // gemma3:4b Q4_K_M incl. vision projector
+    int fixed_mb = 600;              // compute buffers, independent of context
+    std::string kv_cache_type = "f16";  // OLLAMA_KV_CACHE_TYPE: f16, q8_0, q4_0
+    double kv_mb_per_1k_tokens = 24.0;  // f16 KV per 1K tokens per slot (sliding-window Gemma 3)
+    bool preload_hot_bucket = true;  // load the 16K bucket at start-up and after 60K use
+};
+
+struct Config {
+    ServerConfig server;
+    OllamaConfig ollama;
+    std::vector<BucketConfig> buckets = {
+        {"16k", "gemma3-4b-16k", 16384, "24h"},
+        {"60k", "gemma3-4b-60k", 61440, "15m"},
+    };
+    GenerationOptions generation;
+    RoutingConfig routing;
+    MapReduceConfig map_reduce;
+    VramConfig vram;
+
+    const BucketConfig& small_bucket() const { return buckets.at(0); }
+    const BucketConfig& large_bucket() const { return buckets.at(1); }
+    const BucketConfig* FindBucket(std::string_view name) const;
+    int MapConcurrency() const;  // map_reduce.concurrency, or Ollama's slots
+    int MaxInflight() const;     // server.max_inflight, or 2 x Ollama's slots
+};
+
+// Where a value came from, for messages: "config/summarizer.json", "env OLLAMA_HOST", ...
+struct ConfigSources {
+    std::optional<std::string> file;                 // --config; else config/summarizer.json if present
+    std::map<std::string, std::string> env;          // the process environment (or a test's)
+    std::map<std::string, std::string> flags;        // knob path -> value given on the command line
+};
+
+// One documented knob: its dotted path in the file, its environment variable, its meaning.
+struct KnobInfo {
+    std::string path;         // "routing.hierarchical_threshold_chars"
+    std::string env;          // "HIERARCHICAL_THRESHOLD_CHARS"
+    std::string default_value;
+    std::string help;
+};
+const std::vector<KnobInfo>& Knobs();
+
+// Loads defaults < file < env < flags, then validates. The error message names the key and
+// its source, e.g. "routing.safety_margin_tokens = -1 (env SUMMARIZER_SAFETY_MARGIN_TOKENS):
+// must be >= 0".
+Result<Config> LoadConfig(const ConfigSources& sources);
+
+// Checks ranges and cross-field rules (bucket order, keep_alive syntax...).
+Status ValidateConfig(const Config& config);
+
+// Ollama's keep_alive syntax: "24h", "15m", "1h30m", "300ms", "90" (seconds), "-1", "0".
+// Returns seconds (negative = forever) or nullopt when Ollama would not accept it.
+std::optional<double> ParseKeepAlive(std::string_view text);
+
+// OLLAMA_HOST as Ollama reads it ("host", "host:port", "http://host:port") -> base URL.
+std::optional<std::string> NormalizeOllamaHost(std::string_view value);
+
+// Estimated VRAM of a bucket in MiB: weights + fixed + KV(num_ctx x slots, KV type).
+double EstimateBucketVramMb(const Config& config, const BucketConfig& bucket);
+
+// The effective config as JSON text (no secrets), for /status and `summarizer config`.
+std::string ConfigToJson(const Config& config);
+
+}  // namespace summarizer

@@ -1,0 +1,68 @@
+// Expected failures as values: every fallible operation returns Result<T>.
+// Only http_server.cpp maps an ErrorCode to an HTTP status and body.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace summarizer {
+
+enum class ErrorCode {
+    kInvalidJson,           // 400: the body is not JSON
+    kInvalidRequest,        // 400: a field is wrong, unknown, blank text, bad UTF-8
+    kUnauthorized,          // 401
+    kPayloadTooLarge,       // 413
+    kUnsupportedMediaType,  // 415
+    kInputTooLarge,         // 422: fits no bucket and the caller asked for one pass
+    kOverloaded,            // 429
+    kUpstreamError,         // 502: Ollama answered with an error or broke off
+    kUpstreamUnavailable,   // 503: Ollama unreachable, or a bucket model is missing
+    kUpstreamTimeout,       // 504
+    kContextOverflow,       // the prompt did not fit num_ctx (Ollama refused or truncated it)
+    kCancelled,             // the caller cancelled (client gone); never sent to a client
+    kInternal,              // 500: a bug
+};
+
+// The contract's snake_case code ("upstream_error"), as the API documents it.
+std::string_view ErrorCodeName(ErrorCode code);
+
+struct Error {
+    ErrorCode code = ErrorCode::kInternal;
+    std::string message;
+    // Transient failures (connection refused, 500, 503, dropped stream) may be retried.
+    bool retryable = false;
+};
+
+inline Error MakeError(ErrorCode code, std::string message, bool retryable = false) {
+    return Error{code, std::move(message), retryable};
+}
+
+// A value or an Error. Small by design: ok(), value(), error().
+template <typename T>
+class [[nodiscard]] Result {
+public:
+    Result(T value) : data_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+    Result(Error error) : data_(std::move(error)) {}     // NOLINT(google-explicit-constructor)
+
+    bool ok() const { return data_.index() == 0; }
+    explicit operator bool() const { return ok(); }
+    T& value() & { return std::get<0>(data_); }
+    const T& value() const& { return std::get<0>(data_); }
+    T&& value() && { return std::get<0>(std::move(data_)); }
+    T* operator->() { return &value(); }
+    const T* operator->() const { return &value(); }
+    T& operator*() & { return value(); }
+    const T& operator*() const& { return value(); }
+    const Error& error() const { return std::get<1>(data_); }
+
+private:
+    std::variant<T, Error> data_;
+};
+
+struct Unit {};
+using Status = Result<Unit>;
+inline Status OkStatus() { return Unit{}; }
+
+}  // namespace summarizer

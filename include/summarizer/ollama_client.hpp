@@ -1,0 +1,54 @@
+// LlmBackend over Ollama's HTTP API: the one place that knows Ollama's wire format.
+// Streams /api/generate NDJSON; every call carries num_ctx, keep_alive, the generation options
+// and "truncate": false. Time-outs and cancellation live here: a watchdog closes the upstream
+// socket when the cancel flag is set or a deadline passes, so a cancelled call ends within
+// milliseconds even while Ollama is silent (loading or prefilling).
+// Thread-safe; each call uses its own connection.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "summarizer/config.hpp"
+#include "summarizer/llm_backend.hpp"
+
+namespace summarizer {
+
+struct OllamaClientOptions {
+    std::string base_url = "http://127.0.0.1:11434";
+    int connect_timeout_ms = 3000;
+    int first_token_timeout_s = 300;
+    int idle_timeout_s = 60;
+    int total_timeout_s = 1800;
+    int max_retries = 2;         // extra attempts on transient failures, only before any text was delivered
+    int retry_backoff_ms = 250;  // doubles each attempt, with +-50% jitter
+
+    static OllamaClientOptions FromConfig(const OllamaConfig& config);
+};
+
+class OllamaClient : public LlmBackend {
+public:
+    explicit OllamaClient(OllamaClientOptions options);
+
+    Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
+                                    const CancelToken& cancel) override;
+    Result<std::vector<std::string>> ListModels() override;
+    Result<std::vector<LoadedModel>> ListLoaded() override;
+    Result<GenerateResult> Load(const std::string& model, int num_ctx, const std::string& keep_alive) override;
+
+    const OllamaClientOptions& options() const { return options_; }
+
+private:
+    Result<GenerateResult> GenerateOnce(const GenerateRequest& request, const TokenCallback& on_token,
+                                        const CancelToken& cancel);
+
+    OllamaClientOptions options_;
+};
+
+// Builds the /api/generate body (exposed for tests).
+std::string BuildGenerateBody(const GenerateRequest& request);
+
+// Maps an Ollama error status and body ({"error": "..."}) to a typed Error.
+Error ErrorFromOllamaStatus(int status, const std::string& body, const std::string& model);
+
+}  // namespace summarizer

@@ -1,0 +1,38 @@
+// The single, map and reduce prompts (pure). Gemma 3 has no system role: the `system` text is a
+// prefix of the user turn, so the task is stated before the document and restated after it,
+// the document is fenced as data, and the output language is named explicitly.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace summarizer {
+
+enum class SummaryStyle { kParagraph, kBullets };
+
+struct PromptOptions {
+    std::string language = "en";  // resolved code ("en", "ja", ...), never "auto"
+    SummaryStyle style = SummaryStyle::kParagraph;
+    int max_tokens = 1200;        // the generation cap; the prompt asks for well under it
+};
+
+struct Prompt {
+    std::string system;
+    std::string prompt;
+};
+
+// English name of a language code for instructions ("ja" -> "Japanese"); unknown codes as is.
+std::string LanguageName(std::string_view code);
+
+// One pass over the whole text.
+Prompt BuildSinglePrompt(std::string_view text, const PromptOptions& options);
+
+// Map step: part `index` (1-based) of `total`. Keeps facts, names, numbers, the part's place.
+Prompt BuildMapPrompt(std::string_view chunk, int index, int total, const PromptOptions& options);
+
+// Reduce step: partial summaries of consecutive parts, in order. `final_pass` asks for the
+// requested style and length; otherwise a merged summary that keeps facts for the next level.
+Prompt BuildReducePrompt(const std::vector<std::string>& partials, bool final_pass, const PromptOptions& options);
+
+}  // namespace summarizer

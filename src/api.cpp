@@ -1,0 +1,235 @@
+#include "summarizer/api.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "summarizer/text.hpp"
+
+namespace summarizer {
+namespace {
+
+using json = nlohmann::json;
+
+std::string Lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+}
+
+// "application/json; charset=utf-8" -> "application/json"
+std::string MediaType(std::string_view content_type) {
+    std::string type = Lower(content_type.substr(0, content_type.find(';')));
+    type.erase(0, type.find_first_not_of(" \t"));
+    type.erase(type.find_last_not_of(" \t") + 1);
+    return type;
+}
+
+Error Invalid(std::string message) { return MakeError(ErrorCode::kInvalidRequest, std::move(message)); }
+
+// Rejects text a summary cannot be made of; the message says where the problem is.
+std::optional<Error> CheckText(std::string_view text) {
+    if (size_t bad = FindInvalidUtf8(text); bad != std::string_view::npos) {
+        return Invalid("text is not valid UTF-8 (first bad byte at offset " + std::to_string(bad) +
+                       "); convert it to UTF-8, e.g. `iconv -f SHIFT_JIS -t UTF-8`");
+    }
+    for (size_t i = 0; i < text.size(); ++i) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != '\v') {
+            return Invalid("text contains control character U+" + [&] {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "%04X", c);
+                return std::string(buf);
+            }() + " at byte offset " + std::to_string(i) + "; send plain text (binary files cannot be summarized)");
+        }
+    }
+    if (IsBlank(text)) return Invalid("text is empty or only whitespace; send the text to summarize in \"text\"");
+    return std::nullopt;
+}
+
+std::optional<Error> SetOption(ParsedRequest& out, const std::string& name, const json& value, const Config& config,
+                               bool from_query) {
+    auto type_error = [&](const char* expected) {
+        return Invalid("field '" + name + "' must be " + expected + (from_query ? " (query parameter)" : ""));
+    };
+    if (name == "language") {
+        if (!value.is_string()) return type_error("a string such as \"auto\", \"en\" or \"ja\"");
+        auto lang = Lower(value.get<std::string>());
+        bool ok = !lang.empty() && lang.size() <= 16 &&
+                  std::all_of(lang.begin(), lang.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; });
+        if (!ok) return Invalid("field 'language' must be \"auto\" or a language code such as \"en\" or \"ja\"");
+        out.request.language = lang;
+    } else if (name == "style") {
+        if (!value.is_string()) return type_error("\"paragraph\" or \"bullets\"");
+        auto style = value.get<std::string>();
+        if (style == "paragraph") out.request.style = SummaryStyle::kParagraph;
+        else if (style == "bullets") out.request.style = SummaryStyle::kBullets;
+        else return Invalid("field 'style' must be \"paragraph\" or \"bullets\", not \"" + style + "\"");
+    } else if (name == "max_tokens") {
+        if (!value.is_number_integer()) return type_error("an integer");
+        auto v = value.get<int64_t>();
+        if (v < 1 || v > config.generation.max_num_predict) {
+            return Invalid("field 'max_tokens' must be between 1 and " +
+                           std::to_string(config.generation.max_num_predict) + ", not " + std::to_string(v));
+        }
+        out.request.max_tokens = static_cast<int>(v);
+    } else if (name == "stream") {
+        if (!value.is_boolean()) return type_error("true or false");
+        out.stream = value.get<bool>();
+    } else if (name == "strategy") {
+        if (!value.is_string()) return type_error("\"auto\", \"single\" or \"map_reduce\"");
+        auto s = value.get<std::string>();
+        if (s == "auto") out.request.strategy = Strategy::kAuto;
+        else if (s == "single") out.request.strategy = Strategy::kSingle;
+        else if (s == "map_reduce") out.request.strategy = Strategy::kMapReduce;
+        else return Invalid("field 'strategy' must be \"auto\", \"single\" or \"map_reduce\", not \"" + s + "\"");
+    } else {
+        return Invalid("unknown field '" + name + "'" + (from_query ? " (query parameter)" : "") +
+                       "; allowed: text, language, style, max_tokens, stream, strategy");
+    }
+    return std::nullopt;
+}
+
+// Query values are strings; give them the JSON type their field expects.
+json QueryValue(const std::string& name, const std::string& raw) {
+    if (name == "stream") {
+        auto v = Lower(raw);
+        if (v == "true" || v == "1") return true;
+        if (v == "false" || v == "0") return false;
+        return raw;
+    }
+    if (name == "max_tokens") {
+        int64_t v = 0;
+        auto [ptr, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), v);
+        if (ec == std::errc() && ptr == raw.data() + raw.size()) return v;
+        return raw;
+    }
+    return raw;
+}
+
+}  // namespace
+
+Result<ParsedRequest> ParseSummarizeRequest(const HttpInput& input, const Config& config) {
+    ParsedRequest out;
+    const std::string media = MediaType(input.content_type);
+    if (Lower(input.accept).find("text/event-stream") != std::string::npos) out.stream = true;
+
+    if (media == "application/json") {
+        if (size_t bad = FindInvalidUtf8(input.body); bad != std::string_view::npos) {
+            return Invalid("the body is not valid UTF-8 (first bad byte at offset " + std::to_string(bad) + ")");
+        }
+        json doc;
+        try {
+            // Depth is bounded by the body limit; nlohmann parses iteratively enough for our sizes.
+            doc = json::parse(input.body);
+        } catch (const json::parse_error& e) {
+            return MakeError(ErrorCode::kInvalidJson, std::string("malformed JSON: ") + e.what() +
+                                                          ". Send an object like {\"text\": \"...\"}");
+        }
+        if (!doc.is_object()) return Invalid("the body must be a JSON object like {\"text\": \"...\"}");
+        for (auto it = doc.begin(); it != doc.end(); ++it) {
+            if (it.key() == "text") {
+                if (!it->is_string()) return Invalid("field 'text' must be a string");
+                out.request.text = it->get<std::string>();
+            } else if (auto error = SetOption(out, it.key(), *it, config, false)) {
+                return *error;
+            }
+        }
+        if (!doc.contains("text")) return Invalid("field 'text' is required: {\"text\": \"...\"}");
+        for (const auto& [name, value] : input.query) {
+            return Invalid("query parameter '" + name + "' is only read with Content-Type text/plain; put it in the "
+                           "JSON body");
+        }
+    } else if (media == "text/plain") {
+        out.request.text = std::string(input.body);
+        for (const auto& [name, value] : input.query) {
+            if (name == "text") return Invalid("with text/plain the body is the text; drop the 'text' query parameter");
+            if (auto error = SetOption(out, name, QueryValue(name, value), config, true)) return *error;
+        }
+    } else {
+        return MakeError(ErrorCode::kUnsupportedMediaType,
+                         "Content-Type must be application/json or text/plain" +
+                             (media.empty() ? std::string(" (none was sent)") : " (got " + media + ")") +
+                             "; e.g. curl -H 'Content-Type: application/json' -d '{\"text\": \"...\"}'");
+    }
+    if (auto error = CheckText(out.request.text)) return *error;
+    return out;
+}
+
+int HttpStatusFor(ErrorCode code) {
+    switch (code) {
+        case ErrorCode::kInvalidJson:
+        case ErrorCode::kInvalidRequest: return 400;
+        case ErrorCode::kUnauthorized: return 401;
+        case ErrorCode::kPayloadTooLarge: return 413;
+        case ErrorCode::kUnsupportedMediaType: return 415;
+        case ErrorCode::kInputTooLarge: return 422;
+        case ErrorCode::kOverloaded: return 429;
+        case ErrorCode::kUpstreamError:
+        case ErrorCode::kContextOverflow: return 502;
+        case ErrorCode::kUpstreamUnavailable: return 503;
+        case ErrorCode::kUpstreamTimeout: return 504;
+        case ErrorCode::kCancelled: return 499;
+        case ErrorCode::kInternal: return 500;
+    }
+    return 500;
+}
+
+json ErrorJson(const Error& error, std::string_view request_id) {
+    return json{{"error",
+                 {{"code", std::string(ErrorCodeName(error.code))},
+                  {"message", error.message},
+                  {"request_id", std::string(request_id)}}}};
+}
+
+namespace {
+double Round1(double v) { return std::round(v * 10.0) / 10.0; }
+}  // namespace
+
+json ResponseJson(const SummarizeResponse& r) {
+    return json{
+        {"summary", r.summary},
+        {"route", std::string(RouteName(r.route))},
+        {"model", r.model},
+        {"chunks", r.chunks},
+        {"levels", r.levels},
+        {"usage",
+         {{"prompt_tokens", r.usage.prompt_tokens},
+          {"completion_tokens", r.usage.completion_tokens},
+          {"upstream_requests", r.usage.upstream_requests}}},
+        {"timings",
+         {{"total_ms", Round1(r.timings.total_ms)},
+          {"queue_ms", Round1(r.timings.queue_ms)},
+          {"ttft_ms", Round1(r.timings.ttft_ms)},
+          {"load_ms", Round1(r.timings.load_ms)},
+          {"prefill_tokens_per_s", Round1(r.timings.prefill_tokens_per_s)},
+          {"decode_tokens_per_s", Round1(r.timings.decode_tokens_per_s)}}},
+        {"request_id", r.request_id},
+    };
+}
+
+json PlanJson(const Plan& plan) {
+    json chunks = json::array();
+    for (const auto& c : plan.chunks) chunks.push_back({{"chars", c.chars}, {"estimated_tokens", c.estimated_tokens}});
+    return json{
+        {"route", std::string(RouteName(plan.route))},
+        {"model", plan.model},
+        {"num_ctx", plan.num_ctx},
+        {"chars", plan.chars},
+        {"estimated_prompt_tokens", plan.estimated_prompt_tokens},
+        {"chunks", chunks},
+        {"reason", plan.reason},
+    };
+}
+
+std::string FormatSseEvent(std::string_view event, const json& data) {
+    std::string out = "event: ";
+    out += event;
+    out += "\ndata: ";
+    // dump() escapes control characters, so the data is a single line.
+    out += data.dump(-1, ' ', false, json::error_handler_t::replace);
+    out += "\n\n";
+    return out;
+}
+
+}  // namespace summarizer

@@ -1,0 +1,536 @@
+#include "summarizer/config.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+namespace summarizer {
+namespace {
+
+using json = nlohmann::json;
+using Ref = std::variant<int*, int64_t*, double*, bool*, std::string*, std::vector<std::string>*>;
+
+// One knob: where it lives in the file, its environment variable, its bounds and meaning.
+struct Knob {
+    std::string path;
+    std::string env;
+    std::function<Ref(Config&)> ref;
+    double min = 0;
+    double max = 0;  // min == max == 0: no numeric bounds
+    std::string help;
+};
+
+const std::vector<Knob>& Registry() {
+    static const std::vector<Knob> knobs = [] {
+        std::vector<Knob> k;
+        auto add = [&](std::string path, std::string env, std::function<Ref(Config&)> ref, double min, double max,
+                       std::string help) {
+            k.push_back(Knob{std::move(path), std::move(env), std::move(ref), min, max, std::move(help)});
+        };
+        constexpr double kBig = 1e15;
+        // server
+        add("server.host", "SUMMARIZER_HOST", [](Config& c) { return Ref{&c.server.host}; }, 0, 0,
+            "bind address; 127.0.0.1 behind a reverse proxy, 0.0.0.0 in a container");
+        add("server.port", "SUMMARIZER_PORT", [](Config& c) { return Ref{&c.server.port}; }, 1, 65535, "TCP port");
+        add("server.max_body_bytes", "SUMMARIZER_MAX_BODY_BYTES",
+            [](Config& c) { return Ref{&c.server.max_body_bytes}; }, 1024, kBig, "request body limit (413 above)");
+        add("server.threads", "SUMMARIZER_THREADS", [](Config& c) { return Ref{&c.server.threads}; }, 2, 1024,
+            "HTTP worker threads; each open connection holds one");
+        add("server.read_timeout_s", "SUMMARIZER_READ_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.server.read_timeout_s}; }, 1, 3600, "slow clients are cut after this");
+        add("server.write_timeout_s", "SUMMARIZER_WRITE_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.server.write_timeout_s}; }, 1, 3600, "a client not reading is cut after this");
+        add("server.api_key", "SUMMARIZER_API_KEY", [](Config& c) { return Ref{&c.server.api_key}; }, 0, 0,
+            "if set, requests need `Authorization: Bearer <key>` (health endpoints exempt)");
+        add("server.cors_origins", "SUMMARIZER_CORS_ORIGINS", [](Config& c) { return Ref{&c.server.cors_origins}; },
+            0, 0, "browser origins allowed (comma-separated in the environment; * for any)");
+        add("server.max_inflight", "SUMMARIZER_MAX_INFLIGHT", [](Config& c) { return Ref{&c.server.max_inflight}; },
+            0, 4096, "requests summarizing at once; 0 = 2 x Ollama's parallel slots");
+        add("server.max_queue", "SUMMARIZER_MAX_QUEUE", [](Config& c) { return Ref{&c.server.max_queue}; }, 0,
+            100000, "requests waiting for a slot; beyond it 429");
+        add("server.log_json", "SUMMARIZER_LOG_JSON", [](Config& c) { return Ref{&c.server.log_json}; }, 0, 0,
+            "access log as JSON lines");
+        add("server.log_text", "SUMMARIZER_LOG_TEXT", [](Config& c) { return Ref{&c.server.log_text}; }, 0, 0,
+            "debug only: log the texts themselves");
+        add("server.shutdown_grace_s", "SUMMARIZER_SHUTDOWN_GRACE_S",
+            [](Config& c) { return Ref{&c.server.shutdown_grace_s}; }, 0, 3600,
+            "on SIGTERM, in-flight requests get this long before they are cancelled");
+        // ollama
+        add("ollama.url", "OLLAMA_HOST", [](Config& c) { return Ref{&c.ollama.url}; }, 0, 0,
+            "Ollama server: host, host:port or URL (as Ollama reads OLLAMA_HOST)");
+        add("ollama.num_parallel", "OLLAMA_NUM_PARALLEL", [](Config& c) { return Ref{&c.ollama.num_parallel}; }, 1,
+            64, "the Ollama server's parallel slots (set it to the server's OLLAMA_NUM_PARALLEL)");
+        add("ollama.connect_timeout_ms", "SUMMARIZER_OLLAMA_CONNECT_TIMEOUT_MS",
+            [](Config& c) { return Ref{&c.ollama.connect_timeout_ms}; }, 10, 600000, "TCP connect time-out");
+        add("ollama.first_token_timeout_s", "SUMMARIZER_OLLAMA_FIRST_TOKEN_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.ollama.first_token_timeout_s}; }, 1, 86400,
+            "request sent -> first streamed line (covers model load and prefill)");
+        add("ollama.idle_timeout_s", "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.ollama.idle_timeout_s}; }, 1, 86400, "silence allowed between two lines");
+        add("ollama.total_timeout_s", "SUMMARIZER_OLLAMA_TOTAL_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.ollama.total_timeout_s}; }, 1, 86400, "one upstream call, all included");
+        add("ollama.max_retries", "SUMMARIZER_OLLAMA_MAX_RETRIES", [](Config& c) { return Ref{&c.ollama.max_retries}; },
+            0, 20, "extra attempts on connection errors, 500, 503 and dropped streams");
+        add("ollama.retry_backoff_ms", "SUMMARIZER_OLLAMA_RETRY_BACKOFF_MS",
+            [](Config& c) { return Ref{&c.ollama.retry_backoff_ms}; }, 0, 600000,
+            "first retry delay; doubles each attempt, with jitter");
+        // buckets
+        const char* names[] = {"16k", "60k"};
+        for (int i = 0; i < 2; ++i) {
+            std::string n = names[i];
+            std::string upper = n == "16k" ? "16K" : "60K";
+            add("buckets." + n + ".model", "SUMMARIZER_BUCKET_" + upper + "_MODEL",
+                [i](Config& c) { return Ref{&c.buckets[i].model}; }, 0, 0,
+                "Ollama model of the " + n + " bucket (ollama create ... -f config/Modelfile." + n + ")");
+            add("buckets." + n + ".num_ctx", "SUMMARIZER_BUCKET_" + upper + "_NUM_CTX",
+                [i](Config& c) { return Ref{&c.buckets[i].num_ctx}; }, 1024, 1048576,
+                "context window in tokens, sent with every request");
+            add("buckets." + n + ".keep_alive", "SUMMARIZER_BUCKET_" + upper + "_KEEP_ALIVE",
+                [i](Config& c) { return Ref{&c.buckets[i].keep_alive}; }, 0, 0,
+                "how long Ollama keeps the bucket loaded after use");
+        }
+        // generation
+        add("generation.num_batch", "SUMMARIZER_NUM_BATCH", [](Config& c) { return Ref{&c.generation.num_batch}; }, 1,
+            65536, "prompt tokens per batch");
+        add("generation.temperature", "SUMMARIZER_TEMPERATURE",
+            [](Config& c) { return Ref{&c.generation.temperature}; }, 0, 2, "sampling temperature");
+        add("generation.repeat_penalty", "SUMMARIZER_REPEAT_PENALTY",
+            [](Config& c) { return Ref{&c.generation.repeat_penalty}; }, 0.5, 2, "penalty on repeated tokens");
+        add("generation.num_predict", "SUMMARIZER_NUM_PREDICT",
+            [](Config& c) { return Ref{&c.generation.num_predict}; }, 1, 1000000,
+            "default cap on the tokens of a summary (max_tokens)");
+        add("generation.max_num_predict", "SUMMARIZER_MAX_NUM_PREDICT",
+            [](Config& c) { return Ref{&c.generation.max_num_predict}; }, 1, 1000000,
+            "largest max_tokens a client may ask for");
+        // routing
+        add("routing.hierarchical_threshold_chars", "HIERARCHICAL_THRESHOLD_CHARS",
+            [](Config& c) { return Ref{&c.routing.hierarchical_threshold_chars}; }, 1, kBig,
+            "texts over this many characters always go through map-reduce");
+        add("routing.hierarchical_chunk_max_chars", "HIERARCHICAL_CHUNK_MAX_CHARS",
+            [](Config& c) { return Ref{&c.routing.hierarchical_chunk_max_chars}; }, 100, kBig,
+            "most characters in one map chunk (the 16K token budget also applies)");
+        add("routing.safety_margin_tokens", "SUMMARIZER_SAFETY_MARGIN_TOKENS",
+            [](Config& c) { return Ref{&c.routing.safety_margin_tokens}; }, 0, 1000000,
+            "tokens of num_ctx kept free for the estimate's error");
+        add("routing.chunk_overlap_chars", "SUMMARIZER_CHUNK_OVERLAP_CHARS",
+            [](Config& c) { return Ref{&c.routing.chunk_overlap_chars}; }, 0, 100000,
+            "characters of the previous chunk repeated at the start of the next");
+        add("routing.policy", "SUMMARIZER_ROUTING_POLICY", [](Config& c) { return Ref{&c.routing.policy}; }, 0, 0,
+            "static (the design record's rule) or cost (weighs reloads and learned rates)");
+        add("routing.tokenizer_json", "SUMMARIZER_TOKENIZER_JSON",
+            [](Config& c) { return Ref{&c.routing.tokenizer_json}; }, 0, 0,
+            "reserved: path to Gemma 3 tokenizer.json for exact counts (the estimate is used today)");
+        // map-reduce
+        add("map_reduce.map_num_predict", "SUMMARIZER_MAP_NUM_PREDICT",
+            [](Config& c) { return Ref{&c.map_reduce.map_num_predict}; }, 16, 100000,
+            "cap on each chunk's summary tokens");
+        add("map_reduce.reduce_num_predict", "SUMMARIZER_REDUCE_NUM_PREDICT",
+            [](Config& c) { return Ref{&c.map_reduce.reduce_num_predict}; }, 16, 100000,
+            "cap on intermediate merge outputs");
+        add("map_reduce.concurrency", "SUMMARIZER_MAP_CONCURRENCY",
+            [](Config& c) { return Ref{&c.map_reduce.concurrency}; }, 0, 256,
+            "parallel map calls; 0 = OLLAMA_NUM_PARALLEL");
+        add("map_reduce.max_levels", "SUMMARIZER_MAX_REDUCE_LEVELS",
+            [](Config& c) { return Ref{&c.map_reduce.max_levels}; }, 1, 64, "reduce levels before giving up");
+        // vram
+        add("vram.budget_mb", "SUMMARIZER_VRAM_BUDGET_MB", [](Config& c) { return Ref{&c.vram.budget_mb}; }, 256,
+            1 << 20, "GPU memory in MiB (RTX 4060: 8188)");
+        add("vram.reserve_mb", "SUMMARIZER_VRAM_RESERVE_MB", [](Config& c) { return Ref{&c.vram.reserve_mb}; }, 0,
+            1 << 20, "MiB kept free for the display and CUDA context");
+        add("vram.weights_mb", "SUMMARIZER_VRAM_WEIGHTS_MB", [](Config& c) { return Ref{&c.vram.weights_mb}; }, 0,
+            1 << 20, "model weights in MiB (gemma3:4b Q4_K_M with projector)");
+        add("vram.fixed_mb", "SUMMARIZER_VRAM_FIXED_MB", [](Config& c) { return Ref{&c.vram.fixed_mb}; }, 0, 1 << 20,
+            "compute buffers in MiB");
+        add("vram.kv_cache_type", "OLLAMA_KV_CACHE_TYPE", [](Config& c) { return Ref{&c.vram.kv_cache_type}; }, 0, 0,
+            "the Ollama server's KV cache type: f16, q8_0 or q4_0");
+        add("vram.kv_mb_per_1k_tokens", "SUMMARIZER_VRAM_KV_MB_PER_1K",
+            [](Config& c) { return Ref{&c.vram.kv_mb_per_1k_tokens}; }, 0, 100000,
+            "f16 KV cache MiB per 1K tokens of context per slot");
+        add("vram.preload_hot_bucket", "SUMMARIZER_PRELOAD_HOT_BUCKET",
+            [](Config& c) { return Ref{&c.vram.preload_hot_bucket}; }, 0, 0,
+            "load the 16K bucket at start-up and again after the 60K bucket was used");
+        return k;
+    }();
+    return knobs;
+}
+
+const Knob* FindKnob(std::string_view path) {
+    for (const auto& knob : Registry()) {
+        if (knob.path == path) return &knob;
+    }
+    return nullptr;
+}
+
+json RefToJson(const Ref& ref) {
+    return std::visit([](auto* p) { return json(*p); }, ref);
+}
+
+std::string Describe(const json& value) {
+    return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+Error Bad(const Knob& knob, const std::string& value, const std::string& source, const std::string& why) {
+    return MakeError(ErrorCode::kInvalidRequest, knob.path + " = " + value + " (" + source + "): " + why);
+}
+
+// Sets a knob from a JSON value (the file) with type checks.
+Status SetFromJson(Config& config, const Knob& knob, const json& value, const std::string& source) {
+    Ref ref = knob.ref(config);
+    const std::string shown = Describe(value);
+    if (auto* p = std::get_if<int*>(&ref)) {
+        if (!value.is_number_integer()) return Bad(knob, shown, source, "must be an integer");
+        auto v = value.get<int64_t>();
+        if (v < INT32_MIN || v > INT32_MAX) return Bad(knob, shown, source, "out of range");
+        **p = static_cast<int>(v);
+    } else if (auto* p64 = std::get_if<int64_t*>(&ref)) {
+        if (!value.is_number_integer()) return Bad(knob, shown, source, "must be an integer");
+        **p64 = value.get<int64_t>();
+    } else if (auto* pd = std::get_if<double*>(&ref)) {
+        if (!value.is_number()) return Bad(knob, shown, source, "must be a number");
+        **pd = value.get<double>();
+    } else if (auto* pb = std::get_if<bool*>(&ref)) {
+        if (!value.is_boolean()) return Bad(knob, shown, source, "must be true or false");
+        **pb = value.get<bool>();
+    } else if (auto* ps = std::get_if<std::string*>(&ref)) {
+        if (!value.is_string()) return Bad(knob, shown, source, "must be a string");
+        **ps = value.get<std::string>();
+    } else if (auto* pl = std::get_if<std::vector<std::string>*>(&ref)) {
+        if (!value.is_array()) return Bad(knob, shown, source, "must be an array of strings");
+        std::vector<std::string> list;
+        for (const auto& item : value) {
+            if (!item.is_string()) return Bad(knob, shown, source, "must be an array of strings");
+            list.push_back(item.get<std::string>());
+        }
+        **pl = std::move(list);
+    }
+    return OkStatus();
+}
+
+std::string Trim(std::string_view s) {
+    size_t b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string_view::npos) return "";
+    size_t e = s.find_last_not_of(" \t\r\n");
+    return std::string(s.substr(b, e - b + 1));
+}
+
+// Sets a knob from a string (environment or flag), parsed by the knob's type.
+Status SetFromString(Config& config, const Knob& knob, const std::string& raw, const std::string& source) {
+    Ref ref = knob.ref(config);
+    const std::string text = Trim(raw);
+    if (std::holds_alternative<int*>(ref) || std::holds_alternative<int64_t*>(ref)) {
+        int64_t v = 0;
+        auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
+            return Bad(knob, raw, source, "must be an integer");
+        }
+        return SetFromJson(config, knob, json(v), source);
+    }
+    if (std::holds_alternative<double*>(ref)) {
+        try {
+            size_t used = 0;
+            double v = std::stod(text, &used);
+            if (used != text.size() || !std::isfinite(v)) throw std::invalid_argument("trailing");
+            return SetFromJson(config, knob, json(v), source);
+        } catch (const std::exception&) {
+            return Bad(knob, raw, source, "must be a number");
+        }
+    }
+    if (std::holds_alternative<bool*>(ref)) {
+        std::string lower = text;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (lower == "1" || lower == "true" || lower == "yes" || lower == "on") return SetFromJson(config, knob, true, source);
+        if (lower == "0" || lower == "false" || lower == "no" || lower == "off") return SetFromJson(config, knob, false, source);
+        return Bad(knob, raw, source, "must be true or false");
+    }
+    if (std::holds_alternative<std::vector<std::string>*>(ref)) {
+        json list = json::array();
+        std::stringstream ss(text);
+        std::string item;
+        while (std::getline(ss, item, ',')) {
+            item = Trim(item);
+            if (!item.empty()) list.push_back(item);
+        }
+        return SetFromJson(config, knob, list, source);
+    }
+    return SetFromJson(config, knob, json(raw), source);
+}
+
+// Flattens nested objects to dotted paths; arrays and scalars are leaves.
+void Flatten(const json& node, const std::string& prefix, std::vector<std::pair<std::string, json>>& out) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+        std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
+        if (it->is_object()) {
+            Flatten(*it, path, out);
+        } else {
+            out.emplace_back(path, *it);
+        }
+    }
+}
+
+Status ApplyFile(Config& config, const std::string& path, std::map<std::string, std::string>& origin) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return MakeError(ErrorCode::kInvalidRequest, "cannot read config file " + path);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    json doc;
+    try {
+        doc = json::parse(buffer.str(), nullptr, true, /*ignore_comments=*/true);
+    } catch (const json::parse_error& e) {
+        return MakeError(ErrorCode::kInvalidRequest, path + ": malformed JSON: " + e.what());
+    }
+    if (!doc.is_object()) return MakeError(ErrorCode::kInvalidRequest, path + ": the top level must be an object");
+    std::vector<std::pair<std::string, json>> leaves;
+    Flatten(doc, "", leaves);
+    for (const auto& [key, value] : leaves) {
+        if (!key.empty() && key[0] == '_') continue;  // "_comment" keys document the file
+        const Knob* knob = FindKnob(key);
+        if (!knob) {
+            return MakeError(ErrorCode::kInvalidRequest,
+                             "unknown key '" + key + "' in " + path + " (see `summarizer config --list`)");
+        }
+        std::string source = "file " + path;
+        if (auto st = SetFromJson(config, *knob, value, source); !st.ok()) return st.error();
+        origin[knob->path] = source;
+    }
+    return OkStatus();
+}
+
+bool IsDurationUnit(std::string_view unit) {
+    return unit == "ns" || unit == "us" || unit == "µs" || unit == "ms" || unit == "s" || unit == "m" || unit == "h";
+}
+
+double UnitSeconds(std::string_view unit) {
+    if (unit == "ns") return 1e-9;
+    if (unit == "us" || unit == "µs") return 1e-6;
+    if (unit == "ms") return 1e-3;
+    if (unit == "s") return 1;
+    if (unit == "m") return 60;
+    return 3600;
+}
+
+}  // namespace
+
+const BucketConfig* Config::FindBucket(std::string_view name) const {
+    for (const auto& b : buckets) {
+        if (b.name == name) return &b;
+    }
+    return nullptr;
+}
+
+int Config::MapConcurrency() const {
+    return map_reduce.concurrency > 0 ? map_reduce.concurrency : ollama.num_parallel;
+}
+
+int Config::MaxInflight() const {
+    return server.max_inflight > 0 ? server.max_inflight : std::max(2, 2 * ollama.num_parallel);
+}
+
+std::optional<double> ParseKeepAlive(std::string_view text) {
+    std::string s = Trim(text);
+    if (s.empty()) return std::nullopt;
+    // A bare number is seconds (negative = forever).
+    {
+        double v = 0;
+        auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec == std::errc() && ptr == s.data() + s.size()) return v;
+    }
+    // Go duration: [-]{number unit}+
+    size_t i = 0;
+    double sign = 1;
+    if (s[0] == '-' || s[0] == '+') {
+        sign = s[0] == '-' ? -1 : 1;
+        i = 1;
+    }
+    double total = 0;
+    bool any = false;
+    while (i < s.size()) {
+        size_t start = i;
+        while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+        if (start == i) return std::nullopt;
+        double number = 0;
+        auto [ptr, ec] = std::from_chars(s.data() + start, s.data() + i, number);
+        if (ec != std::errc() || ptr != s.data() + i) return std::nullopt;
+        size_t unit_start = i;
+        while (i < s.size() && !std::isdigit(static_cast<unsigned char>(s[i])) && s[i] != '.') ++i;
+        std::string_view unit(s.data() + unit_start, i - unit_start);
+        if (!IsDurationUnit(unit)) return std::nullopt;
+        total += number * UnitSeconds(unit);
+        any = true;
+    }
+    if (!any) return std::nullopt;
+    return sign * total;
+}
+
+std::optional<std::string> NormalizeOllamaHost(std::string_view value) {
+    std::string v = Trim(value);
+    if (v.empty()) return std::nullopt;
+    std::string scheme = "http";
+    if (auto pos = v.find("://"); pos != std::string::npos) {
+        scheme = v.substr(0, pos);
+        v = v.substr(pos + 3);
+        if (scheme != "http" && scheme != "https") return std::nullopt;
+    }
+    while (!v.empty() && v.back() == '/') v.pop_back();
+    if (v.find('/') != std::string::npos || v.find(' ') != std::string::npos) return std::nullopt;
+    std::string host = v;
+    std::string port = scheme == "https" ? "443" : "11434";
+    if (!v.empty() && v[0] == '[') {  // [::1]:port
+        auto close = v.find(']');
+        if (close == std::string::npos) return std::nullopt;
+        host = v.substr(0, close + 1);
+        if (close + 1 < v.size()) {
+            if (v[close + 1] != ':') return std::nullopt;
+            port = v.substr(close + 2);
+        }
+    } else if (auto colon = v.rfind(':'); colon != std::string::npos) {
+        host = v.substr(0, colon);
+        port = v.substr(colon + 1);
+    }
+    if (host.empty()) host = "127.0.0.1";
+    if (host == "0.0.0.0") host = "127.0.0.1";  // Ollama's bind-all address means "this host" to a client
+    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) return std::nullopt;
+    int p = std::stoi(port);
+    if (p < 1 || p > 65535) return std::nullopt;
+    return scheme + "://" + host + ":" + port;
+}
+
+double EstimateBucketVramMb(const Config& config, const BucketConfig& bucket) {
+    double kv_factor = 1.0;
+    if (config.vram.kv_cache_type == "q8_0") kv_factor = 0.53;  // 8.5 bits per value with scales
+    if (config.vram.kv_cache_type == "q4_0") kv_factor = 0.28;
+    double kv = config.vram.kv_mb_per_1k_tokens * kv_factor * (bucket.num_ctx / 1024.0) * config.ollama.num_parallel;
+    return config.vram.weights_mb + config.vram.fixed_mb + kv;
+}
+
+Status ValidateConfig(const Config& config) {
+    Config copy = config;
+    for (const auto& knob : Registry()) {
+        Ref ref = knob.ref(copy);
+        if (knob.min == 0 && knob.max == 0) continue;
+        double v = std::visit(
+            [](auto* p) -> double {
+                using T = std::remove_pointer_t<decltype(p)>;
+                if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) return static_cast<double>(*p);
+                return 0.0;
+            },
+            ref);
+        if (v < knob.min || v > knob.max) {
+            std::ostringstream why;
+            why << "must be between " << static_cast<int64_t>(knob.min) << " and " << static_cast<int64_t>(knob.max);
+            if (knob.max >= 1e15) why.str("must be at least " + std::to_string(static_cast<int64_t>(knob.min)));
+            return MakeError(ErrorCode::kInvalidRequest, knob.path + " = " + Describe(RefToJson(ref)) + ": " + why.str());
+        }
+    }
+    for (const auto& b : config.buckets) {
+        if (b.model.empty()) return MakeError(ErrorCode::kInvalidRequest, "buckets." + b.name + ".model: must not be empty");
+        if (!ParseKeepAlive(b.keep_alive)) {
+            return MakeError(ErrorCode::kInvalidRequest,
+                             "buckets." + b.name + ".keep_alive = " + b.keep_alive +
+                                 ": not a duration Ollama understands (e.g. \"24h\", \"15m\", \"300ms\", \"-1\", \"0\")");
+        }
+    }
+    if (config.large_bucket().num_ctx <= config.small_bucket().num_ctx) {
+        return MakeError(ErrorCode::kInvalidRequest, "buckets.60k.num_ctx must be larger than buckets.16k.num_ctx");
+    }
+    if (config.generation.num_predict > config.generation.max_num_predict) {
+        return MakeError(ErrorCode::kInvalidRequest,
+                         "generation.num_predict = " + std::to_string(config.generation.num_predict) +
+                             ": must not exceed generation.max_num_predict (" +
+                             std::to_string(config.generation.max_num_predict) + ")");
+    }
+    int64_t small_budget = config.small_bucket().num_ctx - config.routing.safety_margin_tokens -
+                           std::max(config.map_reduce.map_num_predict, config.map_reduce.reduce_num_predict);
+    if (small_budget < 1024) {
+        return MakeError(ErrorCode::kInvalidRequest,
+                         "routing.safety_margin_tokens and map_reduce.*_num_predict leave under 1024 tokens of the 16k "
+                         "bucket for input; lower them");
+    }
+    if (config.routing.policy != "static" && config.routing.policy != "cost") {
+        return MakeError(ErrorCode::kInvalidRequest,
+                         "routing.policy = " + config.routing.policy + ": must be \"static\" or \"cost\"");
+    }
+    const auto& kv = config.vram.kv_cache_type;
+    if (kv != "f16" && kv != "q8_0" && kv != "q4_0") {
+        return MakeError(ErrorCode::kInvalidRequest, "vram.kv_cache_type = " + kv + ": must be f16, q8_0 or q4_0");
+    }
+    if (!NormalizeOllamaHost(config.ollama.url)) {
+        return MakeError(ErrorCode::kInvalidRequest,
+                         "ollama.url = " + config.ollama.url + ": expected host, host:port or http://host:port");
+    }
+    if (config.server.host.empty()) return MakeError(ErrorCode::kInvalidRequest, "server.host: must not be empty");
+    return OkStatus();
+}
+
+Result<Config> LoadConfig(const ConfigSources& sources) {
+    Config config;
+    std::map<std::string, std::string> origin;  // knob path -> where its value came from
+    if (sources.file) {
+        if (auto st = ApplyFile(config, *sources.file, origin); !st.ok()) return st.error();
+    }
+    for (const auto& knob : Registry()) {
+        auto it = sources.env.find(knob.env);
+        if (it == sources.env.end() || it->second.empty()) continue;
+        std::string source = "env " + knob.env;
+        if (auto st = SetFromString(config, knob, it->second, source); !st.ok()) return st.error();
+        origin[knob.path] = source;
+    }
+    for (const auto& [path, value] : sources.flags) {
+        const Knob* knob = FindKnob(path);
+        if (!knob) return MakeError(ErrorCode::kInvalidRequest, "unknown setting '" + path + "' (flag)");
+        std::string source = "flag --" + path;
+        if (auto st = SetFromString(config, *knob, value, source); !st.ok()) return st.error();
+        origin[knob->path] = source;
+    }
+    if (auto url = NormalizeOllamaHost(config.ollama.url)) config.ollama.url = *url;
+    if (auto st = ValidateConfig(config); !st.ok()) {
+        // Name where the offending value came from: the message starts with its key.
+        std::string message = st.error().message;
+        for (const auto& [path, source] : origin) {
+            bool has_source = message.find("(env ") != std::string::npos ||
+                              message.find("(file ") != std::string::npos || message.find("(flag ") != std::string::npos;
+            if (message.rfind(path, 0) == 0 && !has_source) {
+                auto colon = message.find(": ");
+                if (colon != std::string::npos) message.insert(colon, " (" + source + ")");
+                break;
+            }
+        }
+        return MakeError(ErrorCode::kInvalidRequest, message);
+    }
+    return config;
+}
+
+const std::vector<KnobInfo>& Knobs() {
+    static const std::vector<KnobInfo> infos = [] {
+        std::vector<KnobInfo> out;
+        Config defaults;
+        for (const auto& knob : Registry()) {
+            out.push_back(KnobInfo{knob.path, knob.env, Describe(RefToJson(knob.ref(defaults))), knob.help});
+        }
+        return out;
+    }();
+    return infos;
+}
+
+std::string ConfigToJson(const Config& config) {
+    Config copy = config;
+    json doc = json::object();
+    for (const auto& knob : Registry()) {
+        json value = RefToJson(knob.ref(copy));
+        if (knob.path == "server.api_key") value = copy.server.api_key.empty() ? "" : "<set>";
+        doc[json::json_pointer("/" + [&] {
+            std::string p = knob.path;
+            std::replace(p.begin(), p.end(), '.', '/');
+            return p;
+        }())] = value;
+    }
+    return doc.dump(2);
+}
+
+}  // namespace summarizer

@@ -1,0 +1,298 @@
+// CLI11 subcommands and wiring only: serve, summarize, plan, config.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "summarizer/api.hpp"
+#include "summarizer/config.hpp"
+#include "summarizer/http_server.hpp"
+#include "summarizer/ollama_client.hpp"
+#include "summarizer/summarizer.hpp"
+#include "summarizer/text.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace summarizer;
+
+constexpr int kExitConfig = 2;
+
+std::map<std::string, std::string> Environment() {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        std::string entry(*e);
+        auto eq = entry.find('=');
+        if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+    return env;
+}
+
+struct CommonFlags {
+    std::string config_file;
+    std::string host;
+    int port = -1;
+    std::string ollama_url;
+    std::vector<std::string> sets;
+};
+
+// Loads the config with the precedence flags > env > file > defaults; exits 2 on a bad value.
+Config LoadOrExit(const CommonFlags& flags) {
+    ConfigSources sources;
+    sources.env = Environment();
+    if (!flags.config_file.empty()) {
+        sources.file = flags.config_file;
+    } else if (auto it = sources.env.find("SUMMARIZER_CONFIG"); it != sources.env.end() && !it->second.empty()) {
+        sources.file = it->second;
+    } else if (std::filesystem::exists("config/summarizer.json")) {
+        sources.file = "config/summarizer.json";
+    }
+    if (!flags.host.empty()) sources.flags["server.host"] = flags.host;
+    if (flags.port >= 0) sources.flags["server.port"] = std::to_string(flags.port);
+    if (!flags.ollama_url.empty()) sources.flags["ollama.url"] = flags.ollama_url;
+    for (const auto& set : flags.sets) {
+        auto eq = set.find('=');
+        if (eq == std::string::npos) {
+            std::cerr << "summarizer: --set expects KEY=VALUE, got '" << set << "'\n";
+            std::exit(kExitConfig);
+        }
+        sources.flags[set.substr(0, eq)] = set.substr(eq + 1);
+    }
+    auto config = LoadConfig(sources);
+    if (!config.ok()) {
+        std::cerr << "summarizer: configuration error: " << config.error().message << "\n";
+        std::exit(kExitConfig);
+    }
+    return std::move(config.value());
+}
+
+void AddCommonFlags(CLI::App* app, CommonFlags& flags, bool server_flags) {
+    app->add_option("--config", flags.config_file,
+                    "config file (JSON; default: $SUMMARIZER_CONFIG, else ./config/summarizer.json if present)");
+    app->add_option("--ollama-url", flags.ollama_url, "Ollama server URL (env OLLAMA_HOST; default 127.0.0.1:11434)");
+    if (server_flags) {
+        app->add_option("--host", flags.host, "bind address (env SUMMARIZER_HOST; default 127.0.0.1)");
+        app->add_option("--port", flags.port, "TCP port (env SUMMARIZER_PORT; default 8080; 0 = any free port)")
+            ->check(CLI::Range(0, 65535));
+    }
+    app->add_option("--set", flags.sets, "set any knob: --set routing.policy=cost (see `summarizer config --list`)");
+}
+
+std::string KnobTable() {
+    std::ostringstream out;
+    out << "Settings (file key / environment variable / default):\n";
+    for (const auto& k : Knobs()) {
+        out << "  " << k.path << "\n      env " << k.env << ", default " << (k.default_value.empty() ? "\"\"" : k.default_value)
+            << "\n      " << k.help << "\n";
+    }
+    return out.str();
+}
+
+Result<std::string> ReadInput(const std::string& path) {
+    std::string data;
+    if (path.empty() || path == "-") {
+        data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) return MakeError(ErrorCode::kInvalidRequest, "cannot read " + path);
+        data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    return data;
+}
+
+// Validates CLI input as the API would (UTF-8, not blank, options).
+Result<ParsedRequest> ParseCliRequest(const std::string& text, const std::map<std::string, std::string>& options,
+                                      const Config& config) {
+    HttpInput input;
+    input.content_type = "text/plain";
+    input.body = text;
+    input.query = options;
+    return ParseSummarizeRequest(input, config);
+}
+
+int Serve(const Config& config) {
+    // Signals are waited for in one thread; stop() is not async-signal-safe.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
+    HttpServer server(config, client);
+    auto port = server.Bind();
+    if (!port.ok()) {
+        spdlog::error("{}", port.error().message);
+        return 1;
+    }
+    for (const auto& bucket : config.buckets) {
+        double need = EstimateBucketVramMb(config, bucket);
+        double usable = config.vram.budget_mb - config.vram.reserve_mb;
+        if (need > usable) {
+            spdlog::warn("bucket {} ({}, num_ctx {} x {} slot(s)) needs ~{:.0f} MiB of VRAM but {:.0f} MiB are usable: "
+                         "it will spill to the CPU. Fix: OLLAMA_KV_CACHE_TYPE=q8_0 with OLLAMA_FLASH_ATTENTION=1, fewer "
+                         "OLLAMA_NUM_PARALLEL slots, or a smaller num_ctx",
+                         bucket.name, bucket.model, bucket.num_ctx, config.ollama.num_parallel, need, usable);
+        }
+    }
+    spdlog::info("summarizer listening on http://{}:{} (Ollama at {}, {} parallel slot(s))", config.server.host,
+                 port.value(), config.ollama.url, config.ollama.num_parallel);
+    std::thread waiter([&] {
+        int sig = 0;
+        sigwait(&signals, &sig);
+        spdlog::info("signal {} received: shutting down", sig);
+        server.Stop(config.server.shutdown_grace_s);
+    });
+    bool ok = server.Run();
+    if (waiter.joinable()) {
+        // Run() returned on its own (bind failure): wake the waiter.
+        pthread_kill(waiter.native_handle(), SIGTERM);
+        waiter.join();
+    }
+    return ok ? 0 : 1;
+}
+
+int Summarize(const Config& config, const std::string& path, const std::map<std::string, std::string>& options,
+              bool json_out, bool quiet) {
+    auto text = ReadInput(path);
+    if (!text.ok()) {
+        std::cerr << "summarizer: " << text.error().message << "\n";
+        return 1;
+    }
+    auto parsed = ParseCliRequest(*text, options, config);
+    if (!parsed.ok()) {
+        std::cerr << "summarizer: " << parsed.error().message << "\n";
+        return 1;
+    }
+    OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
+    Summarizer summarizer(config, client);
+    SummarizeEvents events;
+    const bool tty = isatty(fileno(stderr));
+    if (!json_out) {
+        events.on_delta = [](std::string_view piece) {
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+        };
+    }
+    events.on_progress = [&](std::string_view phase, int done, int total) {
+        if (quiet) return;
+        const int width = 30;
+        int filled = total > 0 ? done * width / total : 0;
+        std::fprintf(stderr, "%s%-6s [%s%s] %d/%d%s", tty ? "\r" : "", std::string(phase).c_str(),
+                     std::string(static_cast<size_t>(filled), '#').c_str(),
+                     std::string(static_cast<size_t>(width - filled), '.').c_str(), done, total, tty ? "" : "\n");
+        if (tty && done == total) std::fputc('\n', stderr);
+        std::fflush(stderr);
+    };
+    CancelToken cancel;
+    auto result = summarizer.Run(parsed->request, events, cancel);
+    if (!result.ok()) {
+        std::cerr << "\nsummarizer: " << ErrorCodeName(result.error().code) << ": " << result.error().message << "\n";
+        return 1;
+    }
+    if (json_out) {
+        std::cout << ResponseJson(*result).dump(2) << "\n";
+    } else {
+        if (!result->summary.empty() && result->summary.back() != '\n') std::cout << "\n";
+        if (!quiet) {
+            std::fprintf(stderr, "[route %s, model %s, %d chunk(s), %.1f s, ttft %.0f ms, decode %.1f tok/s]\n",
+                         std::string(RouteName(result->route)).c_str(), result->model.c_str(), result->chunks,
+                         result->timings.total_ms / 1000, result->timings.ttft_ms, result->timings.decode_tokens_per_s);
+        }
+    }
+    return 0;
+}
+
+int PlanCommand(const Config& config, const std::string& path, const std::map<std::string, std::string>& options) {
+    auto text = ReadInput(path);
+    if (!text.ok()) {
+        std::cerr << "summarizer: " << text.error().message << "\n";
+        return 1;
+    }
+    auto parsed = ParseCliRequest(*text, options, config);
+    if (!parsed.ok()) {
+        std::cerr << "summarizer: " << parsed.error().message << "\n";
+        return 1;
+    }
+    OllamaClient unused(OllamaClientOptions::FromConfig(config.ollama));
+    Summarizer summarizer(config, unused);
+    auto plan = summarizer.MakePlan(parsed->request);
+    if (!plan.ok()) {
+        std::cerr << "summarizer: " << ErrorCodeName(plan.error().code) << ": " << plan.error().message << "\n";
+        return 1;
+    }
+    std::cout << PlanJson(*plan).dump(2) << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    CLI::App app{"summarizer: summaries from Ollama that route by size and never send a prompt that does not fit"};
+    app.require_subcommand(1);
+    app.footer(KnobTable() +
+               "\nPrecedence: flags > environment > config file > defaults. A bad value exits with code 2.\n"
+               "Docs: README.md; API: GET /openapi.json");
+
+    CommonFlags serve_flags, summarize_flags, plan_flags, config_flags;
+    auto* serve = app.add_subcommand("serve", "run the HTTP server (POST /summarize, /summarize/plan, /healthz, ...)");
+    AddCommonFlags(serve, serve_flags, true);
+
+    std::string file = "-";
+    std::string language = "auto", style = "paragraph", strategy = "auto";
+    int max_tokens = 0;
+    bool json_out = false, quiet = false;
+    auto* summarize = app.add_subcommand("summarize", "summarize FILE (or - for stdin) once and print it, no server");
+    AddCommonFlags(summarize, summarize_flags, false);
+    summarize->add_option("file", file, "text file, or - for standard input")->capture_default_str();
+    auto add_request_options = [&](CLI::App* cmd) {
+        cmd->add_option("--language", language, "auto, en, ja, ...")->capture_default_str();
+        cmd->add_option("--style", style, "paragraph or bullets")->capture_default_str();
+        cmd->add_option("--max-tokens", max_tokens, "cap on generated tokens (default: generation.num_predict)");
+        cmd->add_option("--strategy", strategy, "auto, single or map_reduce")->capture_default_str();
+    };
+    add_request_options(summarize);
+    summarize->add_flag("--json", json_out, "print the full response object instead of streaming the text");
+    summarize->add_flag("-q,--quiet", quiet, "no progress bar or summary line on stderr");
+
+    auto* plan = app.add_subcommand("plan", "show the route FILE (or -) would take; nothing is generated");
+    AddCommonFlags(plan, plan_flags, false);
+    plan->add_option("file", file, "text file, or - for standard input")->capture_default_str();
+    add_request_options(plan);
+
+    bool list = false;
+    auto* config_cmd = app.add_subcommand("config", "print the effective configuration (or --list the knobs)");
+    AddCommonFlags(config_cmd, config_flags, true);
+    config_cmd->add_flag("--list", list, "list every knob with its environment variable and default");
+
+    CLI11_PARSE(app, argc, argv);
+
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    auto request_options = [&] {
+        std::map<std::string, std::string> o{{"language", language}, {"style", style}, {"strategy", strategy}};
+        if (max_tokens != 0) o["max_tokens"] = std::to_string(max_tokens);
+        return o;
+    };
+    if (*serve) return Serve(LoadOrExit(serve_flags));
+    if (*summarize) return Summarize(LoadOrExit(summarize_flags), file, request_options(), json_out, quiet);
+    if (*plan) return PlanCommand(LoadOrExit(plan_flags), file, request_options());
+    if (*config_cmd) {
+        if (list) {
+            std::cout << KnobTable();
+            return 0;
+        }
+        std::cout << ConfigToJson(LoadOrExit(config_flags)) << "\n";
+        return 0;
+    }
+    return 0;
+}

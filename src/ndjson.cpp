@@ -1,0 +1,33 @@
+#include "summarizer/ndjson.hpp"
+
+namespace summarizer {
+
+bool NdjsonReader::Feed(std::string_view data, const std::function<bool(std::string_view line)>& on_line) {
+    if (overflowed_) return false;
+    size_t start = 0;
+    while (start < data.size()) {
+        size_t newline = data.find('\n', start);
+        if (newline == std::string_view::npos) {
+            buffer_.append(data.substr(start));
+            break;
+        }
+        std::string_view piece = data.substr(start, newline - start);
+        start = newline + 1;
+        std::string_view line = piece;
+        if (!buffer_.empty()) {
+            buffer_.append(piece);
+            line = buffer_;
+        }
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        bool keep_going = line.empty() || on_line(line);
+        buffer_.clear();
+        if (!keep_going) return false;
+    }
+    if (buffer_.size() > max_line_bytes_) {
+        overflowed_ = true;
+        return false;
+    }
+    return true;
+}
+
+}  // namespace summarizer

@@ -1,0 +1,374 @@
+#include "summarizer/ollama_client.hpp"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "summarizer/ndjson.hpp"
+
+namespace summarizer {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+std::string OllamaErrorText(const std::string& body) {
+    try {
+        auto doc = json::parse(body);
+        if (doc.is_object() && doc.contains("error") && doc["error"].is_string()) return doc["error"].get<std::string>();
+    } catch (const json::exception&) {
+    }
+    return body.substr(0, 300);
+}
+
+int64_t GetInt(const json& doc, const char* key) {
+    auto it = doc.find(key);
+    return it != doc.end() && it->is_number() ? it->get<int64_t>() : 0;
+}
+
+// Why the watchdog closed the connection.
+enum class StopReason { kNone, kCancelled, kFirstTokenTimeout, kIdleTimeout, kTotalTimeout };
+
+std::unique_ptr<httplib::Client> MakeClient(const OllamaClientOptions& options, int read_timeout_s) {
+    auto client = std::make_unique<httplib::Client>(options.base_url);
+    client->set_tcp_nodelay(true);
+    client->set_keep_alive(false);
+    client->set_connection_timeout(std::chrono::milliseconds(options.connect_timeout_ms));
+    client->set_read_timeout(std::chrono::seconds(read_timeout_s));
+    client->set_write_timeout(std::chrono::seconds(30));
+    return client;
+}
+
+Error TransportError(httplib::Error error, const std::string& url) {
+    switch (error) {
+        case httplib::Error::Connection:
+        case httplib::Error::ConnectionTimeout:
+            return MakeError(ErrorCode::kUpstreamUnavailable,
+                             "cannot connect to Ollama at " + url + " (" + httplib::to_string(error) +
+                                 "): start it (`ollama serve`) or set OLLAMA_HOST",
+                             /*retryable=*/true);
+        default:
+            return MakeError(ErrorCode::kUpstreamError,
+                             "Ollama at " + url + " broke off the response (" + httplib::to_string(error) + ")",
+                             /*retryable=*/true);
+    }
+}
+
+Result<json> GetJson(const OllamaClientOptions& options, const std::string& path) {
+    auto client = MakeClient(options, std::max(5, options.idle_timeout_s));
+    auto res = client->Get(path.c_str());
+    if (!res) return TransportError(res.error(), options.base_url);
+    if (res->status != 200) return ErrorFromOllamaStatus(res->status, res->body, "");
+    try {
+        return json::parse(res->body);
+    } catch (const json::exception& e) {
+        return MakeError(ErrorCode::kUpstreamError, "Ollama sent malformed JSON for " + path + ": " + e.what());
+    }
+}
+
+}  // namespace
+
+double GenerateResult::PrefillTokensPerSecond() const {
+    return prompt_eval_duration_ns > 0 ? prompt_eval_count * 1e9 / prompt_eval_duration_ns : 0.0;
+}
+
+double GenerateResult::DecodeTokensPerSecond() const {
+    return eval_duration_ns > 0 ? eval_count * 1e9 / eval_duration_ns : 0.0;
+}
+
+OllamaClientOptions OllamaClientOptions::FromConfig(const OllamaConfig& config) {
+    OllamaClientOptions options;
+    options.base_url = NormalizeOllamaHost(config.url).value_or(config.url);
+    options.connect_timeout_ms = config.connect_timeout_ms;
+    options.first_token_timeout_s = config.first_token_timeout_s;
+    options.idle_timeout_s = config.idle_timeout_s;
+    options.total_timeout_s = config.total_timeout_s;
+    options.max_retries = config.max_retries;
+    options.retry_backoff_ms = config.retry_backoff_ms;
+    return options;
+}
+
+OllamaClient::OllamaClient(OllamaClientOptions options) : options_(std::move(options)) {}
+
+std::string BuildGenerateBody(const GenerateRequest& request) {
+    json options = {
+        {"num_ctx", request.num_ctx},
+        {"num_predict", request.num_predict},
+        {"num_batch", request.num_batch},
+        {"temperature", request.temperature},
+        {"repeat_penalty", request.repeat_penalty},
+    };
+    json body = {
+        {"model", request.model},
+        {"prompt", request.prompt},
+        {"stream", true},
+        {"keep_alive", request.keep_alive},
+        // Ollama >= 0.12.4 refuses an over-long prompt instead of silently cutting its head.
+        {"truncate", false},
+        {"options", options},
+    };
+    if (!request.system.empty()) body["system"] = request.system;
+    return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Error ErrorFromOllamaStatus(int status, const std::string& body, const std::string& model) {
+    std::string text = OllamaErrorText(body);
+    std::string prefix = "Ollama answered " + std::to_string(status) + ": " + text;
+    if (status == 404) {
+        std::string fix = model.empty() ? "" : " Create it: `ollama create " + model + " -f config/Modelfile.<bucket>` "
+                                                "(after `ollama pull gemma3:4b`).";
+        return MakeError(ErrorCode::kUpstreamUnavailable, prefix + "." + fix);
+    }
+    if (status == 400 && text.find("exceeds the context length") != std::string::npos) {
+        return MakeError(ErrorCode::kContextOverflow, prefix);
+    }
+    bool transient = status == 500 || status == 502 || status == 503 || status == 429;
+    return MakeError(ErrorCode::kUpstreamError, prefix, transient);
+}
+
+Result<GenerateResult> OllamaClient::Generate(const GenerateRequest& request, const TokenCallback& on_token,
+                                              const CancelToken& cancel) {
+    // A transient failure is retried only while nothing has reached the caller: text already
+    // streamed to a client cannot be taken back.
+    bool delivered = false;
+    TokenCallback tracked = [&](std::string_view piece) {
+        delivered = true;
+        if (on_token) on_token(piece);
+    };
+    thread_local std::mt19937 rng{std::random_device{}()};
+    for (int attempt = 0;; ++attempt) {
+        auto result = GenerateOnce(request, tracked, cancel);
+        if (result.ok() || !result.error().retryable || delivered || attempt >= options_.max_retries) return result;
+        double backoff_ms = options_.retry_backoff_ms * std::pow(2.0, attempt);
+        backoff_ms *= std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+        spdlog::warn("ollama call {} failed ({}); retry {}/{} in {:.0f} ms", request.tag, result.error().message,
+                     attempt + 1, options_.max_retries, backoff_ms);
+        auto until = Clock::now() + std::chrono::duration<double, std::milli>(backoff_ms);
+        while (Clock::now() < until) {
+            if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled while waiting to retry");
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+}
+
+Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request, const TokenCallback& on_token,
+                                                  const CancelToken& cancel) {
+    if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled before sending");
+    const auto start = Clock::now();
+    auto client = MakeClient(options_, std::max(options_.first_token_timeout_s, options_.idle_timeout_s) + 5);
+
+    // The watchdog is the only thread besides this one that touches `client`, and only to stop().
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool finished = false;
+    std::atomic<int64_t> last_line_ns{0};  // ns since start of the last line; 0 = none yet
+    std::atomic<StopReason> stop_reason{StopReason::kNone};
+    std::thread watchdog([&] {
+        std::unique_lock lock(mutex);
+        while (!finished) {
+            wake.wait_for(lock, std::chrono::milliseconds(5));
+            if (finished) break;
+            StopReason reason = StopReason::kNone;
+            double elapsed_s = MsSince(start) / 1000.0;
+            int64_t last = last_line_ns.load();
+            if (cancel.cancelled()) {
+                reason = StopReason::kCancelled;
+            } else if (elapsed_s > options_.total_timeout_s) {
+                reason = StopReason::kTotalTimeout;
+            } else if (last == 0 && elapsed_s > options_.first_token_timeout_s) {
+                reason = StopReason::kFirstTokenTimeout;
+            } else if (last > 0 && elapsed_s - last / 1e9 > options_.idle_timeout_s) {
+                reason = StopReason::kIdleTimeout;
+            }
+            if (reason != StopReason::kNone) {
+                stop_reason = reason;
+                client->stop();  // shuts the socket down; the blocked read returns at once
+            }
+        }
+    });
+
+    GenerateResult result;
+    int status = 0;
+    std::string error_body;
+    std::optional<Error> stream_error;
+    bool final_seen = false;
+    NdjsonReader reader;
+
+    auto on_line = [&](std::string_view line) -> bool {
+        last_line_ns = std::max<int64_t>(1, static_cast<int64_t>(MsSince(start) * 1e6));
+        json doc;
+        try {
+            doc = json::parse(line);
+        } catch (const json::exception&) {
+            stream_error = MakeError(ErrorCode::kUpstreamError,
+                                     "Ollama sent a malformed line: " + std::string(line.substr(0, 120)), true);
+            return false;
+        }
+        if (!doc.is_object()) {
+            stream_error = MakeError(ErrorCode::kUpstreamError, "Ollama sent a line that is not an object", true);
+            return false;
+        }
+        if (auto it = doc.find("error"); it != doc.end()) {
+            std::string text = it->is_string() ? it->get<std::string>() : it->dump();
+            stream_error = MakeError(ErrorCode::kUpstreamError, "Ollama failed mid-stream: " + text, true);
+            return false;
+        }
+        std::string piece;
+        if (auto it = doc.find("response"); it != doc.end() && it->is_string()) piece = it->get<std::string>();
+        if (!piece.empty()) {
+            if (result.text.empty()) result.ttft_ms = MsSince(start);
+            result.text += piece;
+            if (on_token) on_token(piece);
+        }
+        if (doc.value("done", false)) {
+            final_seen = true;
+            result.done_reason = doc.value("done_reason", "");
+            result.prompt_eval_count = GetInt(doc, "prompt_eval_count");
+            result.eval_count = GetInt(doc, "eval_count");
+            result.total_duration_ns = GetInt(doc, "total_duration");
+            result.load_duration_ns = GetInt(doc, "load_duration");
+            result.prompt_eval_duration_ns = GetInt(doc, "prompt_eval_duration");
+            result.eval_duration_ns = GetInt(doc, "eval_duration");
+        }
+        return !cancel.cancelled();
+    };
+
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/api/generate";
+    req.body = BuildGenerateBody(request);
+    req.headers.emplace("Content-Type", "application/json");
+    req.headers.emplace("Accept", "application/x-ndjson");
+    req.response_handler = [&](const httplib::Response& response) {
+        status = response.status;
+        return !cancel.cancelled();
+    };
+    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
+        if (status != 200) {
+            if (error_body.size() < 64 * 1024) error_body.append(data, length);
+            return true;
+        }
+        return reader.Feed(std::string_view(data, length), on_line);
+    };
+
+    httplib::Response res;
+    httplib::Error transport = httplib::Error::Success;
+    bool sent = client->send(req, res, transport);
+    {
+        std::lock_guard lock(mutex);
+        finished = true;
+    }
+    wake.notify_all();
+    watchdog.join();
+    result.wall_ms = MsSince(start);
+
+    // The final object may arrive without a trailing newline.
+    if (sent && status == 200 && !final_seen && !stream_error && !reader.pending().empty() && !reader.overflowed()) {
+        std::string rest(reader.pending());
+        on_line(rest);
+    }
+
+    switch (stop_reason.load()) {
+        case StopReason::kCancelled:
+            return MakeError(ErrorCode::kCancelled, "cancelled; upstream connection closed");
+        case StopReason::kFirstTokenTimeout:
+            return MakeError(ErrorCode::kUpstreamTimeout,
+                             "Ollama sent nothing for " + std::to_string(options_.first_token_timeout_s) +
+                                 " s (ollama.first_token_timeout_s)",
+                             true);
+        case StopReason::kIdleTimeout:
+            return MakeError(ErrorCode::kUpstreamTimeout,
+                             "Ollama went silent for " + std::to_string(options_.idle_timeout_s) +
+                                 " s mid-stream (ollama.idle_timeout_s)",
+                             true);
+        case StopReason::kTotalTimeout:
+            return MakeError(ErrorCode::kUpstreamTimeout,
+                             "the Ollama call took over " + std::to_string(options_.total_timeout_s) +
+                                 " s (ollama.total_timeout_s)",
+                             false);
+        case StopReason::kNone:
+            break;
+    }
+    if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled; upstream connection closed");
+    if (stream_error) return *stream_error;
+    if (reader.overflowed()) return MakeError(ErrorCode::kUpstreamError, "Ollama sent a line over 16 MiB", false);
+    if (status != 0 && status != 200) return ErrorFromOllamaStatus(status, error_body, request.model);
+    if (!sent) {
+        if (status == 200) {
+            return MakeError(ErrorCode::kUpstreamError,
+                             "Ollama closed the connection mid-stream (" + httplib::to_string(transport) + ") after " +
+                                 std::to_string(result.text.size()) + " bytes",
+                             true);
+        }
+        return TransportError(transport, options_.base_url);
+    }
+    if (!final_seen) {
+        return MakeError(ErrorCode::kUpstreamError, "Ollama's stream ended without its final (done) object", true);
+    }
+    return result;
+}
+
+Result<std::vector<std::string>> OllamaClient::ListModels() {
+    auto doc = GetJson(options_, "/api/tags");
+    if (!doc.ok()) return doc.error();
+    std::vector<std::string> names;
+    for (const auto& model : doc->value("models", json::array())) {
+        if (model.is_object() && model.contains("name") && model["name"].is_string()) {
+            names.push_back(model["name"].get<std::string>());
+        }
+    }
+    return names;
+}
+
+Result<std::vector<LoadedModel>> OllamaClient::ListLoaded() {
+    auto doc = GetJson(options_, "/api/ps");
+    if (!doc.ok()) return doc.error();
+    std::vector<LoadedModel> loaded;
+    for (const auto& model : doc->value("models", json::array())) {
+        if (!model.is_object()) continue;
+        LoadedModel m;
+        m.name = model.value("name", "");
+        m.size_bytes = GetInt(model, "size");
+        m.size_vram_bytes = GetInt(model, "size_vram");
+        m.context_length = GetInt(model, "context_length");
+        m.expires_at = model.value("expires_at", "");
+        loaded.push_back(std::move(m));
+    }
+    return loaded;
+}
+
+Result<GenerateResult> OllamaClient::Load(const std::string& model, int num_ctx, const std::string& keep_alive) {
+    auto client = MakeClient(options_, options_.first_token_timeout_s);
+    json body = {{"model", model}, {"prompt", ""}, {"stream", false}, {"keep_alive", keep_alive}};
+    if (num_ctx > 0) body["options"] = {{"num_ctx", num_ctx}};
+    const auto start = Clock::now();
+    auto res = client->Post("/api/generate", body.dump(), "application/json");
+    if (!res) return TransportError(res.error(), options_.base_url);
+    if (res->status != 200) return ErrorFromOllamaStatus(res->status, res->body, model);
+    GenerateResult result;
+    result.wall_ms = MsSince(start);
+    try {
+        auto doc = json::parse(res->body);
+        result.done_reason = doc.value("done_reason", "");
+        result.load_duration_ns = GetInt(doc, "load_duration");
+        result.total_duration_ns = GetInt(doc, "total_duration");
+    } catch (const json::exception& e) {
+        return MakeError(ErrorCode::kUpstreamError, std::string("Ollama sent malformed JSON for a load: ") + e.what());
+    }
+    return result;
+}
+
+}  // namespace summarizer

@@ -1,0 +1,187 @@
+#include "summarizer/openapi.hpp"
+
+namespace summarizer {
+
+std::string_view OpenApiDocument() {
+    static constexpr std::string_view kDocument = R"JSON({
+  "openapi": "3.0.3",
+  "info": {
+    "title": "summarizer",
+    "version": "1.0.0",
+    "description": "Summarization service in front of Ollama: routes each text to the 16K bucket, the 60K bucket, or a parallel map-reduce, and never sends a prompt that does not fit.",
+    "license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"}
+  },
+  "servers": [{"url": "http://127.0.0.1:8080"}],
+  "tags": [{"name": "summarize", "description": "Summaries and plans"}, {"name": "operations", "description": "Health, readiness, status, metrics"}],
+  "security": [{}, {"bearerAuth": []}],
+  "paths": {
+    "/summarize": {
+      "post": {
+        "tags": ["summarize"],
+        "operationId": "summarize",
+        "summary": "Summarize a text",
+        "description": "JSON body, or text/plain with the options as query parameters. With stream=true or Accept: text/event-stream the answer is Server-Sent Events: meta, progress (map-reduce), delta, then done or error.",
+        "parameters": [
+          {"$ref": "#/components/parameters/Language"}, {"$ref": "#/components/parameters/Style"},
+          {"$ref": "#/components/parameters/MaxTokens"}, {"$ref": "#/components/parameters/Stream"},
+          {"$ref": "#/components/parameters/StrategyParam"}, {"$ref": "#/components/parameters/RequestId"}
+        ],
+        "requestBody": {"$ref": "#/components/requestBodies/SummarizeBody"},
+        "responses": {
+          "200": {
+            "description": "The summary (JSON), or an SSE stream",
+            "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+            "content": {
+              "application/json": {"schema": {"$ref": "#/components/schemas/SummarizeResponse"}},
+              "text/event-stream": {"schema": {"type": "string", "description": "event: meta|progress|delta|done|error, data: JSON"}}
+            }
+          },
+          "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+          "413": {"$ref": "#/components/responses/Error"}, "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Error"}, "429": {"$ref": "#/components/responses/Overloaded"},
+          "502": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"},
+          "504": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
+    "/summarize/plan": {
+      "post": {
+        "tags": ["summarize"],
+        "operationId": "plan",
+        "summary": "Show the route a text would take; nothing is generated",
+        "parameters": [
+          {"$ref": "#/components/parameters/Language"}, {"$ref": "#/components/parameters/Style"},
+          {"$ref": "#/components/parameters/MaxTokens"}, {"$ref": "#/components/parameters/Stream"},
+          {"$ref": "#/components/parameters/StrategyParam"}, {"$ref": "#/components/parameters/RequestId"}
+        ],
+        "requestBody": {"$ref": "#/components/requestBodies/SummarizeBody"},
+        "responses": {
+          "200": {"description": "The plan", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Plan"}}}},
+          "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+          "413": {"$ref": "#/components/responses/Error"}, "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
+    "/healthz": {
+      "get": {"tags": ["operations"], "operationId": "healthz", "summary": "Liveness", "security": [],
+              "responses": {"200": {"description": "The process serves", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}
+    },
+    "/readyz": {
+      "get": {"tags": ["operations"], "operationId": "readyz", "summary": "Readiness: Ollama answers and every bucket model exists", "security": [],
+              "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                            "503": {"description": "Not ready, with the reason", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}
+    },
+    "/status": {
+      "get": {"tags": ["operations"], "operationId": "status", "summary": "Configuration in force and what Ollama has loaded",
+              "responses": {"200": {"description": "Status", "content": {"application/json": {"schema": {"type": "object", "additionalProperties": true}}}},
+                            "401": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/metrics": {
+      "get": {"tags": ["operations"], "operationId": "metrics", "summary": "Prometheus metrics",
+              "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                            "401": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/openapi.json": {
+      "get": {"tags": ["operations"], "operationId": "openapi", "summary": "This document", "security": [],
+              "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}}
+    },
+    "/": {
+      "get": {"tags": ["operations"], "operationId": "page", "summary": "A page to paste a text and watch its summary stream", "security": [],
+              "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}}
+    }
+  },
+  "components": {
+    "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "Only when SUMMARIZER_API_KEY is set"}},
+    "headers": {
+      "RequestId": {"description": "The request id (the client's X-Request-Id if it sent one)", "schema": {"type": "string"}}
+    },
+    "parameters": {
+      "Language": {"name": "language", "in": "query", "required": false, "description": "text/plain bodies only", "schema": {"type": "string", "default": "auto"}},
+      "Style": {"name": "style", "in": "query", "required": false, "description": "text/plain bodies only", "schema": {"type": "string", "enum": ["paragraph", "bullets"], "default": "paragraph"}},
+      "MaxTokens": {"name": "max_tokens", "in": "query", "required": false, "description": "text/plain bodies only", "schema": {"type": "integer", "minimum": 1}},
+      "Stream": {"name": "stream", "in": "query", "required": false, "description": "text/plain bodies only", "schema": {"type": "boolean", "default": false}},
+      "StrategyParam": {"name": "strategy", "in": "query", "required": false, "description": "text/plain bodies only", "schema": {"$ref": "#/components/schemas/Strategy"}},
+      "RequestId": {"name": "X-Request-Id", "in": "header", "required": false, "description": "Echoed back; generated when absent", "schema": {"type": "string", "maxLength": 128}}
+    },
+    "requestBodies": {
+      "SummarizeBody": {
+        "required": true,
+        "content": {
+          "application/json": {"schema": {"$ref": "#/components/schemas/SummarizeRequest"}},
+          "text/plain": {"schema": {"type": "string", "description": "The text itself (UTF-8)"}}
+        }
+      }
+    },
+    "responses": {
+      "Error": {"description": "An error", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "Overloaded": {"description": "The request queue is full",
+                     "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+                                 "X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    },
+    "schemas": {
+      "Strategy": {"type": "string", "enum": ["auto", "single", "map_reduce"], "default": "auto"},
+      "Route": {"type": "string", "enum": ["16k", "60k", "map_reduce", "extractive"]},
+      "SummarizeRequest": {
+        "type": "object", "additionalProperties": false, "required": ["text"],
+        "properties": {
+          "text": {"type": "string", "minLength": 1, "description": "UTF-8, not blank"},
+          "language": {"type": "string", "default": "auto", "description": "\"auto\" = the input's language, or a code such as \"ja\", \"en\""},
+          "style": {"type": "string", "enum": ["paragraph", "bullets"], "default": "paragraph"},
+          "max_tokens": {"type": "integer", "minimum": 1, "description": "Cap on generated tokens; default config num_predict (1200)"},
+          "stream": {"type": "boolean", "default": false},
+          "strategy": {"$ref": "#/components/schemas/Strategy"}
+        }
+      },
+      "SummarizeResponse": {
+        "type": "object",
+        "required": ["summary", "route", "model", "chunks", "levels", "usage", "timings", "request_id"],
+        "properties": {
+          "summary": {"type": "string"},
+          "route": {"$ref": "#/components/schemas/Route"},
+          "model": {"type": "string"},
+          "chunks": {"type": "integer"},
+          "levels": {"type": "integer"},
+          "degraded": {"type": "boolean"},
+          "usage": {"type": "object", "required": ["prompt_tokens", "completion_tokens", "upstream_requests"],
+                    "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "upstream_requests": {"type": "integer"}}},
+          "timings": {"type": "object",
+                      "required": ["total_ms", "queue_ms", "ttft_ms", "load_ms", "prefill_tokens_per_s", "decode_tokens_per_s"],
+                      "properties": {"total_ms": {"type": "number"}, "queue_ms": {"type": "number"}, "ttft_ms": {"type": "number"},
+                                     "load_ms": {"type": "number"}, "prefill_tokens_per_s": {"type": "number"}, "decode_tokens_per_s": {"type": "number"}}},
+          "request_id": {"type": "string"}
+        }
+      },
+      "Plan": {
+        "type": "object",
+        "required": ["route", "model", "num_ctx", "chars", "estimated_prompt_tokens", "chunks", "reason"],
+        "properties": {
+          "route": {"$ref": "#/components/schemas/Route"},
+          "model": {"type": "string"},
+          "num_ctx": {"type": "integer"},
+          "chars": {"type": "integer", "description": "Unicode code points"},
+          "estimated_prompt_tokens": {"type": "integer"},
+          "chunks": {"type": "array", "items": {"type": "object", "required": ["chars", "estimated_tokens"],
+                     "properties": {"chars": {"type": "integer"}, "estimated_tokens": {"type": "integer"}}}},
+          "reason": {"type": "string"}
+        }
+      },
+      "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}},
+      "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message", "request_id"],
+          "properties": {
+            "code": {"type": "string", "enum": ["invalid_json", "invalid_request", "unauthorized", "payload_too_large", "unsupported_media_type", "input_too_large", "overloaded", "upstream_error", "upstream_unavailable", "upstream_timeout", "not_found", "internal_error"]},
+            "message": {"type": "string"},
+            "request_id": {"type": "string"}}}}
+      }
+    }
+  }
+})JSON";
+    return kDocument;
+}
+
+}  // namespace summarizer

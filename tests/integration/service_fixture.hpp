@@ -1,0 +1,90 @@
+// Runs the real HttpServer (in-process, real sockets) against the fake Ollama.
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "fake_ollama.hpp"
+#include "summarizer/config.hpp"
+#include "summarizer/http_server.hpp"
+#include "summarizer/ollama_client.hpp"
+
+namespace summarizer::testing {
+
+class ServiceTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        config.server.port = 0;
+        config.ollama.url = fake.url();
+        config.ollama.retry_backoff_ms = 10;
+        config.ollama.idle_timeout_s = 2;
+        config.ollama.first_token_timeout_s = 3;
+    }
+    void TearDown() override { StopService(); }
+
+    // Call after adjusting `config`.
+    void StartService() {
+        client = std::make_unique<OllamaClient>(OllamaClientOptions::FromConfig(config.ollama));
+        server = std::make_unique<HttpServer>(config, *client);
+        auto bound = server->Bind();
+        ASSERT_TRUE(bound.ok()) << bound.error().message;
+        port = *bound;
+        thread = std::thread([this] { server->Run(); });
+    }
+    void StopService() {
+        if (server) server->Stop();
+        if (thread.joinable()) thread.join();
+        server.reset();
+        client.reset();
+    }
+
+    httplib::Client Http() {
+        httplib::Client c("127.0.0.1", port);
+        c.set_tcp_nodelay(true);
+        c.set_read_timeout(std::chrono::seconds(30));
+        return c;
+    }
+
+    httplib::Result PostJson(const nlohmann::json& body, httplib::Headers headers = {}) {
+        return Http().Post("/summarize", headers, body.dump(), "application/json");
+    }
+
+    FakeOllama fake;
+    Config config;
+    std::unique_ptr<OllamaClient> client;
+    std::unique_ptr<HttpServer> server;
+    std::thread thread;
+    int port = 0;
+};
+
+// Reads an SSE body into (event, data) pairs.
+inline std::vector<std::pair<std::string, nlohmann::json>> ParseSse(const std::string& body) {
+    std::vector<std::pair<std::string, nlohmann::json>> events;
+    size_t pos = 0;
+    while (pos < body.size()) {
+        size_t end = body.find("\n\n", pos);
+        if (end == std::string::npos) break;
+        std::string block = body.substr(pos, end - pos);
+        pos = end + 2;
+        std::string event, data;
+        size_t line_start = 0;
+        while (line_start <= block.size()) {
+            size_t nl = block.find('\n', line_start);
+            std::string line = block.substr(line_start, nl == std::string::npos ? std::string::npos : nl - line_start);
+            if (line.rfind("event: ", 0) == 0) event = line.substr(7);
+            if (line.rfind("data: ", 0) == 0) data += line.substr(6);
+            if (nl == std::string::npos) break;
+            line_start = nl + 1;
+        }
+        events.emplace_back(event, nlohmann::json::parse(data));
+    }
+    return events;
+}
+
+}  // namespace summarizer::testing

@@ -1,0 +1,160 @@
+#include "summarizer/router.hpp"
+
+#include <gtest/gtest.h>
+
+#include "summarizer/tokens.hpp"
+
+namespace summarizer {
+namespace {
+
+const std::string kEnglishParagraph =
+    "The committee reviewed the quarterly figures in detail. Revenue rose by 4.2 percent compared with the same "
+    "period last year, mostly because of stronger demand in the northern region, while costs grew more slowly than "
+    "expected. Several members asked whether the new pricing model would hold once the promotional discounts end "
+    "in March.\n\n";
+const std::string kJapaneseParagraph =
+    "委員会は四半期の数字を詳しく検討した。売上高は前年同期比で四・二パーセント増加し、その主な要因は北部地域での"
+    "需要の伸びであった。一方で、費用の増加は予想よりも緩やかだった。複数の委員は、三月に販促割引が終了した後も新しい"
+    "価格モデルが維持できるのかを質問した。\n\n";
+
+// Repeats `unit` until the text has `chars` code points (cut on a code point boundary).
+std::string TextOfChars(const std::string& unit, size_t chars) {
+    std::string out;
+    size_t count = 0;
+    while (count < chars) {
+        size_t pos = 0;
+        while (pos < unit.size() && count < chars) {
+            size_t start = pos;
+            DecodeCodePoint(unit, pos);
+            out.append(unit, start, pos - start);
+            ++count;
+        }
+    }
+    return out;
+}
+
+Plan MustPlan(const std::string& text, Strategy strategy = Strategy::kAuto, std::string language = "en") {
+    Config config;
+    RouteOptions options;
+    options.strategy = strategy;
+    options.prompt.language = std::move(language);
+    auto plan = PlanRoute(text, ComputeTextStats(text), config, options);
+    EXPECT_TRUE(plan.ok()) << plan.error().message;
+    return plan.ok() ? plan.value() : Plan{};
+}
+
+TEST(Router, ThirtyThousandEnglishCharsFit16k) {
+    Plan plan = MustPlan(TextOfChars(kEnglishParagraph, 30000));
+    EXPECT_EQ(plan.route, Route::k16k);
+    EXPECT_EQ(plan.model, "gemma3-4b-16k");
+    EXPECT_EQ(plan.num_ctx, 16384);
+    EXPECT_EQ(plan.chars, 30000);
+    EXPECT_EQ(plan.chunks.size(), 1u);
+    EXPECT_NE(plan.reason.find("fits the 16k bucket"), std::string::npos) << plan.reason;
+}
+
+TEST(Router, ThirtyThousandJapaneseCharsDoNotFit16k) {
+    Plan plan = MustPlan(TextOfChars(kJapaneseParagraph, 30000), Strategy::kAuto, "ja");
+    EXPECT_EQ(plan.route, Route::k60k);
+    EXPECT_EQ(plan.num_ctx, 61440);
+    EXPECT_EQ(plan.keep_alive, "15m");
+    EXPECT_GT(plan.estimated_prompt_tokens, 16384);
+}
+
+TEST(Router, SixtyThousandJapaneseCharsAreMeasuredInTokens) {
+    // Under the 150,000-char threshold; what decides is whether the tokens fit 61,440.
+    std::string text = TextOfChars(kJapaneseParagraph, 60000);
+    Plan plan = MustPlan(text, Strategy::kAuto, "ja");
+    Config config;
+    int64_t needed = plan.estimated_prompt_tokens + config.generation.num_predict + config.routing.safety_margin_tokens;
+    EXPECT_EQ(plan.route, needed <= 61440 ? Route::k60k : Route::kMapReduce) << plan.reason;
+    // 140,000 Japanese chars are under the threshold but far over 61,440 tokens.
+    Plan big = MustPlan(TextOfChars(kJapaneseParagraph, 140000), Strategy::kAuto, "ja");
+    EXPECT_EQ(big.route, Route::kMapReduce) << big.reason;
+    EXPECT_NE(big.reason.find("over the 60k bucket"), std::string::npos) << big.reason;
+}
+
+TEST(Router, EnglishOverTheThresholdGoesToMapReduceEvenIfItWouldFit60k) {
+    Plan under = MustPlan(TextOfChars(kEnglishParagraph, 140000));
+    EXPECT_EQ(under.route, Route::k60k) << under.reason;
+    Plan over = MustPlan(TextOfChars(kEnglishParagraph, 160000));
+    EXPECT_EQ(over.route, Route::kMapReduce) << over.reason;
+    EXPECT_NE(over.reason.find("HIERARCHICAL_THRESHOLD_CHARS"), std::string::npos) << over.reason;
+}
+
+TEST(Router, NoPlannedPromptExceedsItsContext) {
+    Config config;
+    for (const auto* unit : {&kEnglishParagraph, &kJapaneseParagraph}) {
+        for (size_t chars : {1000u, 20000u, 40000u, 70000u, 150000u, 400000u}) {
+            std::string text = TextOfChars(*unit, chars);
+            Plan plan = MustPlan(text);
+            if (plan.route != Route::kMapReduce) {
+                EXPECT_LE(plan.estimated_prompt_tokens + config.generation.num_predict, plan.num_ctx);
+                continue;
+            }
+            RouteOptions options;
+            int64_t overhead = MapPromptOverheadTokens(options.prompt);
+            for (const auto& chunk : plan.chunks) {
+                EXPECT_LE(EstimateTokens(ChunkText(text, chunk)) + overhead + config.map_reduce.map_num_predict,
+                          config.small_bucket().num_ctx);
+                EXPECT_LE(chunk.chars, config.routing.hierarchical_chunk_max_chars);
+            }
+        }
+    }
+}
+
+TEST(Router, StrategySingleRefusesWhatFitsNoBucket) {
+    Config config;
+    RouteOptions options;
+    options.strategy = Strategy::kSingle;
+    std::string text = TextOfChars(kJapaneseParagraph, 140000);
+    auto plan = PlanRoute(text, ComputeTextStats(text), config, options);
+    ASSERT_FALSE(plan.ok());
+    EXPECT_EQ(plan.error().code, ErrorCode::kInputTooLarge);
+    EXPECT_NE(plan.error().message.find("map_reduce"), std::string::npos);
+    // Over the char threshold but within 60K tokens: single means single.
+    std::string english = TextOfChars(kEnglishParagraph, 160000);
+    auto single = PlanRoute(english, ComputeTextStats(english), config, options);
+    ASSERT_TRUE(single.ok());
+    EXPECT_EQ(single->route, Route::k60k);
+}
+
+TEST(Router, StrategyMapReduceAlwaysChunks) {
+    Plan plan = MustPlan(TextOfChars(kEnglishParagraph, 5000), Strategy::kMapReduce);
+    EXPECT_EQ(plan.route, Route::kMapReduce);
+    EXPECT_EQ(plan.chunks.size(), 1u);
+}
+
+TEST(Router, ThresholdsComeFromConfig) {
+    Config config;
+    config.routing.hierarchical_threshold_chars = 10000;
+    config.routing.hierarchical_chunk_max_chars = 4000;
+    std::string text = TextOfChars(kEnglishParagraph, 20000);
+    RouteOptions options;
+    options.prompt.max_tokens = 100;
+    // 20,000 English chars fit 16K whatever the threshold.
+    auto plan = PlanRoute(text, ComputeTextStats(text), config, options);
+    ASSERT_TRUE(plan.ok());
+    EXPECT_EQ(plan->route, Route::k16k);
+    config.small_bucket();
+    config.buckets[0].num_ctx = 4096;
+    plan = PlanRoute(text, ComputeTextStats(text), config, options);
+    ASSERT_TRUE(plan.ok());
+    EXPECT_EQ(plan->route, Route::kMapReduce) << plan->reason;
+    EXPECT_GE(plan->chunks.size(), 5u);
+}
+
+TEST(Router, SafetyFactorShrinksWhatFits) {
+    Config config;
+    std::string text = TextOfChars(kEnglishParagraph, 55000);
+    RouteOptions options;
+    auto normal = PlanRoute(text, ComputeTextStats(text), config, options);
+    options.token_safety = 1.5;
+    auto strict = PlanRoute(text, ComputeTextStats(text), config, options);
+    ASSERT_TRUE(normal.ok() && strict.ok());
+    EXPECT_GT(strict->estimated_prompt_tokens, normal->estimated_prompt_tokens);
+    EXPECT_NE(strict->reason.find("after an overflow"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace summarizer

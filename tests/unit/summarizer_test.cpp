@@ -1,0 +1,239 @@
+// The summarizer over an in-process fake backend: routes, map-reduce order and coverage,
+// re-planning after truncation, failures and cancellation.
+#include "summarizer/summarizer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "fake_backend.hpp"
+#include "summarizer/tokens.hpp"
+
+namespace summarizer {
+namespace {
+
+using testing::FakeLlmBackend;
+
+// Paragraphs that each carry a marker "[P<n>]" so tests can see which text reached which call.
+std::string MarkedText(int paragraphs, bool japanese = false) {
+    std::string out;
+    for (int i = 0; i < paragraphs; ++i) {
+        out += "[P" + std::to_string(i) + "] ";
+        if (japanese) {
+            out += "会議では新しい計画の予算と日程について長い議論が行われ、最終的に第一段階の実施が承認された。"
+                   "担当者は来月までに詳細な報告書を提出することになった。";
+        } else {
+            out += "The meeting discussed the budget and the schedule of the new plan at length, and in the end it "
+                   "approved the first phase. The people in charge will hand in a detailed report by next month.";
+        }
+        out += "\n\n";
+    }
+    return out;
+}
+
+std::set<int> MarkersIn(const std::string& text) {
+    std::set<int> markers;
+    static const std::regex re("\\[P(\\d+)\\]");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+        markers.insert(std::stoi((*it)[1]));
+    }
+    return markers;
+}
+
+class SummarizerTest : public ::testing::Test {
+protected:
+    SummarizerTest() {
+        config.routing.hierarchical_threshold_chars = 150000;
+        config.routing.hierarchical_chunk_max_chars = 3000;
+        config.ollama.num_parallel = 3;
+    }
+    Result<SummarizeResponse> Run(const std::string& text, SummarizeEvents events = {},
+                                  Strategy strategy = Strategy::kAuto) {
+        SummarizeRequest request;
+        request.text = text;
+        request.strategy = strategy;
+        request.request_id = "test";
+        Summarizer summarizer(config, backend);
+        return summarizer.Run(request, events, cancel);
+    }
+    Config config;
+    FakeLlmBackend backend;
+    CancelToken cancel;
+};
+
+TEST_F(SummarizerTest, SinglePassStreamsDeltasAndCountsUsage) {
+    std::string streamed;
+    SummarizeEvents events;
+    events.on_delta = [&](std::string_view piece) { streamed += piece; };
+    auto r = Run("A short text about a meeting. It approved a plan.", events);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->route, Route::k16k);
+    EXPECT_EQ(r->summary, "summary of single");
+    EXPECT_EQ(streamed, r->summary);
+    EXPECT_EQ(r->usage.upstream_requests, 1);
+    EXPECT_EQ(r->usage.completion_tokens, 10);
+    EXPECT_NEAR(r->timings.decode_tokens_per_s, 50.0, 0.01);
+}
+
+TEST_F(SummarizerTest, MapReduceKeepsDocumentOrderWhateverFinishesFirst) {
+    // Later chunks answer sooner: completion order is the reverse of document order.
+    backend.SetResponder([](const GenerateRequest& g, int) -> Result<GenerateResult> {
+        GenerateResult r = FakeLlmBackend::Default(g);
+        if (g.tag.rfind("map ", 0) == 0) {
+            int index = std::stoi(g.tag.substr(4));
+            std::this_thread::sleep_for(std::chrono::milliseconds(5 * (20 - std::min(index, 20))));
+            // The partial summary names the markers its chunk contained.
+            std::string markers;
+            for (int m : MarkersIn(g.prompt)) markers += "[P" + std::to_string(m) + "]";
+            r.text = "chunk " + std::to_string(index) + " " + markers;
+        }
+        return r;
+    });
+    std::vector<std::pair<std::string, int>> progress;
+    SummarizeEvents events;
+    events.on_progress = [&](std::string_view phase, int done, int) { progress.emplace_back(phase, done); };
+    const int paragraphs = 60;
+    auto r = Run(MarkedText(paragraphs), events, Strategy::kMapReduce);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->route, Route::kMapReduce);
+    EXPECT_GT(r->chunks, 3);
+    EXPECT_EQ(r->levels, 1);
+
+    auto requests = backend.requests();
+    const auto& final_reduce = requests.back();
+    EXPECT_EQ(final_reduce.tag, "reduce final");
+    // Every chunk's summary reached the reduce, in document order.
+    size_t last = 0;
+    for (int i = 1; i <= r->chunks; ++i) {
+        size_t pos = final_reduce.prompt.find("chunk " + std::to_string(i) + " ");
+        ASSERT_NE(pos, std::string::npos) << "chunk " << i << " missing from the reduce";
+        EXPECT_GT(pos, last);
+        last = pos;
+    }
+    // And every paragraph of the input is covered by some chunk.
+    std::set<int> all = MarkersIn(final_reduce.prompt);
+    EXPECT_EQ(all.size(), static_cast<size_t>(paragraphs));
+    // Progress: map 0..n then done.
+    ASSERT_FALSE(progress.empty());
+    EXPECT_EQ(progress.front(), (std::pair<std::string, int>{"map", 0}));
+    EXPECT_EQ(progress.back(), (std::pair<std::string, int>{"map", r->chunks}));
+    EXPECT_EQ(r->usage.upstream_requests, r->chunks + 1);
+}
+
+TEST_F(SummarizerTest, MapConcurrencyIsBoundedBySlots) {
+    std::atomic<int> active{0}, peak{0};
+    backend.SetResponder([&](const GenerateRequest& g, int) -> Result<GenerateResult> {
+        int now = ++active;
+        int seen = peak.load();
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        --active;
+        return FakeLlmBackend::Default(g);
+    });
+    auto r = Run(MarkedText(60), {}, Strategy::kMapReduce);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(peak.load(), 3);
+}
+
+TEST_F(SummarizerTest, MultiLevelReduceForAVeryLargeInput) {
+    // Partial summaries so long that they need several reduce levels to fit 16K.
+    config.map_reduce.map_num_predict = 2000;
+    config.routing.hierarchical_chunk_max_chars = 20000;
+    backend.SetResponder([](const GenerateRequest& g, int) -> Result<GenerateResult> {
+        GenerateResult r = FakeLlmBackend::Default(g);
+        if (g.tag.rfind("map ", 0) == 0 || g.tag.rfind("reduce ", 0) == 0) {
+            r.text = g.tag + ": " + std::string(static_cast<size_t>(g.num_predict) * 3, 'x');
+        }
+        return r;
+    });
+    auto r = Run(MarkedText(3000), {}, Strategy::kAuto);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->route, Route::kMapReduce);
+    EXPECT_GE(r->levels, 2);
+    for (const auto& g : backend.requests()) {
+        EXPECT_LE(EstimateTokens(g.prompt) + EstimateTokens(g.system) + g.num_predict, g.num_ctx) << g.tag;
+    }
+}
+
+TEST_F(SummarizerTest, TruncatedPromptIsReplannedNeverReturned) {
+    // The first call comes back "cut": prompt_eval_count == num_ctx.
+    backend.SetResponder([](const GenerateRequest& g, int index) -> Result<GenerateResult> {
+        GenerateResult r = FakeLlmBackend::Default(g);
+        if (index == 0) {
+            r.prompt_eval_count = g.num_ctx;
+            r.text = "summary of the tail only";
+        }
+        return r;
+    });
+    auto r = Run(MarkedText(10));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_NE(r->summary, "summary of the tail only");
+    EXPECT_EQ(r->overflow_replans, 1);
+    EXPECT_NE(r->reason.find("re-planned"), std::string::npos) << r->reason;
+    EXPECT_EQ(backend.requests().size(), 2u);
+}
+
+TEST_F(SummarizerTest, OllamaRefusingTheLengthIsReplannedToABiggerBucket) {
+    backend.SetResponder([](const GenerateRequest& g, int) -> Result<GenerateResult> {
+        if (g.num_ctx == 16384) {
+            return MakeError(ErrorCode::kContextOverflow,
+                             "Ollama answered 400: the input length exceeds the context length");
+        }
+        return FakeLlmBackend::Default(g);
+    });
+    // Close to the 16K limit by estimate, so a stricter estimate moves it to 60K.
+    std::string text;
+    while (EstimateTokens(text) < 13500) text += MarkedText(5);
+    auto r = Run(text);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->route, Route::k60k);
+    EXPECT_GE(r->overflow_replans, 1);
+}
+
+TEST_F(SummarizerTest, PermanentChunkFailureNamesTheChunkAndCancelsTheRest) {
+    std::atomic<int> cancelled_seen{0};
+    backend.SetResponder([&](const GenerateRequest& g, int) -> Result<GenerateResult> {
+        if (g.tag == "map 2/" + g.tag.substr(g.tag.find('/') + 1)) {
+            return MakeError(ErrorCode::kUpstreamError, "Ollama answered 400: bad request");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        return FakeLlmBackend::Default(g);
+    });
+    auto r = Run(MarkedText(60), {}, Strategy::kMapReduce);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kUpstreamError);
+    EXPECT_NE(r.error().message.find("chunk 2 of"), std::string::npos) << r.error().message;
+    // Not every chunk was sent: the failure stopped the rest.
+    int maps = 0;
+    for (const auto& g : backend.requests()) maps += g.tag.rfind("map ", 0) == 0;
+    EXPECT_LT(maps, 12);
+}
+
+TEST_F(SummarizerTest, CancelStopsMapReduce) {
+    backend.SetResponder([&](const GenerateRequest& g, int index) -> Result<GenerateResult> {
+        if (index == 2) cancel.Cancel();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return FakeLlmBackend::Default(g);
+    });
+    auto r = Run(MarkedText(60), {}, Strategy::kMapReduce);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kCancelled);
+    EXPECT_LT(backend.requests().size(), 8u);
+}
+
+TEST_F(SummarizerTest, JapaneseMapReduceAsksForJapanese) {
+    auto r = Run(MarkedText(60, true), {}, Strategy::kMapReduce);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->language, "ja");
+    for (const auto& g : backend.requests()) {
+        EXPECT_NE(g.prompt.find("日本語で"), std::string::npos) << g.tag;
+    }
+}
+
+}  // namespace
+}  // namespace summarizer

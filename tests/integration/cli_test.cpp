@@ -1,0 +1,170 @@
+// The summarizer binary as a user runs it: config errors exit 2, summarize/plan work offline
+// from a server, serve answers on its port.
+#include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "fake_ollama.hpp"
+
+namespace summarizer::testing {
+namespace {
+
+struct Outcome {
+    int exit_code = -1;
+    std::string out;  // stdout and stderr together
+};
+
+Outcome Execute(const std::string& command) {
+    Outcome run;
+    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+    if (!pipe) return run;
+    char buffer[4096];
+    size_t n = 0;
+    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
+    int status = pclose(pipe);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+}
+
+std::string TempFile(const std::string& name, const std::string& content) {
+    auto path = std::filesystem::temp_directory_path() / ("summarizer_cli_" + name);
+    std::ofstream(path, std::ios::binary) << content;
+    return path.string();
+}
+
+const std::string kBinary = SUMMARIZER_BINARY;
+
+// A port nobody listens on now (bound to 0, read back, closed).
+int FreePort() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+TEST(Cli, HelpDocumentsEveryEnvironmentVariable) {
+    Outcome run = Execute(kBinary + " --help");
+    EXPECT_EQ(run.exit_code, 0);
+    for (const char* env : {"OLLAMA_HOST", "OLLAMA_NUM_PARALLEL", "SUMMARIZER_PORT", "SUMMARIZER_API_KEY",
+                            "HIERARCHICAL_THRESHOLD_CHARS", "HIERARCHICAL_CHUNK_MAX_CHARS", "SUMMARIZER_MAX_INFLIGHT"}) {
+        EXPECT_NE(run.out.find(env), std::string::npos) << env;
+    }
+    Outcome serve = Execute(kBinary + " serve --help");
+    EXPECT_NE(serve.out.find("--ollama-url"), std::string::npos);
+    EXPECT_NE(serve.out.find("--port"), std::string::npos);
+}
+
+TEST(Cli, BadConfigurationExitsWithCode2NamingTheKeyAndSource) {
+    Outcome env = Execute("HIERARCHICAL_THRESHOLD_CHARS=-3 " + kBinary + " config");
+    EXPECT_EQ(env.exit_code, 2);
+    EXPECT_NE(env.out.find("routing.hierarchical_threshold_chars"), std::string::npos) << env.out;
+    EXPECT_NE(env.out.find("env HIERARCHICAL_THRESHOLD_CHARS"), std::string::npos) << env.out;
+
+    std::string file = TempFile("bad.json", R"({"buckets": {"60k": {"keep_alive": "a while"}}})");
+    Outcome bad_file = Execute(kBinary + " serve --config " + file);
+    EXPECT_EQ(bad_file.exit_code, 2);
+    EXPECT_NE(bad_file.out.find("buckets.60k.keep_alive"), std::string::npos) << bad_file.out;
+    EXPECT_NE(bad_file.out.find(file), std::string::npos) << bad_file.out;
+
+    std::string malformed = TempFile("malformed.json", "{ nope");
+    Outcome m = Execute(kBinary + " config --config " + malformed);
+    EXPECT_EQ(m.exit_code, 2);
+    EXPECT_NE(m.out.find("malformed JSON"), std::string::npos) << m.out;
+
+    Outcome unknown = Execute(kBinary + " config --set server.colour=blue");
+    EXPECT_EQ(unknown.exit_code, 2);
+}
+
+TEST(Cli, ConfigShowsPrecedence) {
+    std::string file = TempFile("ok.json", R"({"server": {"port": 9100}, "ollama": {"num_parallel": 3}})");
+    Outcome run = Execute("OLLAMA_NUM_PARALLEL=2 " + kBinary + " config --config " + file + " --port 9200");
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    auto doc = nlohmann::json::parse(run.out);
+    EXPECT_EQ(doc["server"]["port"], 9200);
+    EXPECT_EQ(doc["ollama"]["num_parallel"], 2);
+}
+
+TEST(Cli, SummarizeAndPlanAgainstTheFake) {
+    FakeOllama fake;
+    FakeBehavior b;
+    b.reply = "A short summary from the fake.";
+    fake.SetBehavior(b);
+    std::string file = TempFile("input.txt", "The harbour authority announced a new ferry timetable. Boats will leave "
+                                             "every twenty minutes from May onwards.");
+    Outcome run = Execute(kBinary + " summarize --ollama-url " + fake.url() + " " + file);
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    EXPECT_NE(run.out.find("A short summary from the fake."), std::string::npos) << run.out;
+
+    Outcome json = Execute(kBinary + " summarize --json -q --ollama-url " + fake.url() + " - < " + file);
+    ASSERT_EQ(json.exit_code, 0) << json.out;
+    auto doc = nlohmann::json::parse(json.out);
+    EXPECT_EQ(doc["summary"], "A short summary from the fake.");
+    EXPECT_EQ(doc["route"], "16k");
+
+    Outcome plan = Execute(kBinary + " plan " + file);
+    ASSERT_EQ(plan.exit_code, 0) << plan.out;
+    auto p = nlohmann::json::parse(plan.out);
+    EXPECT_EQ(p["route"], "16k");
+    EXPECT_EQ(p["num_ctx"], 16384);
+    EXPECT_FALSE(p["reason"].get<std::string>().empty());
+
+    Outcome blank = Execute(kBinary + " summarize " + TempFile("blank.txt", "  \n "));
+    EXPECT_EQ(blank.exit_code, 1);
+    EXPECT_NE(blank.out.find("empty"), std::string::npos);
+
+    fake.Stop();
+    Outcome down = Execute(kBinary + " summarize --ollama-url " + fake.url() + " " + file);
+    EXPECT_EQ(down.exit_code, 1);
+    EXPECT_NE(down.out.find("upstream_unavailable"), std::string::npos) << down.out;
+}
+
+TEST(Cli, ServeAnswersAndStopsOnSigterm) {
+    FakeOllama fake;
+    int port = FreePort();
+    std::string log = std::filesystem::temp_directory_path() / "summarizer_cli_serve.log";
+    std::string command = kBinary + " serve --port " + std::to_string(port) + " --ollama-url " + fake.url() +
+                          " > " + log + " 2>&1 & echo $!";
+    Outcome started = Execute(command);
+    int pid = std::stoi(started.out);
+    httplib::Client client("127.0.0.1", port);
+    bool up = false;
+    for (int i = 0; i < 200 && !up; ++i) {
+        auto res = client.Get("/healthz");
+        up = res && res->status == 200;
+        if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    ASSERT_TRUE(up);
+    auto ready = client.Get("/readyz");
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->status, 200) << ready->body;
+    auto res = client.Post("/summarize", R"({"text": "Hello there, this is a test."})", "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    kill(pid, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 200; ++i) {
+        if (kill(pid, 0) != 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    EXPECT_NE(kill(pid, 0), 0) << "serve did not exit on SIGTERM";
+    (void)status;
+}
+
+}  // namespace
+}  // namespace summarizer::testing

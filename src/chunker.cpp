@@ -43,6 +43,8 @@ constexpr size_t kMaxPieceCodePoints = 256;
 constexpr double kWhitespaceSnapShare = 0.5;
 // Re-planning rounds when a chunk's real estimate exceeds the sum of its units' costs.
 constexpr int kMaxPlanRounds = 8;
+// Passes that move each cut to balance its two neighbouring chunks.
+constexpr int kMaxRelaxSweeps = 16;
 
 struct Unit {
     size_t begin = 0;  // byte offset
@@ -175,6 +177,14 @@ std::vector<size_t> PlanCuts(const std::vector<Unit>& units, const Budget& budge
         needed[i] = 1 + needed[furthest[i]];
     }
 
+    // A cut's score: its distance from an ideal share of a chunk, relative to that share, plus
+    // the penalty of its level. Lower is better.
+    const auto score = [&](size_t cut, size_t chunk_begin, double share) {
+        const double deviation = share > 0.0 ? std::abs(load(chunk_begin, cut) - share) / share : 0.0;
+        return deviation + CutPenalty(units[cut].level);
+    };
+
+    // First pass: each cut near an even share of what is left, keeping the rest feasible.
     const size_t chunk_count = needed[0];
     std::vector<size_t> cuts = {0};
     size_t previous = 0;
@@ -187,16 +197,49 @@ std::vector<size_t> PlanCuts(const std::vector<Unit>& units, const Budget& budge
             if (needed[i] > chunks_left) {
                 continue;  // the rest would not fit in the chunks left
             }
-            const double deviation = share > 0.0 ? std::abs(load(previous, i) - share) / share : 0.0;
-            const double score = deviation + CutPenalty(units[i].level);
-            if (best_score < 0.0 || score < best_score) {
-                best_score = score;
+            const double candidate = score(i, previous, share);
+            if (best_score < 0.0 || candidate < best_score) {
+                best_score = candidate;
                 best = i;
             }
         }
         cuts.push_back(best);
         previous = best;
     }
+
+    // Then relax: move each cut to balance the two chunks around it, sweeping until nothing
+    // moves. The first pass cannot see that a big sentence ahead will leave a chunk short; this
+    // spreads that shortfall over the neighbours.
+    cuts.push_back(count);
+    for (int sweep = 0; sweep < kMaxRelaxSweeps; ++sweep) {
+        bool moved = false;
+        for (size_t k = 1; k + 1 < cuts.size(); ++k) {
+            const size_t before = cuts[k - 1];
+            const size_t after = cuts[k + 1];
+            const double share = (load(before, cuts[k]) + load(cuts[k], after)) / 2.0;
+            const auto pair_score = [&](size_t cut) {
+                return score(cut, before, share) + std::abs(load(cut, after) - share) / std::max(share, 1e-12);
+            };
+            size_t best = cuts[k];
+            double best_score = pair_score(best);
+            for (size_t i = before + 1; i < after; ++i) {
+                if (!fits(before, i) || !fits(i, after)) {
+                    continue;
+                }
+                const double candidate = pair_score(i);
+                if (candidate < best_score - 1e-9) {
+                    best_score = candidate;
+                    best = i;
+                }
+            }
+            moved = moved || best != cuts[k];
+            cuts[k] = best;
+        }
+        if (!moved) {
+            break;
+        }
+    }
+    cuts.pop_back();
     return cuts;
 }
 

@@ -49,6 +49,7 @@ struct GenerateRequest {
     double temperature = 0.0;
     double repeat_penalty = 1.0;
     std::string tag;          // for logs: "single", "map 3/12", "reduce 1.2"
+    bool interactive = true;  // a client waits on this call's tokens (single pass, final reduce)
 };
 
 // Everything Ollama reports in the final NDJSON object. Durations are nanoseconds, as sent.

@@ -87,6 +87,20 @@ void AddCommonFlags(CLI::App* app, CommonFlags& flags, bool server_flags) {
     app->add_option("--set", flags.sets, "set any knob: --set routing.policy=cost (see `summarizer config --list`)");
 }
 
+// The knobs as a Markdown table: README.md's configuration table is this output
+// (scripts/check-docs.sh fails when they differ).
+std::string KnobMarkdown() {
+    std::ostringstream out;
+    out << "| key (`config/summarizer.json`) | environment variable | default | meaning |\n|---|---|---|---|\n";
+    for (const auto& k : Knobs()) {
+        std::string help = k.help;
+        for (size_t at = 0; (at = help.find('|', at)) != std::string::npos; at += 2) help.replace(at, 1, "\\|");
+        out << "| `" << k.path << "` | `" << k.env << "` | `" << (k.default_value.empty() ? "\"\"" : k.default_value)
+            << "` | " << help << " |\n";
+    }
+    return out.str();
+}
+
 std::string KnobTable() {
     std::ostringstream out;
     out << "Settings (file key / environment variable / default):\n";
@@ -270,10 +284,11 @@ int main(int argc, char** argv) {
     plan->add_option("file", file, "text file, or - for standard input")->capture_default_str();
     add_request_options(plan);
 
-    bool list = false;
+    bool list = false, markdown = false;
     auto* config_cmd = app.add_subcommand("config", "print the effective configuration (or --list the knobs)");
     AddCommonFlags(config_cmd, config_flags, true);
     config_cmd->add_flag("--list", list, "list every knob with its environment variable and default");
+    config_cmd->add_flag("--markdown", markdown, "the same list as the README's Markdown table");
 
     CLI11_PARSE(app, argc, argv);
 
@@ -287,6 +302,10 @@ int main(int argc, char** argv) {
     if (*summarize) return Summarize(LoadOrExit(summarize_flags), file, request_options(), json_out, quiet);
     if (*plan) return PlanCommand(LoadOrExit(plan_flags), file, request_options());
     if (*config_cmd) {
+        if (markdown) {
+            std::cout << KnobMarkdown();
+            return 0;
+        }
         if (list) {
             std::cout << KnobTable();
             return 0;

@@ -205,6 +205,7 @@ json ResponseJson(const SummarizeResponse& r) {
           {"prefill_tokens_per_s", Round1(r.timings.prefill_tokens_per_s)},
           {"decode_tokens_per_s", Round1(r.timings.decode_tokens_per_s)}}},
         {"request_id", r.request_id},
+        {"reason", r.reason},
     };
 }
 

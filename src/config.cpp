@@ -124,9 +124,6 @@ const std::vector<Knob>& Registry() {
             "characters of the previous chunk repeated at the start of the next");
         add("routing.policy", "SUMMARIZER_ROUTING_POLICY", [](Config& c) { return Ref{&c.routing.policy}; }, 0, 0,
             "static (the design record's rule) or cost (weighs reloads and learned rates)");
-        add("routing.tokenizer_json", "SUMMARIZER_TOKENIZER_JSON",
-            [](Config& c) { return Ref{&c.routing.tokenizer_json}; }, 0, 0,
-            "reserved: path to Gemma 3 tokenizer.json for exact counts (the estimate is used today)");
         // map-reduce
         add("map_reduce.map_num_predict", "SUMMARIZER_MAP_NUM_PREDICT",
             [](Config& c) { return Ref{&c.map_reduce.map_num_predict}; }, 16, 100000,

@@ -118,6 +118,12 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
         auto result = backend_.Generate(g, on_token, token);
         if (observer_.on_upstream_call) observer_.on_upstream_call(g, result, MsBetween(begin, Clock::now()));
         if (result.ok()) acct.Add(*result);
+        if (!result.ok() && result.error().code == ErrorCode::kContextOverflow) {
+            // Ollama refused the prompt as over num_ctx ("truncate": false): counted like a cut one.
+            if (observer_.on_overflow) observer_.on_overflow();
+            spdlog::warn("request {}: Ollama refused {} as over num_ctx {} ({}); re-planning with a stricter estimate",
+                         request.request_id, g.tag, g.num_ctx, result.error().message);
+        }
         return result;
     };
     auto make_request = [&](const Plan& plan, const Prompt& prompt, int num_predict, std::string tag) {

@@ -64,7 +64,6 @@ struct RoutingConfig {
     int safety_margin_tokens = 512;     // head-room kept free in num_ctx for estimate error
     int chunk_overlap_chars = 0;        // context repeated at the start of each next chunk
     std::string policy = "static";      // "static" (the record's rule) or "cost"
-    std::string tokenizer_json;         // optional path to Gemma 3 tokenizer.json (exact counts)
 };
 
 struct MapReduceConfig {

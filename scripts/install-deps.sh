@@ -5,7 +5,8 @@ set -euo pipefail
 
 build_packages=(build-essential cmake ninja-build pkg-config git ca-certificates curl
                 libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libcli11-dev)
-test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3-yaml shellcheck)
+test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3-yaml shellcheck
+               clang-14 libclang-rt-14-dev llvm-14)  # libFuzzer and llvm-symbolizer: scripts/check-fuzz.sh
 
 packages=("${build_packages[@]}")
 if [[ "${SUMMARIZER_DEPS:-all}" != "runtime" ]]; then

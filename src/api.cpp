@@ -122,7 +122,7 @@ Result<ParsedRequest> ParseSummarizeRequest(const HttpInput& input, const Config
         try {
             // Depth is bounded by the body limit; nlohmann parses iteratively enough for our sizes.
             doc = json::parse(input.body);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
             return MakeError(ErrorCode::kInvalidJson, std::string("malformed JSON: ") + e.what() +
                                                           ". Send an object like {\"text\": \"...\"}");
         }

@@ -486,7 +486,7 @@ struct HttpServer::Impl {
             }
             json body = ErrorJson(error, id);
             if (res.status == 404) body["error"]["code"] = "not_found";
-            res.set_content(body.dump(), "application/json");
+            res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
             return httplib::Server::HandlerResponse::Handled;
         }));
         server.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {

@@ -18,6 +18,11 @@ bool NdjsonReader::Feed(std::string_view data, const std::function<bool(std::str
             buffer_.append(piece);
             line = buffer_;
         }
+        // Judged on the whole line, so that the verdict does not depend on where it was cut.
+        if (line.size() > max_line_bytes_) {
+            overflowed_ = true;
+            return false;
+        }
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         bool keep_going = line.empty() || on_line(line);
         buffer_.clear();

@@ -242,6 +242,19 @@ TEST_F(ServiceTest, HealthzAndRequestIds) {
     EXPECT_EQ(json::parse(missing->body)["error"]["code"], "not_found");
 }
 
+// A path that decodes to invalid UTF-8 used to throw from the 404 handler and terminate the
+// whole service (found while fuzzing: the error body is now serialised with U+FFFD).
+TEST_F(ServiceTest, NotFoundPathWithInvalidUtf8KeepsServing) {
+    StartService();
+    auto missing = Http().Get("/%FF%FE");
+    ASSERT_TRUE(missing);
+    EXPECT_EQ(missing->status, 404);
+    EXPECT_EQ(json::parse(missing->body)["error"]["code"], "not_found");
+    auto res = Http().Get("/healthz");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+}
+
 TEST_F(ServiceTest, ServesConcurrentRequests) {
     FakeBehavior b;
     b.piece_delay_ms = 5;

@@ -70,7 +70,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"StreamString", R"({"text": "x", "stream": "yes"})", ErrorCode::kInvalidRequest, "'stream'"},
                       Bad{"LanguageWeird", R"({"text": "x", "language": "en; rm -rf"})", ErrorCode::kInvalidRequest,
                           "'language'"},
-                      Bad{"LoneSurrogate", R"({"text": "\ud800"})", ErrorCode::kInvalidJson, "malformed"}),
+                      Bad{"LoneSurrogate", R"({"text": "\ud800"})", ErrorCode::kInvalidJson, "malformed"},
+                      // Found by tests/fuzz/fuzz_request: threw json::out_of_range (a 500).
+                      Bad{"NumberOverflow", R"({"text": "x", "max_tokens": 1e999})", ErrorCode::kInvalidJson,
+                          "number overflow"}),
     [](const auto& info) { return info.param.name; });
 
 TEST(ParseSummarizeRequest, RejectsInvalidUtf8NamingTheOffset) {

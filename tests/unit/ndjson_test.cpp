@@ -67,5 +67,24 @@ TEST(NdjsonReader, RejectsAnEndlessLine) {
     EXPECT_TRUE(reader.overflowed());
 }
 
+// Found by tests/fuzz/fuzz_ndjson: a long line that arrived with its newline in one piece slipped
+// through, so the verdict depended on where the network cut the stream.
+TEST(NdjsonReader, RejectsALongLineWhereverItIsCut) {
+    const std::string stream = "{\"a\":1}\n" + std::string(100, 'x') + "\n{\"b\":2}\n";
+    for (size_t cut = 0; cut <= stream.size(); ++cut) {
+        NdjsonReader reader(64);
+        std::vector<std::string> lines;
+        const auto on_line = [&](std::string_view line) {
+            lines.emplace_back(line);
+            return true;
+        };
+        const bool ok = reader.Feed(std::string_view(stream).substr(0, cut), on_line) &&
+                        reader.Feed(std::string_view(stream).substr(cut), on_line);
+        EXPECT_FALSE(ok) << "cut at " << cut;
+        EXPECT_TRUE(reader.overflowed()) << "cut at " << cut;
+        EXPECT_EQ(lines, std::vector<std::string>{"{\"a\":1}"}) << "cut at " << cut;
+    }
+}
+
 }  // namespace
 }  // namespace summarizer

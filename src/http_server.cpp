@@ -14,6 +14,7 @@
 
 #include "summarizer/api.hpp"
 #include "summarizer/openapi.hpp"
+#include "summarizer/scheduler.hpp"
 #include "summarizer/summarizer.hpp"
 #include "summarizer/web_page.hpp"
 
@@ -128,6 +129,8 @@ struct HttpServer::Impl {
     const Config& config;
     LlmBackend& backend;
     Metrics metrics;
+    UpstreamScheduler scheduler;  // one per process: every request's upstream calls share Ollama's slots
+    ScheduledBackend scheduled;
     Summarizer summarizer;
     Admission admission;
     httplib::Server server;
@@ -136,7 +139,9 @@ struct HttpServer::Impl {
     Impl(const Config& c, LlmBackend& b)
         : config(c),
           backend(b),
-          summarizer(c, b, MakeObserver()),
+          scheduler(SchedulerOptionsFromConfig(c)),
+          scheduled(b, scheduler),
+          summarizer(c, scheduled, MakeObserver()),
           admission(c.MaxInflight(), c.server.max_queue, metrics) {}
 
     SummarizerObserver MakeObserver() {

@@ -38,7 +38,8 @@ const std::vector<Knob>& Registry() {
         // server
         add("server.host", "SUMMARIZER_HOST", [](Config& c) { return Ref{&c.server.host}; }, 0, 0,
             "bind address; 127.0.0.1 behind a reverse proxy, 0.0.0.0 in a container");
-        add("server.port", "SUMMARIZER_PORT", [](Config& c) { return Ref{&c.server.port}; }, 1, 65535, "TCP port");
+        add("server.port", "SUMMARIZER_PORT", [](Config& c) { return Ref{&c.server.port}; }, 0, 65535,
+            "TCP port; 0 = any free port (the log line \"listening on\" names it)");
         add("server.max_body_bytes", "SUMMARIZER_MAX_BODY_BYTES",
             [](Config& c) { return Ref{&c.server.max_body_bytes}; }, 1024, kBig, "request body limit (413 above)");
         add("server.threads", "SUMMARIZER_THREADS", [](Config& c) { return Ref{&c.server.threads}; }, 2, 1024,

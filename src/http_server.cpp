@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -106,6 +107,7 @@ struct StreamState {
     bool finished = false;
     CancelToken cancel;
     std::thread worker;
+    size_t bytes_out = 0;  // written by the HTTP thread only
 
     void Push(std::string event) {
         {
@@ -121,6 +123,24 @@ struct StreamState {
         }
         cv.notify_one();
     }
+};
+
+// One access-log line per request. httplib runs a request's pre-routing, handler and logger on one
+// worker thread, so this thread's state belongs to the request being served.
+struct RequestLogState {
+    Clock::time_point arrival{};
+    bool logged = false;  // a handler wrote (or, for a stream, will write) the line itself
+};
+thread_local RequestLogState t_request_log;
+
+// What one access-log line says. `text` is logged only with server.log_text (a debug option).
+struct AccessLogEntry {
+    std::string_view id, method, path, remote, route;
+    int status = 0;
+    size_t bytes_in = 0, bytes_out = 0;
+    double seconds = 0, ttft_ms = 0;
+    bool stream = false;
+    std::string_view text;
 };
 
 }  // namespace
@@ -146,7 +166,7 @@ struct HttpServer::Impl {
 
     SummarizerObserver MakeObserver() {
         SummarizerObserver o;
-        o.on_upstream_call = [this](const GenerateRequest&, const Result<GenerateResult>& r, double ms) {
+        o.on_upstream_call = [this](const GenerateRequest& g, const Result<GenerateResult>& r, double ms) {
             std::string outcome = "ok";
             if (!r.ok()) {
                 switch (r.error().code) {
@@ -159,6 +179,9 @@ struct HttpServer::Impl {
             }
             metrics.ObserveUpstream(outcome, ms / 1000.0, r.ok() ? r->prompt_eval_count : 0,
                                     r.ok() ? r->eval_count : 0);
+            // A warm model reports a load_duration of milliseconds; loading gemma3:4b takes seconds.
+            constexpr int64_t kColdLoadNs = 500'000'000;
+            if (r.ok() && r->load_duration_ns >= kColdLoadNs) metrics.ObserveLoad(g.model, r->load_duration_ns / 1e9);
         };
         o.on_overflow = [this] { metrics.CountOverflow(); };
         return o;
@@ -172,23 +195,32 @@ struct HttpServer::Impl {
         SendJson(res, HttpStatusFor(error.code), ErrorJson(error, request_id));
     }
 
+    void AccessLog(const AccessLogEntry& e) {
+        t_request_log.logged = true;
+        const bool probe = e.path == "/healthz" || e.path == "/readyz" || e.path == "/metrics";
+        const auto level = probe && e.status < 400 ? spdlog::level::debug : spdlog::level::info;
+        if (!spdlog::should_log(level)) return;
+        const bool with_text = config.server.log_text && !e.text.empty();
+        if (config.server.log_json) {
+            json line = {{"request_id", e.id},       {"method", e.method},       {"path", e.path},
+                         {"status", e.status},       {"route", e.route},         {"stream", e.stream},
+                         {"bytes_in", e.bytes_in},   {"bytes_out", e.bytes_out}, {"total_ms", std::round(e.seconds * 1e4) / 10},
+                         {"ttft_ms", e.ttft_ms},     {"remote", e.remote}};
+            if (with_text) line["text"] = e.text;
+            spdlog::log(level, "{}", line.dump(-1, ' ', false, json::error_handler_t::replace));
+        } else {
+            spdlog::log(level, "{} {} {} {}{} status={} route={} in={}B out={}B total_ms={:.1f} ttft_ms={:.1f}{}{}", e.id,
+                        e.remote, e.method, e.path, e.stream ? " stream" : "", e.status, e.route, e.bytes_in, e.bytes_out,
+                        e.seconds * 1000, e.ttft_ms, with_text ? " text=" : "", with_text ? e.text : "");
+        }
+    }
+
     void AccessLog(const httplib::Request& req, const httplib::Response& res, const std::string& route,
                    double seconds, double ttft_ms) {
-        const std::string& id = res.get_header_value("X-Request-Id");
-        if (config.server.log_json) {
-            json line = {{"request_id", id},          {"method", req.method},
-                         {"path", req.path},          {"status", res.status},
-                         {"route", route},            {"bytes_in", req.body.size()},
-                         {"bytes_out", res.body.size()}, {"total_ms", std::round(seconds * 1e4) / 10},
-                         {"ttft_ms", ttft_ms},        {"remote", req.remote_addr}};
-            if (config.server.log_text) line["text"] = req.body;
-            spdlog::info("{}", line.dump(-1, ' ', false, json::error_handler_t::replace));
-        } else {
-            spdlog::info("{} {} {} {} route={} in={}B out={}B total_ms={:.1f} ttft_ms={:.1f}{}", id, req.remote_addr,
-                         req.method, req.path, route, req.body.size(), res.body.size(), seconds * 1000, ttft_ms,
-                         res.status == 200 ? "" : " status=" + std::to_string(res.status));
-            if (config.server.log_text) spdlog::debug("{} text: {}", id, req.body);
-        }
+        AccessLog(AccessLogEntry{.id = res.get_header_value("X-Request-Id"), .method = req.method, .path = req.path,
+                                 .remote = req.remote_addr, .route = route, .status = res.status,
+                                 .bytes_in = req.body.size(), .bytes_out = res.body.size(), .seconds = seconds,
+                                 .ttft_ms = ttft_ms, .text = req.path.rfind("/summarize", 0) == 0 ? req.body : ""});
     }
 
     HttpInput InputOf(const httplib::Request& req) {
@@ -201,11 +233,19 @@ struct HttpServer::Impl {
     }
 
     void HandlePlan(const httplib::Request& req, httplib::Response& res, const std::string& id) {
+        const auto arrival = Clock::now();
         auto parsed = ParseSummarizeRequest(InputOf(req), config);
-        if (!parsed.ok()) return SendError(res, parsed.error(), id);
+        if (!parsed.ok()) {
+            SendError(res, parsed.error(), id);
+            return Finish(req, res, "none", arrival, 0);
+        }
         auto plan = summarizer.MakePlan(parsed->request);
-        if (!plan.ok()) return SendError(res, plan.error(), id);
+        if (!plan.ok()) {
+            SendError(res, plan.error(), id);
+            return Finish(req, res, "none", arrival, 0);
+        }
         SendJson(res, 200, PlanJson(*plan));
+        Finish(req, res, std::string(RouteName(plan->route)), arrival, 0);
     }
 
     void HandleSummarize(const httplib::Request& req, httplib::Response& res, const std::string& id) {
@@ -249,6 +289,7 @@ struct HttpServer::Impl {
                      Clock::time_point arrival) {
         auto state = std::make_shared<StreamState>();
         const std::string id = request.request_id;
+        t_request_log.logged = true;  // the releaser writes the line when the stream ends
         auto route = std::make_shared<std::string>("none");
         auto ttft = std::make_shared<double>(0);
         auto status = std::make_shared<int>(200);
@@ -292,6 +333,7 @@ struct HttpServer::Impl {
                             state->cancel.Cancel();
                             return false;
                         }
+                        state->bytes_out += event.size();
                         return true;
                     }
                     if (state->finished) {
@@ -311,16 +353,20 @@ struct HttpServer::Impl {
                     }
                 }
             },
-            [this, state, remote = req.remote_addr, arrival, route, ttft, status, id](bool success) {
+            [this, state, remote = req.remote_addr, bytes_in = req.body.size(),
+             text = config.server.log_text ? req.body : std::string(), arrival, route, ttft, status, id](bool success) {
                 if (!success) state->cancel.Cancel();
                 if (state->worker.joinable()) state->worker.join();
                 admission.Leave(SecondsSince(arrival));
                 double seconds = SecondsSince(arrival);
-                int shown = success ? *status : 499;
+                int shown = success ? *status : 499;  // 499: the client closed the connection (nginx's code)
                 metrics.ObserveRequest("/summarize", *route, shown, seconds);
                 if (*ttft > 0) metrics.ObserveTtft(*route, *ttft / 1000.0);
-                spdlog::info("{} {} POST /summarize stream route={} total_ms={:.1f} ttft_ms={:.1f}{}", id, remote, *route, seconds * 1000, *ttft,
-                             success ? "" : " client disconnected; upstream cancelled");
+                AccessLog(AccessLogEntry{.id = id, .method = "POST", .path = "/summarize", .remote = remote,
+                                         .route = *route, .status = shown, .bytes_in = bytes_in,
+                                         .bytes_out = state->bytes_out, .seconds = seconds, .ttft_ms = *ttft,
+                                         .stream = true, .text = text});
+                if (!success) spdlog::info("{} client disconnected; upstream cancelled", id);
             });
     }
 
@@ -442,6 +488,7 @@ struct HttpServer::Impl {
         server.set_keep_alive_max_count(1000);
 
         server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+            t_request_log = RequestLogState{Clock::now(), false};
             std::string id = RequestIdFor(req);
             res.set_header("X-Request-Id", id);
             bool origin_ok = ApplyCors(req, res);
@@ -505,6 +552,15 @@ struct HttpServer::Impl {
             spdlog::error("unhandled exception: {}", what);
             SendError(res, MakeError(ErrorCode::kInternal, "internal error: " + what),
                       res.get_header_value("X-Request-Id"));
+        });
+
+        // Requests no handler logged (ops endpoints, the page, 401s, 404s, 413s) get their line here.
+        server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+            RequestLogState state = std::exchange(t_request_log, RequestLogState{});
+            if (state.logged) return;
+            double seconds = state.arrival == Clock::time_point{} ? 0 : SecondsSince(state.arrival);
+            if (req.path.rfind("/summarize", 0) == 0) metrics.ObserveRequest(req.path, "none", res.status, seconds);
+            AccessLog(req, res, "none", seconds, 0);
         });
 
         auto id_of = [](const httplib::Response& res) { return res.get_header_value("X-Request-Id"); };

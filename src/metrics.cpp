@@ -83,6 +83,14 @@ void Metrics::CountOverflow() {
     ++overflows_;
 }
 
+void Metrics::ObserveLoad(const std::string& model, double seconds) {
+    std::lock_guard lock(mutex_);
+    ++loads_[model];
+    load_seconds_ += seconds;
+    if (!last_loaded_model_.empty() && last_loaded_model_ != model) ++reloads_;
+    last_loaded_model_ = model;
+}
+
 void Metrics::CountReload() {
     std::lock_guard lock(mutex_);
     ++reloads_;
@@ -136,7 +144,15 @@ std::string Metrics::Render() const {
         << "# HELP summarizer_context_overflows_total Prompts Ollama refused or cut as over num_ctx (re-planned).\n"
         << "# TYPE summarizer_context_overflows_total counter\n"
         << "summarizer_context_overflows_total " << overflows_ << "\n"
-        << "# HELP summarizer_model_reloads_total Bucket loads that replaced another loaded bucket.\n"
+        << "# HELP summarizer_model_load_seconds_total Time Ollama spent loading models before answering.\n"
+        << "# TYPE summarizer_model_load_seconds_total counter\n"
+        << "summarizer_model_load_seconds_total " << Num(load_seconds_) << "\n"
+        << "# HELP summarizer_model_loads_total Upstream calls that had to load their model first.\n"
+        << "# TYPE summarizer_model_loads_total counter\n";
+    for (const auto& [model, n] : loads_) {
+        out << "summarizer_model_loads_total{model=\"" << Escape(model) << "\"} " << n << "\n";
+    }
+    out << "# HELP summarizer_model_reloads_total Model loads that replaced another loaded bucket.\n"
         << "# TYPE summarizer_model_reloads_total counter\n"
         << "summarizer_model_reloads_total " << reloads_ << "\n"
         << "# HELP summarizer_vram_spills_total Times a bucket was seen partly on the CPU.\n"

@@ -6,9 +6,12 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -42,10 +45,11 @@ int64_t GetInt(const json& doc, const char* key) {
 // Why the watchdog closed the connection.
 enum class StopReason { kNone, kCancelled, kFirstTokenTimeout, kIdleTimeout, kTotalTimeout };
 
-std::unique_ptr<httplib::Client> MakeClient(const OllamaClientOptions& options, int read_timeout_s) {
+std::unique_ptr<httplib::Client> MakeClient(const OllamaClientOptions& options, int read_timeout_s,
+                                            bool keep_alive = false) {
     auto client = std::make_unique<httplib::Client>(options.base_url);
     client->set_tcp_nodelay(true);
-    client->set_keep_alive(false);
+    client->set_keep_alive(keep_alive);
     client->set_connection_timeout(std::chrono::milliseconds(options.connect_timeout_ms));
     client->set_read_timeout(std::chrono::seconds(read_timeout_s));
     client->set_write_timeout(std::chrono::seconds(30));
@@ -101,7 +105,117 @@ OllamaClientOptions OllamaClientOptions::FromConfig(const OllamaConfig& config) 
     return options;
 }
 
-OllamaClient::OllamaClient(OllamaClientOptions options) : options_(std::move(options)) {}
+// Generate calls reuse idle keep-alive connections: a new TCP connection per call costs a connect()
+// and a server thread, and a burst of them can overflow a small listen backlog (a 1 s SYN retry).
+// httplib checks that a reused socket is still open before sending on it.
+// One thread watches every generate call in flight (its cancel flag and timeouts) and stops the
+// call's connection when it must end: the blocked read then returns at once. A thread per call
+// cost more than the call itself against a fast server.
+class OllamaClient::Watchdog {
+public:
+    struct Call {
+        const OllamaClientOptions* options;
+        const CancelToken* cancel;
+        httplib::Client* client;
+        Clock::time_point start;
+        const std::atomic<int64_t>* last_line_ns;  // ns since start of the last line; 0 = none yet
+        std::atomic<StopReason>* stop_reason;
+        bool stopped = false;
+    };
+
+    Watchdog() : thread_([this] { Loop(); }) {}
+    ~Watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
+    uint64_t Add(const Call& call) {
+        uint64_t id;
+        {
+            std::lock_guard lock(mutex_);
+            id = ++next_id_;
+            calls_.emplace(id, call);
+        }
+        wake_.notify_all();
+        return id;
+    }
+    // After this returns the watchdog never touches the call again.
+    void Remove(uint64_t id) {
+        std::lock_guard lock(mutex_);
+        calls_.erase(id);
+    }
+
+private:
+    void Loop() {
+        std::unique_lock lock(mutex_);
+        while (!stopping_) {
+            if (calls_.empty()) {
+                wake_.wait(lock, [&] { return stopping_ || !calls_.empty(); });
+                continue;
+            }
+            wake_.wait_for(lock, std::chrono::milliseconds(5));
+            for (auto& [id, call] : calls_) {
+                if (call.stopped) continue;
+                const auto& o = *call.options;
+                StopReason reason = StopReason::kNone;
+                double elapsed_s = MsSince(call.start) / 1000.0;
+                int64_t last = call.last_line_ns->load();
+                if (call.cancel->cancelled()) {
+                    reason = StopReason::kCancelled;
+                } else if (elapsed_s > o.total_timeout_s) {
+                    reason = StopReason::kTotalTimeout;
+                } else if (last == 0 && elapsed_s > o.first_token_timeout_s) {
+                    reason = StopReason::kFirstTokenTimeout;
+                } else if (last > 0 && elapsed_s - last / 1e9 > o.idle_timeout_s) {
+                    reason = StopReason::kIdleTimeout;
+                }
+                if (reason != StopReason::kNone) {
+                    *call.stop_reason = reason;
+                    call.stopped = true;
+                    call.client->stop();  // shuts the socket down
+                }
+            }
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::map<uint64_t, Call> calls_;
+    uint64_t next_id_ = 0;
+    bool stopping_ = false;
+    std::thread thread_;  // last: starts after the members it uses
+};
+
+struct OllamaClient::ConnectionPool {
+    static constexpr size_t kMaxIdle = 64;
+    std::mutex mutex;
+    std::vector<std::unique_ptr<httplib::Client>> idle;
+
+    std::unique_ptr<httplib::Client> Take(const OllamaClientOptions& options) {
+        {
+            std::lock_guard lock(mutex);
+            if (!idle.empty()) {
+                auto client = std::move(idle.back());
+                idle.pop_back();
+                return client;
+            }
+        }
+        return MakeClient(options, std::max(options.first_token_timeout_s, options.idle_timeout_s) + 5, true);
+    }
+    // Only connections whose last response was read to its end come back.
+    void Return(std::unique_ptr<httplib::Client> client) {
+        std::lock_guard lock(mutex);
+        if (idle.size() < kMaxIdle) idle.push_back(std::move(client));
+    }
+};
+
+OllamaClient::OllamaClient(OllamaClientOptions options)
+    : options_(std::move(options)), pool_(std::make_unique<ConnectionPool>()), watchdog_(std::make_unique<Watchdog>()) {}
+
+OllamaClient::~OllamaClient() = default;
 
 std::string BuildGenerateBody(const GenerateRequest& request) {
     json options = {
@@ -148,10 +262,11 @@ Result<GenerateResult> OllamaClient::Generate(const GenerateRequest& request, co
         delivered = true;
         if (on_token) on_token(piece);
     };
-    thread_local std::mt19937 rng{std::random_device{}()};
     for (int attempt = 0;; ++attempt) {
         auto result = GenerateOnce(request, tracked, cancel);
         if (result.ok() || !result.error().retryable || delivered || attempt >= options_.max_retries) return result;
+        // Seeded here, on a retry only: a request's thread is often new, and seeding costs more than a call.
+        thread_local std::mt19937 rng{std::random_device{}()};
         double backoff_ms = options_.retry_backoff_ms * std::pow(2.0, attempt);
         backoff_ms *= std::uniform_real_distribution<double>(0.5, 1.5)(rng);
         spdlog::warn("ollama call {} failed ({}); retry {}/{} in {:.0f} ms", request.tag, result.error().message,
@@ -168,37 +283,12 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
                                                   const CancelToken& cancel) {
     if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled before sending");
     const auto start = Clock::now();
-    auto client = MakeClient(options_, std::max(options_.first_token_timeout_s, options_.idle_timeout_s) + 5);
+    auto client = pool_->Take(options_);
 
     // The watchdog is the only thread besides this one that touches `client`, and only to stop().
-    std::mutex mutex;
-    std::condition_variable wake;
-    bool finished = false;
     std::atomic<int64_t> last_line_ns{0};  // ns since start of the last line; 0 = none yet
     std::atomic<StopReason> stop_reason{StopReason::kNone};
-    std::thread watchdog([&] {
-        std::unique_lock lock(mutex);
-        while (!finished) {
-            wake.wait_for(lock, std::chrono::milliseconds(5));
-            if (finished) break;
-            StopReason reason = StopReason::kNone;
-            double elapsed_s = MsSince(start) / 1000.0;
-            int64_t last = last_line_ns.load();
-            if (cancel.cancelled()) {
-                reason = StopReason::kCancelled;
-            } else if (elapsed_s > options_.total_timeout_s) {
-                reason = StopReason::kTotalTimeout;
-            } else if (last == 0 && elapsed_s > options_.first_token_timeout_s) {
-                reason = StopReason::kFirstTokenTimeout;
-            } else if (last > 0 && elapsed_s - last / 1e9 > options_.idle_timeout_s) {
-                reason = StopReason::kIdleTimeout;
-            }
-            if (reason != StopReason::kNone) {
-                stop_reason = reason;
-                client->stop();  // shuts the socket down; the blocked read returns at once
-            }
-        }
-    });
+    const uint64_t watch = watchdog_->Add({&options_, &cancel, client.get(), start, &last_line_ns, &stop_reason});
 
     GenerateResult result;
     int status = 0;
@@ -267,12 +357,7 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     httplib::Response res;
     httplib::Error transport = httplib::Error::Success;
     bool sent = client->send(req, res, transport);
-    {
-        std::lock_guard lock(mutex);
-        finished = true;
-    }
-    wake.notify_all();
-    watchdog.join();
+    watchdog_->Remove(watch);
     result.wall_ms = MsSince(start);
 
     // The final object may arrive without a trailing newline.
@@ -318,6 +403,7 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     if (!final_seen) {
         return MakeError(ErrorCode::kUpstreamError, "Ollama's stream ended without its final (done) object", true);
     }
+    pool_->Return(std::move(client));
     return result;
 }
 

@@ -33,14 +33,14 @@ std::string_view OpenApiDocument() {
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {
               "application/json": {"schema": {"$ref": "#/components/schemas/SummarizeResponse"}},
-              "text/event-stream": {"schema": {"type": "string", "description": "event: meta|progress|delta|done|error, data: JSON"}}
+              "text/event-stream": {"schema": {"$ref": "#/components/schemas/SummarizeStream"}}
             }
           },
-          "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
-          "413": {"$ref": "#/components/responses/Error"}, "415": {"$ref": "#/components/responses/Error"},
-          "422": {"$ref": "#/components/responses/Error"}, "429": {"$ref": "#/components/responses/Overloaded"},
-          "502": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"},
-          "504": {"$ref": "#/components/responses/Error"}
+          "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
+          "413": {"$ref": "#/components/responses/PayloadTooLarge"}, "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
+          "422": {"$ref": "#/components/responses/InputTooLarge"}, "429": {"$ref": "#/components/responses/Overloaded"},
+          "502": {"$ref": "#/components/responses/UpstreamError"}, "503": {"$ref": "#/components/responses/UpstreamUnavailable"},
+          "504": {"$ref": "#/components/responses/UpstreamTimeout"}
         }
       }
     },
@@ -58,9 +58,9 @@ std::string_view OpenApiDocument() {
         "responses": {
           "200": {"description": "The plan", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Plan"}}}},
-          "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
-          "413": {"$ref": "#/components/responses/Error"}, "415": {"$ref": "#/components/responses/Error"},
-          "422": {"$ref": "#/components/responses/Error"}
+          "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
+          "413": {"$ref": "#/components/responses/PayloadTooLarge"}, "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
+          "422": {"$ref": "#/components/responses/InputTooLarge"}
         }
       }
     },
@@ -76,12 +76,12 @@ std::string_view OpenApiDocument() {
     "/status": {
       "get": {"tags": ["operations"], "operationId": "status", "summary": "Configuration in force and what Ollama has loaded",
               "responses": {"200": {"description": "Status", "content": {"application/json": {"schema": {"type": "object", "additionalProperties": true}}}},
-                            "401": {"$ref": "#/components/responses/Error"}}}
+                            "401": {"$ref": "#/components/responses/Unauthorized"}}}
     },
     "/metrics": {
       "get": {"tags": ["operations"], "operationId": "metrics", "summary": "Prometheus metrics",
               "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
-                            "401": {"$ref": "#/components/responses/Error"}}}
+                            "401": {"$ref": "#/components/responses/Unauthorized"}}}
     },
     "/openapi.json": {
       "get": {"tags": ["operations"], "operationId": "openapi", "summary": "This document", "security": [],
@@ -115,16 +115,30 @@ std::string_view OpenApiDocument() {
       }
     },
     "responses": {
-      "Error": {"description": "An error", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+      "BadRequest": {"description": "`invalid_json`: the body is not JSON; `invalid_request`: a wrong or unknown field (named in the message), blank text, or bad UTF-8", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "Overloaded": {"description": "The request queue is full",
+      "Unauthorized": {"description": "`unauthorized`: an API key is configured (SUMMARIZER_API_KEY) and the request lacks `Authorization: Bearer <key>`", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "PayloadTooLarge": {"description": "`payload_too_large`: the body is over server.max_body_bytes", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "UnsupportedMediaType": {"description": "`unsupported_media_type`: the Content-Type is neither application/json nor text/plain", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "InputTooLarge": {"description": "`input_too_large`: strategy \"single\" and the text fits no bucket", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "UpstreamError": {"description": "`upstream_error`: Ollama answered with an error or broke off mid-stream, after retries", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "UpstreamUnavailable": {"description": "`upstream_unavailable`: Ollama cannot be reached, or a bucket model is missing (the message names the `ollama pull` / `ollama create` command)", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "UpstreamTimeout": {"description": "`upstream_timeout`: Ollama did not answer in time", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "Overloaded": {"description": "`overloaded`: the request queue is full; retry after the Retry-After delay",
                      "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
                                  "X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     },
     "schemas": {
       "Strategy": {"type": "string", "enum": ["auto", "single", "map_reduce"], "default": "auto"},
-      "Route": {"type": "string", "enum": ["16k", "60k", "map_reduce", "extractive"]},
+      "Route": {"type": "string", "enum": ["16k", "60k", "map_reduce"]},
       "SummarizeRequest": {
         "type": "object", "additionalProperties": false, "required": ["text"],
         "properties": {
@@ -145,7 +159,6 @@ std::string_view OpenApiDocument() {
           "model": {"type": "string"},
           "chunks": {"type": "integer"},
           "levels": {"type": "integer"},
-          "degraded": {"type": "boolean"},
           "usage": {"type": "object", "required": ["prompt_tokens", "completion_tokens", "upstream_requests"],
                     "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "upstream_requests": {"type": "integer"}}},
           "timings": {"type": "object",
@@ -169,7 +182,51 @@ std::string_view OpenApiDocument() {
           "reason": {"type": "string"}
         }
       },
-      "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}},
+      "SummarizeStream": {
+        "type": "array",
+        "description": "Server-Sent Events, each `event: NAME` and `data: JSON` (one line) followed by a blank line, shown here as {event, data} objects. In this order: meta; progress (map-reduce only, once per finished map or reduce call); delta (pieces of the final summary as they are generated); then done, or error and the stream ends. A client that disconnects cancels its upstream generation at once.",
+        "items": {"oneOf": [{"$ref": "#/components/schemas/MetaEvent"}, {"$ref": "#/components/schemas/ProgressEvent"},
+                            {"$ref": "#/components/schemas/DeltaEvent"}, {"$ref": "#/components/schemas/DoneEvent"},
+                            {"$ref": "#/components/schemas/ErrorEvent"}]}
+      },
+      "MetaEvent": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {
+          "event": {"type": "string", "enum": ["meta"]},
+          "data": {"type": "object", "required": ["request_id", "route", "model", "chunks"],
+                   "properties": {"request_id": {"type": "string"}, "route": {"$ref": "#/components/schemas/Route"},
+                                  "model": {"type": "string"}, "chunks": {"type": "integer"}}}
+        }
+      },
+      "ProgressEvent": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {
+          "event": {"type": "string", "enum": ["progress"]},
+          "data": {"type": "object", "required": ["phase", "done", "total"],
+                   "properties": {"phase": {"type": "string", "enum": ["map", "reduce"]}, "done": {"type": "integer"},
+                                  "total": {"type": "integer"}}}
+        }
+      },
+      "DeltaEvent": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {
+          "event": {"type": "string", "enum": ["delta"]},
+          "data": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
+        }
+      },
+      "DoneEvent": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {"event": {"type": "string", "enum": ["done"]}, "data": {"$ref": "#/components/schemas/SummarizeResponse"}}
+      },
+      "ErrorEvent": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {"event": {"type": "string", "enum": ["error"]}, "data": {"$ref": "#/components/schemas/Error"}}
+      },
+      "Health": {"type": "object", "required": ["status"],
+                 "properties": {"status": {"type": "string", "enum": ["ok", "ready", "unavailable"]},
+                                "reason": {"type": "string", "description": "Why the service is not ready, and how to fix it"},
+                                "missing_models": {"type": "array", "items": {"type": "string"}},
+                                "ollama": {"type": "string", "description": "The Ollama URL in use"}}},
       "Error": {
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "object", "required": ["code", "message", "request_id"],

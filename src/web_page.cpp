@@ -9,6 +9,7 @@ std::string_view WebPageHtml() {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>summarizer</title>
+<link rel="icon" href="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' height='16' rx='3' fill='%231f6feb'/%3E%3Cpath d='M4 5h8M4 8h8M4 11h5' stroke='white' stroke-width='1.6'/%3E%3C/svg%3E">
 <style>
   :root { font-family: system-ui, sans-serif; color: #1b1f24; background: #f6f7f9; }
   main { max-width: 960px; margin: 2rem auto; padding: 0 1rem; }
@@ -19,10 +20,14 @@ std::string_view WebPageHtml() {
   textarea.drop { border-color: #0969da; background: #eef5ff; }
   .row { display: flex; flex-wrap: wrap; gap: .75rem; align-items: center; margin: .75rem 0; }
   label { font-size: .9rem; color: #444; }
+  .row.small { margin: .35rem 0 0; justify-content: space-between; font-size: .85rem; color: #57606a; }
+  label.file { cursor: pointer; color: #0969da; }
+  label.file input { position: absolute; width: 1px; height: 1px; opacity: 0; }
+  label.file:focus-within { outline: 2px solid #0969da; outline-offset: 2px; }
   select, input { font: inherit; padding: .25rem; }
   button { font: inherit; padding: .45rem 1.1rem; border: 0; border-radius: 6px; background: #1f6feb; color: #fff; cursor: pointer; }
-  button:disabled { background: #8c959f; cursor: default; }
   button.secondary { background: #6e7781; }
+  button:disabled, button.secondary:disabled { background: #d0d7de; color: #8c959f; cursor: default; }
   #meta { font-size: .9rem; color: #57606a; min-height: 1.2rem; }
   progress { width: 12rem; vertical-align: middle; }
   #summary { white-space: pre-wrap; background: #fff; border: 1px solid #d0d7de; border-radius: 6px;
@@ -38,13 +43,16 @@ std::string_view WebPageHtml() {
   <h1>summarizer</h1>
   <p class="sub">Paste a text or drop a .txt file; the summary streams in as the model writes it.</p>
   <textarea id="text" placeholder="Paste the text to summarize, or drop a text file here"></textarea>
+  <div class="row small">
+    <label class="file">Open a text file… <input id="file" type="file" accept=".txt,.md,.csv,.log,text/*"></label>
+    <span id="chars"></span>
+  </div>
   <div class="row">
     <label>Language <select id="language"><option value="auto">auto</option><option value="en">English</option><option value="ja">日本語</option></select></label>
     <label>Style <select id="style"><option value="paragraph">paragraph</option><option value="bullets">bullets</option></select></label>
     <label>API key <input id="apikey" type="password" size="14" placeholder="(if required)"></label>
     <button id="go">Summarize</button>
     <button id="stop" class="secondary" disabled>Stop</button>
-    <span id="chars"></span>
   </div>
   <div id="meta"></div>
   <div id="summary" aria-live="polite"></div>
@@ -60,11 +68,12 @@ $("apikey").value = localStorage.getItem("summarizer.apikey") || "";
 text.addEventListener("input", () => { $("chars").textContent = [...text.value].length.toLocaleString() + " chars"; });
 text.addEventListener("dragover", (e) => { e.preventDefault(); text.classList.add("drop"); });
 text.addEventListener("dragleave", () => text.classList.remove("drop"));
-text.addEventListener("drop", async (e) => {
-  e.preventDefault(); text.classList.remove("drop");
-  const file = e.dataTransfer.files[0];
-  if (file) { text.value = await file.text(); text.dispatchEvent(new Event("input")); }
-});
+async function load(file) {
+  if (!file) return;
+  text.value = await file.text(); text.dispatchEvent(new Event("input"));
+}
+text.addEventListener("drop", (e) => { e.preventDefault(); text.classList.remove("drop"); load(e.dataTransfer.files[0]); });
+$("file").addEventListener("change", (e) => { load(e.target.files[0]); e.target.value = ""; });
 $("stop").addEventListener("click", () => { if (controller) controller.abort(); });
 $("go").addEventListener("click", summarize);
 

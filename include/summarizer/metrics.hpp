@@ -21,6 +21,9 @@ public:
     // One upstream call: outcome "ok", "error", "timeout", "unavailable", "cancelled", "overflow".
     void ObserveUpstream(const std::string& outcome, double seconds, int64_t prompt_tokens, int64_t completion_tokens);
     void CountOverflow();
+    // An upstream call that loaded its model first (Ollama's load_duration was long). A load of a
+    // model other than the one loaded last also counts as a reload (another bucket was evicted).
+    void ObserveLoad(const std::string& model, double seconds);
     void CountReload();
     void CountSpill(const std::string& bucket);
     void SetInflight(int64_t value) { inflight_ = value; }
@@ -52,10 +55,12 @@ private:
     uint64_t completion_tokens_ = 0;
     uint64_t overflows_ = 0;
     uint64_t reloads_ = 0;
+    std::map<std::string, uint64_t> loads_;                   // by model
+    double load_seconds_ = 0;
+    std::string last_loaded_model_;
     std::map<std::string, uint64_t> spills_;
     std::atomic<int64_t> inflight_{0};
     std::atomic<int64_t> queued_{0};
-    std::vector<double> latency_bounds_;
 };
 
 }  // namespace summarizer

@@ -29,6 +29,7 @@ struct OllamaClientOptions {
 class OllamaClient : public LlmBackend {
 public:
     explicit OllamaClient(OllamaClientOptions options);
+    ~OllamaClient() override;
 
     Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                     const CancelToken& cancel) override;
@@ -43,6 +44,10 @@ private:
                                         const CancelToken& cancel);
 
     OllamaClientOptions options_;
+    struct ConnectionPool;  // idle keep-alive connections for generate calls
+    std::unique_ptr<ConnectionPool> pool_;
+    class Watchdog;         // one thread enforcing cancellation and timeouts of every call
+    std::unique_ptr<Watchdog> watchdog_;
 };
 
 // Builds the /api/generate body (exposed for tests).

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -132,6 +134,62 @@ TEST(Cli, SummarizeAndPlanAgainstTheFake) {
     Outcome down = Execute(kBinary + " summarize --ollama-url " + fake.url() + " " + file);
     EXPECT_EQ(down.exit_code, 1);
     EXPECT_NE(down.out.find("upstream_unavailable"), std::string::npos) << down.out;
+}
+
+// `summarize` writes each piece to the terminal as it arrives, not the whole summary at the end.
+TEST(Cli, SummarizeStreamsPiecesAsTheyArrive) {
+    FakeOllama fake;
+    FakeBehavior b;
+    b.reply = "One. Two. Three. Four. Five. Six. Seven. Eight.";  // 8 pieces of 6 bytes
+    b.piece_chars = 6;
+    b.piece_delay_ms = 150;
+    fake.SetBehavior(b);
+    std::string file = TempFile("stream.txt", "A text about numbers, to be summarized slowly.");
+    FILE* pipe = popen((kBinary + " summarize -q --ollama-url " + fake.url() + " " + file + " 2>/dev/null").c_str(), "r");
+    ASSERT_NE(pipe, nullptr);
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    std::string out;
+    std::vector<std::pair<double, size_t>> reads;  // (seconds since start, bytes so far)
+    char buffer[256];
+    ssize_t n = 0;
+    while ((n = read(fileno(pipe), buffer, sizeof buffer)) > 0) {
+        out.append(buffer, static_cast<size_t>(n));
+        reads.emplace_back(std::chrono::duration<double>(Clock::now() - start).count(), out.size());
+    }
+    const double end_s = std::chrono::duration<double>(Clock::now() - start).count();
+    EXPECT_EQ(WEXITSTATUS(pclose(pipe)), 0);
+    EXPECT_EQ(out, b.reply + "\n");
+    ASSERT_FALSE(reads.empty());
+    // The first piece was on the terminal while the other seven (>= 1 s of generation) were still coming.
+    EXPECT_LT(reads.front().second, out.size()) << "everything came in one write";
+    EXPECT_GE(end_s - reads.front().first, 0.6) << "the first piece arrived only " << end_s - reads.front().first
+                                                 << " s before the end";
+    EXPECT_GE(reads.size(), 4u) << "the summary arrived in " << reads.size() << " reads";
+}
+
+// `summarize --json` prints the full response object (as the API's), and nothing else on stdout.
+TEST(Cli, SummarizeJsonPrintsTheWholeResponseObject) {
+    FakeOllama fake;
+    FakeBehavior b;
+    b.reply = "The ferry leaves every twenty minutes.";
+    fake.SetBehavior(b);
+    std::string file = TempFile("json.txt", "The harbour authority announced a new ferry timetable.");
+    Outcome run = Execute(kBinary + " summarize --json --ollama-url " + fake.url() + " " + file + " 2>/dev/null");
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    auto doc = nlohmann::json::parse(run.out);  // throws if anything but the object is on stdout
+    EXPECT_EQ(doc["summary"], b.reply);
+    EXPECT_EQ(doc["route"], "16k");
+    EXPECT_EQ(doc["model"], "gemma3-4b-16k");
+    EXPECT_EQ(doc["chunks"], 1);
+    EXPECT_EQ(doc["levels"], 0);
+    EXPECT_GT(doc["usage"]["prompt_tokens"].get<int>(), 0);
+    EXPECT_GT(doc["usage"]["completion_tokens"].get<int>(), 0);
+    EXPECT_EQ(doc["usage"]["upstream_requests"], 1);
+    for (const char* key : {"total_ms", "queue_ms", "ttft_ms", "load_ms", "prefill_tokens_per_s", "decode_tokens_per_s"}) {
+        EXPECT_TRUE(doc["timings"].contains(key) && doc["timings"][key].is_number()) << key;
+    }
+    EXPECT_TRUE(doc.contains("request_id"));
 }
 
 TEST(Cli, ServeAnswersAndStopsOnSigterm) {

@@ -51,6 +51,12 @@ after(async () => {
   await browser?.close();
 });
 
+// Waits for the end of a summary: the timings table filled by "done", the button enabled again.
+async function waitForDone() {
+  await page.locator("#timings tr").first().waitFor({ state: "visible" });
+  await page.waitForFunction(() => !document.getElementById("go").disabled, null, { timeout: 5_000 });
+}
+
 test("the page streams a summary and shows its route and timings", async () => {
   const response = await page.goto(new URL("/", baseUrl).href, { waitUntil: "load" });
   assert.equal(response.status(), 200, "GET / status");
@@ -80,15 +86,14 @@ test("the page streams a summary and shows its route and timings", async () => {
   await page.waitForFunction(() => document.getElementById("go").disabled && !document.getElementById("stop").disabled);
 
   // The timings table is filled by the final "done" event.
-  await page.locator("#timings tr").first().waitFor({ state: "visible" });
-  await page.waitForFunction(() => !document.getElementById("go").disabled, null, { timeout: 5_000 });
+  await waitForDone();
 
   const summary = await page.locator("#summary").textContent();
   assert.equal(summary, expected, "final #summary equals the fake Ollama's reply");
 
   const states = await page.evaluate(() => window.__summaryStates);
   const partial = [...new Set(states.filter((s) => s.length > 0 && s !== expected))];
-  console.log(`# #summary went through ${states.length} states, ${partial.length} distinct partial ones`);
+  console.log(`#summary went through ${states.length} states, ${partial.length} distinct partial ones`);
   for (const s of partial) {
     assert.ok(expected.startsWith(s), `partial state ${JSON.stringify(s)} is a prefix of the reply`);
   }
@@ -101,7 +106,7 @@ test("the page streams a summary and shows its route and timings", async () => {
   const rows = await page.locator("#timings tr").evaluateAll((trs) =>
     trs.map((tr) => [...tr.children].map((td) => td.textContent)));
   const table = Object.fromEntries(rows);
-  console.log(`# timings table: ${JSON.stringify(table)}`);
+  console.log(`timings table: ${JSON.stringify(table)}`);
   assert.equal(table.route, "16k", "timings table route");
   for (const key of ["total", "time to first token", "prefill", "decode", "tokens in / out", "upstream calls", "chunks / levels"]) {
     assert.ok(key in table, `timings table has a "${key}" row`);
@@ -115,6 +120,33 @@ test("the page streams a summary and shows its route and timings", async () => {
   assert.equal(await page.locator("#stop").isDisabled(), true, "Stop is disabled again");
 
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(`# screenshot: ${screenshot}`);
+  console.log(`screenshot: ${screenshot}`);
+  assert.deepEqual(pageErrors, [], "no page or console errors");
+});
+
+test("a chosen or dropped text file fills the text box and is summarized", async () => {
+  const chosen = "Minutes of the library board.\nThe board approved longer opening hours on Saturdays.";
+  await page.locator("#file").setInputFiles({ name: "minutes.txt", mimeType: "text/plain", buffer: Buffer.from(chosen) });
+  await page.waitForFunction((t) => document.getElementById("text").value === t, chosen);
+  await page.locator("#chars").filter({ hasText: `${[...chosen].length} chars` }).waitFor();
+
+  // A file dropped on the text box (a real DataTransfer with a File, as a drag from the desktop makes).
+  const dropped = "Weather report: rain in the morning, sunny spells after noon, 18 °C.";
+  const dataTransfer = await page.evaluateHandle((t) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([t], "weather.txt", { type: "text/plain" }));
+    return dt;
+  }, dropped);
+  await page.locator("#text").dispatchEvent("dragover", { dataTransfer });
+  assert.ok(await page.locator("#text.drop").count(), "the text box is highlighted while a file is dragged over it");
+  await page.locator("#text").dispatchEvent("drop", { dataTransfer });
+  await page.waitForFunction((t) => document.getElementById("text").value === t, dropped);
+  assert.equal(await page.locator("#text.drop").count(), 0, "the highlight goes away after the drop");
+
+  await page.locator("#go").click();
+  await waitForDone();
+  assert.equal(await page.locator("#summary").textContent(), expected, "the dropped text is summarized");
+  assert.equal(await page.locator("#error").textContent(), "", "#error stays empty");
+  await page.screenshot({ path: path.join(outDir, "summarizer-page-file.png"), fullPage: true });
   assert.deepEqual(pageErrors, [], "no page or console errors");
 });

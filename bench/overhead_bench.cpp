@@ -1,0 +1,251 @@
+// summarizer-overhead-bench: what the service adds on top of Ollama, measured against a fake Ollama
+// that answers at once (tests/support/fake_ollama, in-process, real sockets).
+//
+// The same small summary is asked for directly from the fake (POST /api/generate, streaming NDJSON)
+// and through the service (POST /summarize, JSON and SSE), by 1 and by 32 concurrent clients, each
+// on one keep-alive connection with TCP_NODELAY. Printed: latency P50/P99 of both and the difference
+// (the added latency), time to first token (first NDJSON piece / first SSE delta) and its
+// difference (the added TTFT), and requests/s through the service. Targets (2 cores): added P50 <=
+// 0.3 ms, added P99 <= 1 ms, added TTFT <= 1 ms, >= 3,000 req/s. Exit code 0 unless requests failed;
+// the targets are reported, not enforced (timings depend on the machine).
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "fake_ollama.hpp"
+#include "summarizer/config.hpp"
+#include "summarizer/http_server.hpp"
+#include "summarizer/ollama_client.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+double MsSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+// One request as the client saw it.
+struct Sample {
+    double latency_ms = 0;
+    double ttft_ms = 0;  // 0 when the body carried no text marker
+    bool ok = false;
+};
+
+struct RunResult {
+    std::vector<Sample> samples;
+    double wall_s = 0;
+    int failures = 0;
+};
+
+// What one kind of request is: path, body, and the bytes that mean "the first token has arrived".
+struct Target {
+    std::string name;
+    std::string path;
+    std::string body;
+    std::string first_token_marker;  // empty: not streamed
+};
+
+double Percentile(std::vector<double> values, double p) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    size_t index = static_cast<size_t>(p / 100.0 * static_cast<double>(values.size() - 1) + 0.5);
+    return values[std::min(index, values.size() - 1)];
+}
+
+// `clients` threads, each sending `per_client` requests (after `warmup` unmeasured ones) on its own
+// keep-alive connection.
+RunResult Run(int port, const Target& target, int clients, int per_client, int warmup) {
+    RunResult result;
+    std::vector<std::vector<Sample>> per_thread(static_cast<size_t>(clients));
+    std::atomic<int> failures{0};
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    Clock::time_point start;
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c) {
+        threads.emplace_back([&, c] {
+            httplib::Client client("127.0.0.1", port);
+            client.set_keep_alive(true);
+            client.set_tcp_nodelay(true);
+            client.set_read_timeout(std::chrono::seconds(30));
+            auto& out = per_thread[static_cast<size_t>(c)];
+            out.reserve(static_cast<size_t>(per_client));
+            auto once = [&](bool record) {
+                Sample s;
+                std::string body;
+                int status = 0;
+                httplib::Request req;
+                req.method = "POST";
+                req.path = target.path;
+                req.body = target.body;
+                req.headers.emplace("Content-Type", "application/json");
+                const auto begin = Clock::now();
+                req.response_handler = [&](const httplib::Response& r) {
+                    status = r.status;
+                    return true;
+                };
+                req.content_receiver = [&](const char* data, size_t size, uint64_t, uint64_t) {
+                    body.append(data, size);
+                    if (s.ttft_ms == 0 && !target.first_token_marker.empty() &&
+                        body.find(target.first_token_marker) != std::string::npos) {
+                        s.ttft_ms = MsSince(begin);
+                    }
+                    return true;
+                };
+                auto res = client.send(req);
+                s.latency_ms = MsSince(begin);
+                s.ok = res && status == 200 && (target.first_token_marker.empty() || s.ttft_ms > 0);
+                if (!s.ok) ++failures;
+                if (record) out.push_back(s);
+            };
+            for (int i = 0; i < warmup; ++i) once(false);
+            ++ready;
+            while (!go.load()) std::this_thread::yield();
+            for (int i = 0; i < per_client; ++i) once(true);
+        });
+    }
+    while (ready.load() < clients) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    start = Clock::now();
+    go = true;
+    for (auto& t : threads) t.join();
+    result.wall_s = MsSince(start) / 1000.0;
+    for (auto& v : per_thread) result.samples.insert(result.samples.end(), v.begin(), v.end());
+    result.failures = failures.load();
+    return result;
+}
+
+std::vector<double> Latencies(const RunResult& r) {
+    std::vector<double> v;
+    for (const auto& s : r.samples) v.push_back(s.latency_ms);
+    return v;
+}
+std::vector<double> Ttfts(const RunResult& r) {
+    std::vector<double> v;
+    for (const auto& s : r.samples) v.push_back(s.ttft_ms);
+    return v;
+}
+
+const char* Verdict(bool ok) { return ok ? "ok" : "MISSED"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"summarizer-overhead-bench: latency, TTFT and throughput the service adds on top of an instant fake Ollama"};
+    int requests_1 = 2000;
+    int requests_32 = 4000;
+    int warmup = 20;
+    bool log_to_stderr = false;
+    app.add_option("--requests-1", requests_1, "measured requests with 1 client")->capture_default_str();
+    app.add_option("--requests-32", requests_32, "measured requests with 32 clients (in total)")->capture_default_str();
+    app.add_option("--warmup", warmup, "unmeasured requests per client first")->capture_default_str();
+    app.add_flag("--log-to-stderr", log_to_stderr, "access log to stderr (default: /dev/null, the cost of the write kept)");
+    CLI11_PARSE(app, argc, argv);
+
+    // The access log is part of the hot path: keep writing it, to a sink that costs a write() only.
+    if (!log_to_stderr) spdlog::set_default_logger(spdlog::basic_logger_mt("access", "/dev/null"));
+
+    namespace fake = summarizer::testing;
+    fake::FakeOllama ollama;
+    fake::FakeBehavior behavior;
+    behavior.reply = "The council funded the first tram section; a timetable follows before summer.";
+    behavior.piece_chars = 16;
+    ollama.SetBehavior(behavior);
+
+    summarizer::Config config;
+    config.server.port = 0;
+    config.ollama.url = ollama.url();
+    // Admission must not queue the 32 clients: this measures the service's own cost, not its policy.
+    config.server.max_inflight = 64;
+    config.server.threads = std::max(config.server.threads, 40);
+    summarizer::OllamaClient backend(summarizer::OllamaClientOptions::FromConfig(config.ollama));
+    summarizer::HttpServer server(config, backend);
+    auto port = server.Bind();
+    if (!port.ok()) {
+        std::fprintf(stderr, "cannot bind: %s\n", port.error().message.c_str());
+        return 1;
+    }
+    std::thread serving([&] { server.Run(); });
+
+    const std::string text =
+        "The city council met on Tuesday to discuss the new tram line. After three hours of debate, the members "
+        "voted to fund the first section, from the central station to the university, and asked the transport "
+        "office to publish a timetable before the summer. Residents along the route raised concerns about noise "
+        "during construction; the council promised that night work would be limited to two weeks and that "
+        "affected households would be told a month in advance. The first trams are expected to run in three years.";
+    // What the service sends upstream for this text, give or take the prompt's wording.
+    const json generate = {{"model", "gemma3-4b-16k"},
+                           {"prompt", "Summarize the document below.\n<document>\n" + text + "\n</document>"},
+                           {"stream", true},
+                           {"keep_alive", "24h"},
+                           {"truncate", false},
+                           {"options", {{"num_ctx", 16384}, {"num_predict", 1200}, {"temperature", 0.15}}}};
+    const Target direct{"direct /api/generate (stream)", "/api/generate", generate.dump(), "\"response\":\""};
+    const Target service_json{"service /summarize (JSON)", "/summarize", json{{"text", text}}.dump(), ""};
+    const Target service_sse{"service /summarize (SSE)", "/summarize", json{{"text", text}, {"stream", true}}.dump(),
+                             "event: delta"};
+
+    std::printf("summarizer-overhead-bench: %u cores, fake Ollama at %s, service on port %d\n",
+                std::thread::hardware_concurrency(), ollama.url().c_str(), *port);
+    std::printf("\n| clients | request | P50 ms | P99 ms | TTFT P50 ms | TTFT P99 ms | req/s |\n"
+                "|---|---|---|---|---|---|---|\n");
+    int failures = 0;
+    struct Row {
+        int clients;
+        RunResult direct, json, sse;
+    };
+    std::vector<Row> rows;
+    for (int clients : {1, 32}) {
+        const int total = clients == 1 ? requests_1 : requests_32;
+        const int per_client = std::max(1, total / clients);
+        Row row{clients, Run(ollama.port(), direct, clients, per_client, warmup),
+                Run(*port, service_json, clients, per_client, warmup), Run(*port, service_sse, clients, per_client, warmup)};
+        for (const auto* r : {&row.direct, &row.json, &row.sse}) failures += r->failures;
+        const std::pair<const Target*, const RunResult*> runs[] = {{&direct, &row.direct}, {&service_json, &row.json},
+                                                                   {&service_sse, &row.sse}};
+        for (const auto& [target, r] : runs) {
+            auto lat = Latencies(*r);
+            auto ttft = Ttfts(*r);
+            std::string ttft50 = target->first_token_marker.empty() ? "-" : std::to_string(Percentile(ttft, 50)).substr(0, 5);
+            std::string ttft99 = target->first_token_marker.empty() ? "-" : std::to_string(Percentile(ttft, 99)).substr(0, 5);
+            std::printf("| %d | %s | %.3f | %.3f | %s | %s | %.0f |\n", clients, target->name.c_str(), Percentile(lat, 50),
+                        Percentile(lat, 99), ttft50.c_str(), ttft99.c_str(),
+                        static_cast<double>(r->samples.size()) / r->wall_s);
+        }
+        rows.push_back(std::move(row));
+    }
+
+    std::printf("\n| clients | added P50 ms | added P99 ms | added TTFT P50 ms | added TTFT P99 ms | service req/s |\n"
+                "|---|---|---|---|---|---|\n");
+    bool all_ok = failures == 0;
+    for (const auto& row : rows) {
+        const double p50 = Percentile(Latencies(row.json), 50) - Percentile(Latencies(row.direct), 50);
+        const double p99 = Percentile(Latencies(row.json), 99) - Percentile(Latencies(row.direct), 99);
+        const double t50 = Percentile(Ttfts(row.sse), 50) - Percentile(Ttfts(row.direct), 50);
+        const double t99 = Percentile(Ttfts(row.sse), 99) - Percentile(Ttfts(row.direct), 99);
+        const double rps = static_cast<double>(row.json.samples.size()) / row.json.wall_s;
+        std::printf("| %d | %.3f (%s) | %.3f (%s) | %.3f (%s) | %.3f | %.0f%s |\n", row.clients, p50, Verdict(p50 <= 0.3),
+                    p99, Verdict(p99 <= 1.0), t50, Verdict(t50 <= 1.0), t99, rps,
+                    row.clients == 32 ? (rps >= 3000 ? " (ok)" : " (MISSED)") : "");
+        all_ok = all_ok && p50 <= 0.3 && p99 <= 1.0 && t50 <= 1.0 && (row.clients != 32 || rps >= 3000);
+    }
+    std::printf("\ntargets: added P50 <= 0.3 ms, added P99 <= 1 ms, added TTFT <= 1 ms, >= 3000 req/s at 32 clients: %s\n",
+                all_ok ? "all met" : "not all met");
+    if (failures) std::printf("%d request(s) FAILED\n", failures);
+
+    server.Stop();
+    serving.join();
+    ollama.Stop();
+    return failures == 0 ? 0 : 1;
+}

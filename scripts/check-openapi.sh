@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Checks the OpenAPI document the service serves at GET /openapi.json:
+#   - Redocly CLI (tools/openapi-lint, pinned, `npm ci`) lints it with the strict recommended rules;
+#   - tools/openapi-lint/contract.mjs checks it against the HTTP contract, API.md (every endpoint,
+#     request field, response field, error code and SSE event), when API.md is found
+#     ($SUMMARIZER_API_MD, else shared/design/API.md beside or above the repository);
+#   - real answers of the service (summary, plan, error, health, an SSE stream from the fake
+#     Ollama) are validated against the document's schemas.
+# Needs a build with tests on (build/summarizer, build/tests/fake-ollama). Exits non-zero on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/services.sh
+source scripts/lib/services.sh
+# shellcheck source=scripts/lib/node.sh
+source scripts/lib/node.sh
+
+scripts/install-deps.sh >/dev/null
+npm_ci_once tools/openapi-lint
+services_init check-openapi
+start_fake_ollama --reply "The council funded the first tram section and promised limited night work."
+start_summarizer --ollama-url "$FAKE_URL"
+dir=$SERVICES_DIR
+
+curl -fsS "$SUMMARIZER_URL/openapi.json" -o "$dir/openapi.json"
+text='{"text": "The city council met on Tuesday to discuss the new tram line and voted to fund it."}'
+curl -fsS "$SUMMARIZER_URL/summarize" -H 'Content-Type: application/json' -d "$text" -o "$dir/summary.json"
+curl -fsS "$SUMMARIZER_URL/summarize/plan" -H 'Content-Type: application/json' -d "$text" -o "$dir/plan.json"
+curl -fsS -N "$SUMMARIZER_URL/summarize?stream=true" -H 'Content-Type: text/plain' \
+  --data-binary 'A short text to stream a summary of.' -o "$dir/stream.sse"
+status=$(curl -sS "$SUMMARIZER_URL/summarize" -H 'Content-Type: application/json' -d '{"text": 3}' \
+  -o "$dir/error.json" -w '%{http_code}')
+[[ $status == 400 ]] || { echo "check-openapi: a bad request got HTTP $status, not 400" >&2; exit 1; }
+curl -fsS "$SUMMARIZER_URL/healthz" -o "$dir/healthz.json"
+curl -fsS "$SUMMARIZER_URL/readyz" -o "$dir/readyz.json"
+
+echo "== redocly lint (tools/openapi-lint/redocly.yaml)"
+(cd tools/openapi-lint && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+  node node_modules/@redocly/cli/bin/cli.js lint --config redocly.yaml "$dir/openapi.json")
+
+api_md=${SUMMARIZER_API_MD:-}
+if [[ -z $api_md ]]; then
+  for candidate in ../shared/design/API.md ../../shared/design/API.md /work/shared/design/API.md; do
+    [[ -f $candidate ]] && { api_md=$candidate; break; }
+  done
+fi
+if [[ -z $api_md ]]; then
+  echo "check-openapi: note: API.md not found (set SUMMARIZER_API_MD); checking real answers only"
+fi
+echo "== contract check${api_md:+ against $api_md}"
+node tools/openapi-lint/contract.mjs "$dir/openapi.json" ${api_md:+"$api_md"} \
+  --sample "json:SummarizeResponse=$dir/summary.json" --sample "json:Plan=$dir/plan.json" \
+  --sample "json:Error=$dir/error.json" --sample "json:Health=$dir/healthz.json" \
+  --sample "json:Health=$dir/readyz.json" --sample "sse=$dir/stream.sse"
+echo "check-openapi: ok"

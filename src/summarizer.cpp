@@ -90,6 +90,7 @@ RouteOptions Summarizer::MakeRouteOptions(const SummarizeRequest& request, const
     options.prompt.style = request.style;
     options.prompt.max_tokens = request.max_tokens > 0 ? request.max_tokens : config_.generation.num_predict;
     options.token_safety = safety;
+    if (config_.routing.policy == "cost" && observer_.route_costs) options.costs = observer_.route_costs();
     return options;
 }
 

@@ -136,6 +136,11 @@ Outcome RunPolicy(const std::string& policy, const std::vector<Item>& workload, 
     config.vram.preload_hot_bucket = true;
     // The priors in the fake's units, as a tuned deployment would have them after a warm-up.
     config.routing.cost_reload_ms = o.load_ms;
+    // The scheduler's waits are wall-clock: scale them like the fake's GPU time.
+    auto scaled = [&](int ms) { return std::max(1, static_cast<int>(ms / o.time_scale)); };
+    config.scheduler.switch_max_wait_ms = scaled(config.scheduler.switch_max_wait_ms);
+    config.scheduler.batch_max_wait_ms = scaled(config.scheduler.batch_max_wait_ms);
+    config.scheduler.prefill_gate_max_ms = scaled(config.scheduler.prefill_gate_max_ms);
 
     OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
     HttpServer server(config, client);

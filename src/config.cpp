@@ -151,6 +151,18 @@ const std::vector<Knob>& Registry() {
             "parallel map calls; 0 = OLLAMA_NUM_PARALLEL");
         add("map_reduce.max_levels", "SUMMARIZER_MAX_REDUCE_LEVELS",
             [](Config& c) { return Ref{&c.map_reduce.max_levels}; }, 1, 64, "reduce levels before giving up");
+        // scheduler
+        add("scheduler.prefill_gate", "SUMMARIZER_PREFILL_GATE", [](Config& c) { return Ref{&c.scheduler.prefill_gate}; },
+            0, 0, "start an upstream call only when the previous one produced its first token (one prefill at a time)");
+        add("scheduler.prefill_gate_max_ms", "SUMMARIZER_PREFILL_GATE_MAX_MS",
+            [](Config& c) { return Ref{&c.scheduler.prefill_gate_max_ms}; }, 0, 3600000,
+            "a call silent this long (model load, stall) no longer holds the prefill gate");
+        add("scheduler.batch_max_wait_ms", "SUMMARIZER_BATCH_MAX_WAIT_MS",
+            [](Config& c) { return Ref{&c.scheduler.batch_max_wait_ms}; }, 0, 3600000,
+            "a map or intermediate reduce call waiting this long no longer yields to interactive calls");
+        add("scheduler.switch_max_wait_ms", "SUMMARIZER_SWITCH_MAX_WAIT_MS",
+            [](Config& c) { return Ref{&c.scheduler.switch_max_wait_ms}; }, 0, 3600000,
+            "cost policy: the longest a call for the other bucket waits while the loaded bucket's calls run");
         // vram
         add("vram.budget_mb", "SUMMARIZER_VRAM_BUDGET_MB", [](Config& c) { return Ref{&c.vram.budget_mb}; }, 256,
             1 << 20, "GPU memory in MiB (RTX 4060: 8188)");

@@ -15,6 +15,7 @@
 #include "summarizer/api.hpp"
 #include "summarizer/model_manager.hpp"
 #include "summarizer/openapi.hpp"
+#include "summarizer/scheduler.hpp"
 #include "summarizer/summarizer.hpp"
 #include "summarizer/web_page.hpp"
 
@@ -129,8 +130,10 @@ struct HttpServer::Impl {
     const Config& config;
     LlmBackend& backend;
     Metrics metrics;
+    UpstreamScheduler scheduler;  // one per process: every request's upstream calls share Ollama's slots
+    ScheduledBackend scheduled;
     ModelManager manager;      // VRAM/keep_alive policy; learns from every call through `tracked`
-    TrackedBackend tracked;
+    TrackedBackend tracked;    // outside the scheduler: its pending counts include waiting calls
     Summarizer summarizer;
     Admission admission;
     httplib::Server server;
@@ -139,8 +142,10 @@ struct HttpServer::Impl {
     Impl(const Config& c, LlmBackend& b)
         : config(c),
           backend(b),
+          scheduler(SchedulerOptionsFromConfig(c)),
+          scheduled(b, scheduler),
           manager(c, b, &metrics),
-          tracked(b, manager),
+          tracked(scheduled, manager),
           summarizer(c, tracked, MakeObserver()),
           admission(c.MaxInflight(), c.server.max_queue, metrics) {}
 

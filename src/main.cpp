@@ -16,6 +16,7 @@
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
 #include "summarizer/ollama_client.hpp"
+#include "summarizer/scheduler.hpp"
 #include "summarizer/summarizer.hpp"
 #include "summarizer/text.hpp"
 
@@ -164,7 +165,9 @@ int Summarize(const Config& config, const std::string& path, const std::map<std:
         return 1;
     }
     OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
-    Summarizer summarizer(config, client);
+    UpstreamScheduler scheduler(SchedulerOptionsFromConfig(config));
+    ScheduledBackend scheduled(client, scheduler);
+    Summarizer summarizer(config, scheduled);
     SummarizeEvents events;
     const bool tty = isatty(fileno(stderr));
     if (!json_out) {

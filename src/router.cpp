@@ -75,9 +75,10 @@ Access AccessCost(const Config& config, const RouteCosts& costs, size_t target, 
     for (size_t i = 0; i < costs.buckets.size(); ++i) {
         if (i != target && costs.buckets[i].loaded) loaded = i;
     }
+    // Calls already queued for `target` make any switch (and the load back) happen anyway.
     double back_ms = 0;
-    if (costs.restore_hot && target != 0 && !(t.loaded && t.pending > 0)) back_ms = costs.reload_ms;
-    if (!t.loaded && loaded && costs.buckets[*loaded].pending > 0) back_ms = costs.reload_ms;
+    if (t.pending == 0 && costs.restore_hot && target != 0) back_ms = costs.reload_ms;
+    if (t.pending == 0 && !t.loaded && loaded && costs.buckets[*loaded].pending > 0) back_ms = costs.reload_ms;
     if (t.loaded) {
         a.wait_ms = t.pending * t.mean_call_ms / slots;
         a.penalty_ms = back_ms;
@@ -89,10 +90,20 @@ Access AccessCost(const Config& config, const RouteCosts& costs, size_t target, 
     } else {
         const auto& l = costs.buckets[*loaded];
         const double drain = l.pending * l.mean_call_ms / slots;
-        a.wait_ms = drain + costs.reload_ms;
-        a.penalty_ms = back_ms + l.pending * (costs.reload_ms + own_ms + back_ms) / slots;
-        a.detail = "switch from " + config.buckets[*loaded].name + " (" + std::to_string(l.pending) +
-                   " call(s) to drain ~ " + Seconds(drain) + ") + reload " + Seconds(costs.reload_ms);
+        a.wait_ms = drain + costs.reload_ms + t.pending * t.mean_call_ms / slots;
+        if (t.pending > 0) {
+            // A switch is queued already (bucket affinity groups its calls): this call rides it and
+            // only lengthens the loaded bucket's wait by its own time.
+            a.penalty_ms = l.pending * own_ms / slots;
+            a.detail = "joins the queued switch from " + config.buckets[*loaded].name + " (" +
+                       std::to_string(t.pending) + " call(s) waiting for " + config.buckets[target].name + ", " +
+                       std::to_string(l.pending) + " to drain ~ " + Seconds(drain) + ") + reload " +
+                       Seconds(costs.reload_ms);
+        } else {
+            a.penalty_ms = back_ms + l.pending * (costs.reload_ms + own_ms + back_ms) / slots;
+            a.detail = "switch from " + config.buckets[*loaded].name + " (" + std::to_string(l.pending) +
+                       " call(s) to drain ~ " + Seconds(drain) + ") + reload " + Seconds(costs.reload_ms);
+        }
     }
     if (a.penalty_ms > 0) {
         a.detail += ", penalty " + Seconds(a.penalty_ms) + " (reload back " + Seconds(back_ms) + ")";
@@ -233,6 +244,7 @@ Result<Plan> PlanRoute(std::string_view text, const TextStats& stats, const Conf
         for (const auto& [plan, estimate] : candidates) compared += (compared.empty() ? "" : " vs ") + estimate.detail;
         chosen.reason += "; cost policy: " + compared + " -> " + std::string(RouteName(chosen.route));
         chosen.estimated_ms = candidates[best].second.total_ms;
+        chosen.interactive_maps = chosen.route == Route::kMapReduce;
         return chosen;
     }
 

@@ -121,7 +121,10 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
         if (result.ok()) acct.Add(*result);
         return result;
     };
-    auto make_request = [&](const Plan& plan, const Prompt& prompt, int num_predict, std::string tag) {
+    // `interactive`: the client waits on this call's tokens (single pass, final reduce); map chunks and
+    // intermediate reduces are batch work the scheduler may hold back for other clients' interactive calls.
+    auto make_request = [&](const Plan& plan, const Prompt& prompt, int num_predict, std::string tag,
+                            bool interactive) {
         GenerateRequest g;
         g.model = plan.model;
         g.num_ctx = plan.num_ctx;
@@ -133,6 +136,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
         g.temperature = config_.generation.temperature;
         g.repeat_penalty = config_.generation.repeat_penalty;
         g.tag = std::move(tag);
+        g.interactive = interactive;
         return g;
     };
     // The final summary's tokens go to the client as they arrive.
@@ -180,7 +184,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
 
         if (plan.route != Route::kMapReduce) {
             Prompt prompt = BuildSinglePrompt(request.text, popts);
-            auto result = call(make_request(plan, prompt, popts.max_tokens, "single"), final_sink, cancel);
+            auto result = call(make_request(plan, prompt, popts.max_tokens, "single", true), final_sink, cancel);
             if (!result.ok()) {
                 failure = result.error();
             } else if (LooksTruncated(*result, plan.num_ctx)) {
@@ -199,11 +203,15 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
             PromptOptions map_opts = popts;
             map_opts.max_tokens = config_.map_reduce.map_num_predict;
             progress("map", 0, total);
-            failure = RunBounded(total, config_.MapConcurrency(), map_cancel, [&](int i) -> std::optional<Error> {
+            // Interactive maps (cost policy) all queue at once: the scheduler bounds the slots, and a
+            // second wave does not queue again behind calls that arrived after the first.
+            const int map_parallel = plan.interactive_maps ? total : config_.MapConcurrency();
+            failure = RunBounded(total, map_parallel, map_cancel, [&](int i) -> std::optional<Error> {
                 std::string_view chunk = ChunkText(request.text, plan.chunks[static_cast<size_t>(i)]);
                 Prompt prompt = BuildMapPrompt(chunk, i + 1, total, map_opts);
                 std::string tag = "map " + std::to_string(i + 1) + "/" + std::to_string(total);
-                auto result = call(make_request(plan, prompt, map_opts.max_tokens, tag), nullptr, map_cancel);
+                auto result = call(make_request(plan, prompt, map_opts.max_tokens, tag, plan.interactive_maps), nullptr,
+                                   map_cancel);
                 if (!result.ok()) {
                     Error e = result.error();
                     if (e.code != ErrorCode::kCancelled && e.code != ErrorCode::kContextOverflow) {
@@ -239,7 +247,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                 }
                 if (reduce_tokens(items, true) + popts.max_tokens + margin <= bucket.num_ctx) {
                     Prompt prompt = BuildReducePrompt(items, true, popts);
-                    auto result = call(make_request(plan, prompt, popts.max_tokens, "reduce final"), final_sink, cancel);
+                    auto result = call(make_request(plan, prompt, popts.max_tokens, "reduce final", true), final_sink, cancel);
                     if (!result.ok()) {
                         failure = result.error();
                     } else if (LooksTruncated(*result, plan.num_ctx)) {
@@ -278,7 +286,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                                      [&](int g) -> std::optional<Error> {
                                          Prompt prompt = BuildReducePrompt(groups[static_cast<size_t>(g)], false, reduce_opts);
                                          std::string tag = "reduce " + std::to_string(levels) + "." + std::to_string(g + 1);
-                                         auto result = call(make_request(plan, prompt, reduce_opts.max_tokens, tag),
+                                         auto result = call(make_request(plan, prompt, reduce_opts.max_tokens, tag, false),
                                                             nullptr, reduce_cancel);
                                          if (!result.ok()) return result.error();
                                          if (LooksTruncated(*result, plan.num_ctx)) {

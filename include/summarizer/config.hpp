@@ -79,6 +79,19 @@ struct MapReduceConfig {
     int max_levels = 8;            // reduce levels before giving up
 };
 
+// The upstream scheduler (include/summarizer/scheduler.hpp). Its slots are ollama.num_parallel;
+// its bucket affinity is on when routing.policy is "cost".
+struct SchedulerConfig {
+    bool prefill_gate = true;         // one prompt prefill at a time: the next call starts at the previous one's
+                                      // first token; prefills share the GPU, so this loses no throughput and
+                                      // lets them overlap with other calls' decoding
+    int prefill_gate_max_ms = 20000;  // ms; a call silent this long (loading, stalled) stops holding the gate
+    int batch_max_wait_ms = 20000;    // ms; a map/intermediate-reduce call waiting this long stops yielding to
+                                      // interactive calls (no starvation)
+    int switch_max_wait_ms = 15000;   // ms; "cost" policy: the longest a call for the other bucket waits while
+                                      // the loaded bucket's calls run (a swap costs a model reload)
+};
+
 struct VramConfig {
     int budget_mb = 8188;            // the GPU's memory (RTX 4060: 8188 MiB)
     int reserve_mb = 400;            // kept free for the desktop / CUDA context
@@ -99,6 +112,7 @@ struct Config {
     GenerationOptions generation;
     RoutingConfig routing;
     MapReduceConfig map_reduce;
+    SchedulerConfig scheduler;
     VramConfig vram;
 
     const BucketConfig& small_bucket() const { return buckets.at(0); }

@@ -63,6 +63,9 @@ struct Plan {
     std::vector<Chunk> chunks;            // one covering the text for a single pass
     std::string reason;                   // why, in words
     double estimated_ms = 0;              // cost policy: expected time of the chosen route (0: static)
+    // Cost policy chose map-reduce for a text the large bucket takes in one pass: its client waits on
+    // the map calls as on a single pass, so they are scheduled as interactive, not as batch work.
+    bool interactive_maps = false;
 };
 
 // Expected milliseconds of one route under `costs` (own time + waits + the switch penalty, as the

@@ -204,5 +204,59 @@ TEST_F(VramPolicyTest, CostPolicyPlanExplainsTheChoiceWithNumbers) {
     EXPECT_NE(reason.find("tok/s"), std::string::npos) << reason;
 }
 
+// One slot, four requests: A (short) is running when L1 (long), B (short) and L2 (long) arrive.
+// Returns the models in the order their calls reached Ollama.
+class AffinityTest : public VramPolicyTest {
+protected:
+    std::vector<std::string> RunInterleaved(const std::string& policy) {
+        gpu.time_scale = 1;
+        gpu.slots = 1;
+        gpu.load_ms = 300;  // over the manager's 250 ms "a runner was loaded" line
+        gpu.prefill_tokens_per_s = 200000;
+        gpu.decode_tokens_per_s = 200;
+        gpu.output_tokens = 100;  // each call ~0.5 s: long enough for the others to queue behind A
+        fake.SetGpuModel(gpu);
+        config.routing.policy = policy;
+        config.ollama.num_parallel = 1;
+        config.server.max_inflight = 8;  // all four reach the scheduler
+        StartService();
+        std::vector<std::thread> clients;
+        auto send = [&](const std::string& text, const std::string& strategy) {
+            clients.emplace_back([this, text, strategy] {
+                auto res = PostJson({{"text", text}, {"strategy", strategy}});
+                EXPECT_TRUE(res && res->status == 200) << (res ? res->body : "no response");
+            });
+        };
+        send(short_text, "auto");
+        EXPECT_TRUE(fake.WaitForRequests(1, 5s));
+        for (const auto& [text, strategy] : {std::pair{long_text, "single"}, std::pair{short_text, "auto"},
+                                             std::pair{long_text, "single"}}) {
+            send(text, strategy);
+            std::this_thread::sleep_for(60ms);  // arrival order L1, B, L2, all while A runs
+        }
+        for (auto& t : clients) t.join();
+        std::vector<std::string> models;
+        for (const auto& r : fake.Requests()) models.push_back(r.body["model"]);
+        return models;
+    }
+};
+
+TEST_F(AffinityTest, StaticPolicyServesInArrivalOrderAndReloadsOnEverySwitch) {
+    auto models = RunInterleaved("static");
+    ASSERT_EQ(models.size(), 4u);
+    EXPECT_EQ(models, (std::vector<std::string>{"gemma3-4b-16k", "gemma3-4b-60k", "gemma3-4b-16k", "gemma3-4b-60k"}));
+    EXPECT_EQ(fake.Reloads(), 3);
+}
+
+TEST_F(AffinityTest, CostPolicyRunsTheLoadedBucketsCallsFirstAndSwitchesOnce) {
+    auto models = RunInterleaved("cost");
+    ASSERT_EQ(models.size(), 4u);
+    EXPECT_EQ(models, (std::vector<std::string>{"gemma3-4b-16k", "gemma3-4b-16k", "gemma3-4b-60k", "gemma3-4b-60k"}));
+    EXPECT_EQ(fake.Reloads(), 1);
+    json doc = GetJson("/status");
+    EXPECT_EQ(doc["buckets"][1]["loaded"], true);
+    EXPECT_EQ(doc["costs"]["reloads_seen"], 2);  // the first load of 16k, the switch to 60k
+}
+
 }  // namespace
 }  // namespace summarizer::testing

@@ -114,16 +114,20 @@ TEST(ModelManager, NoPreloadWhenDisabled) {
 
 TEST(ModelManager, LearnsReloadTimeAndRatesFromCalls) {
     Config config;
+    config.vram.preload_hot_bucket = false;
     FakeLlmBackend backend;
     backend.SetResponder([](const GenerateRequest&, int index) -> Result<GenerateResult> {
         return Timed(2000, 300, 2500, 50, index == 0 ? 3200 : 5);
     });
+    // What /api/ps shows once the 60K call has loaded its runner (the manager reads it after a load).
+    backend.loaded = {LoadedModel{"gemma3-4b-60k:latest", 5'000'000'000, 5'000'000'000, 61440, ""}};
     ModelManager manager(config, backend);
     TrackedBackend tracked(backend, manager);
     for (int i = 0; i < 3; ++i) {
         auto r = tracked.Generate(RequestFor(config, 1), nullptr, CancelToken{});
         ASSERT_TRUE(r.ok());
     }
+    manager.WaitIdle();
     RouteCosts costs = manager.CurrentCosts();
     EXPECT_NEAR(costs.reload_ms, 3200, 1);  // only the first call loaded a runner
     EXPECT_TRUE(costs.buckets[1].loaded);

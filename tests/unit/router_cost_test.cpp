@@ -1,7 +1,9 @@
 // The "cost" routing policy as a pure function: given server state (RouteCosts), which route wins.
 #include <gtest/gtest.h>
 
+#include "fake_backend.hpp"
 #include "summarizer/router.hpp"
+#include "summarizer/summarizer.hpp"
 #include "summarizer/text.hpp"
 
 namespace summarizer {
@@ -81,6 +83,7 @@ TEST(RouterCost, BusyHotBucketSendsAMidTextToMapReduce) {
     EXPECT_NE(plan.reason.find("vs map_reduce ~ "), std::string::npos) << plan.reason;
     EXPECT_NE(plan.reason.find("switch from 16k (3 call(s) to drain"), std::string::npos) << plan.reason;
     EXPECT_NE(plan.reason.find("-> map_reduce"), std::string::npos) << plan.reason;
+    EXPECT_TRUE(plan.interactive_maps);  // its client waits on the maps as on a single pass
 }
 
 TEST(RouterCost, IdleServerKeepsTheSinglePassWhenItIsFaster) {
@@ -141,6 +144,61 @@ TEST(RouterCost, OverThresholdStaysMapReduce) {
     costs.buckets[1].loaded = true;
     Plan plan = MustPlan(MidText(), config, costs);
     EXPECT_EQ(plan.route, Route::kMapReduce);
+    EXPECT_FALSE(plan.interactive_maps);  // a big job: its maps are batch work
+}
+
+TEST(RouterCost, LongTextJoinsASwitchThatIsQueuedAnyway) {
+    RouteCosts costs = HotState(0, 1);
+    costs.buckets[0].decode_tokens_per_s = 20;
+    costs.buckets[1].decode_tokens_per_s = 20;
+    Plan plan = MustPlan(MidText(), CostConfig(), costs);
+    EXPECT_EQ(plan.route, Route::k60k) << plan.reason;
+    EXPECT_NE(plan.reason.find("joins the queued switch from 16k (1 call(s) waiting for 60k"), std::string::npos)
+        << plan.reason;
+    // Riding the queued switch waits for the call ahead but is not charged the hot bucket's restore.
+    const double riding = EstimateSingleRoute(CostConfig(), costs, 1, 20000, 300).total_ms;
+    RouteCosts lone = costs;
+    lone.buckets[1].pending = 0;
+    const double alone = EstimateSingleRoute(CostConfig(), lone, 1, 20000, 300).total_ms;
+    EXPECT_NEAR(riding - costs.buckets[1].mean_call_ms, alone - costs.reload_ms, 1.0);
+}
+
+TEST(RouterCost, SummarizerPassesTheManagersStateAndMarksCostChosenMapsInteractive) {
+    Config config = CostConfig();
+    testing::FakeLlmBackend backend;
+    SummarizerObserver observer;
+    observer.route_costs = [] { return HotState(3); };
+    Summarizer summarizer(config, backend, observer);
+    SummarizeRequest request;
+    request.text = MidText();
+    request.language = "en";
+    auto response = summarizer.Run(request, {}, CancelToken{});
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    EXPECT_EQ(response->route, Route::kMapReduce);
+    EXPECT_NE(response->reason.find("cost policy"), std::string::npos);
+    auto calls = backend.requests();
+    ASSERT_GE(calls.size(), 3u);
+    for (const auto& call : calls) EXPECT_TRUE(call.interactive) << call.tag;
+
+    // The static policy never asks for the state; its map calls of a big job are batch work.
+    Config static_config;
+    static_config.routing.hierarchical_threshold_chars = 50000;
+    bool asked = false;
+    SummarizerObserver static_observer;
+    static_observer.route_costs = [&] {
+        asked = true;
+        return HotState(3);
+    };
+    testing::FakeLlmBackend static_backend;
+    Summarizer static_summarizer(static_config, static_backend, static_observer);
+    auto big = static_summarizer.Run(request, {}, CancelToken{});
+    ASSERT_TRUE(big.ok()) << big.error().message;
+    EXPECT_EQ(big->route, Route::kMapReduce);
+    EXPECT_FALSE(asked);
+    auto static_calls = static_backend.requests();
+    ASSERT_GE(static_calls.size(), 3u);
+    EXPECT_FALSE(static_calls.front().interactive) << static_calls.front().tag;
+    EXPECT_TRUE(static_calls.back().interactive) << static_calls.back().tag;  // the final reduce
 }
 
 TEST(RouterCost, EstimatesGrowWithQueueReloadAndSpill) {

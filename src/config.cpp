@@ -125,6 +125,18 @@ const std::vector<Knob>& Registry() {
             "characters of the previous chunk repeated at the start of the next");
         add("routing.policy", "SUMMARIZER_ROUTING_POLICY", [](Config& c) { return Ref{&c.routing.policy}; }, 0, 0,
             "static (the design record's rule) or cost (weighs reloads and learned rates)");
+        add("routing.cost_reload_ms", "SUMMARIZER_COST_RELOAD_MS",
+            [](Config& c) { return Ref{&c.routing.cost_reload_ms}; }, 0, 3600000,
+            "cost policy: ms to load a runner until Ollama's load_duration has been measured");
+        add("routing.cost_prefill_tokens_per_s", "SUMMARIZER_COST_PREFILL_TOKENS_PER_S",
+            [](Config& c) { return Ref{&c.routing.cost_prefill_tokens_per_s}; }, 1, 1e7,
+            "cost policy: prefill rate until measured (then learned per bucket)");
+        add("routing.cost_decode_tokens_per_s", "SUMMARIZER_COST_DECODE_TOKENS_PER_S",
+            [](Config& c) { return Ref{&c.routing.cost_decode_tokens_per_s}; }, 0.1, 1e6,
+            "cost policy: decode rate until measured (then learned per bucket)");
+        add("routing.cost_spill_slowdown", "SUMMARIZER_COST_SPILL_SLOWDOWN",
+            [](Config& c) { return Ref{&c.routing.cost_spill_slowdown}; }, 1, 1000,
+            "cost policy: how many times slower a bucket that spills to the CPU runs");
         // map-reduce
         add("map_reduce.map_num_predict", "SUMMARIZER_MAP_NUM_PREDICT",
             [](Config& c) { return Ref{&c.map_reduce.map_num_predict}; }, 16, 100000,

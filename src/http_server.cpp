@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "summarizer/api.hpp"
+#include "summarizer/model_manager.hpp"
 #include "summarizer/openapi.hpp"
 #include "summarizer/scheduler.hpp"
 #include "summarizer/summarizer.hpp"
@@ -151,6 +152,8 @@ struct HttpServer::Impl {
     Metrics metrics;
     UpstreamScheduler scheduler;  // one per process: every request's upstream calls share Ollama's slots
     ScheduledBackend scheduled;
+    ModelManager manager;      // VRAM/keep_alive policy; learns from every call through `tracked`
+    TrackedBackend tracked;    // outside the scheduler: its pending counts include waiting calls
     Summarizer summarizer;
     Admission admission;
     httplib::Server server;
@@ -161,7 +164,9 @@ struct HttpServer::Impl {
           backend(b),
           scheduler(SchedulerOptionsFromConfig(c)),
           scheduled(b, scheduler),
-          summarizer(c, scheduled, MakeObserver()),
+          manager(c, b, &metrics),
+          tracked(scheduled, manager),
+          summarizer(c, tracked, MakeObserver()),
           admission(c.MaxInflight(), c.server.max_queue, metrics) {}
 
     SummarizerObserver MakeObserver() {
@@ -184,6 +189,7 @@ struct HttpServer::Impl {
             if (r.ok() && r->load_duration_ns >= kColdLoadNs) metrics.ObserveLoad(g.model, r->load_duration_ns / 1e9);
         };
         o.on_overflow = [this] { metrics.CountOverflow(); };
+        o.route_costs = [this] { return manager.CurrentCosts(); };
         return o;
     }
 
@@ -398,57 +404,76 @@ struct HttpServer::Impl {
         SendJson(res, 200, {{"status", "ready"}, {"ollama", config.ollama.url}});
     }
 
+    // Renders what the model manager gathered (config in force, footprints, /api/ps, costs).
     void HandleStatus(httplib::Response& res) {
+        const ManagerStatus st = manager.Status();
         json doc;
         doc["config"] = json::parse(ConfigToJson(config));
-        auto loaded = backend.ListLoaded();
+        doc["policy"] = st.policy;
+        auto loaded_json = [](const LoadedModel& m) {
+            return json{{"name", m.name},
+                        {"size_bytes", m.size_bytes},
+                        {"size_vram_bytes", m.size_vram_bytes},
+                        {"context_length", m.context_length},
+                        {"expires_at", m.expires_at},
+                        {"spilling_to_cpu", m.size_vram_bytes < m.size_bytes}};
+        };
         json buckets = json::array();
-        const double usable = config.vram.budget_mb - config.vram.reserve_mb;
-        for (const auto& b : config.buckets) {
-            double estimate = EstimateBucketVramMb(config, b);
+        for (const auto& b : st.buckets) {
             json entry = {{"name", b.name},
                           {"model", b.model},
                           {"num_ctx", b.num_ctx},
                           {"keep_alive", b.keep_alive},
-                          {"estimated_vram_mb", std::round(estimate)},
-                          {"fits_vram_budget", estimate <= usable},
-                          {"loaded", false}};
-            if (loaded.ok()) {
-                for (const auto& m : *loaded) {
-                    if (m.name == b.model || m.name == b.model + ":latest") {
-                        entry["loaded"] = true;
-                        entry["measured"] = {{"size_bytes", m.size_bytes},
-                                             {"size_vram_bytes", m.size_vram_bytes},
-                                             {"context_length", m.context_length},
-                                             {"expires_at", m.expires_at},
-                                             {"spilling_to_cpu", m.size_vram_bytes < m.size_bytes}};
-                    }
-                }
+                          {"hot", b.name == st.hot_bucket},
+                          {"estimated_vram_mb", std::round(b.estimated_vram_mb)},
+                          {"fits_vram_budget", b.fits_vram_budget},
+                          {"loaded", b.loaded},
+                          {"measured", nullptr},
+                          {"spilling_to_cpu", b.spilling},
+                          {"spills_seen", b.spills_seen},
+                          {"pending_calls", b.pending_calls},
+                          {"learned", {{"calls", b.calls},
+                                       {"prefill_tokens_per_s", std::round(b.prefill_tokens_per_s * 10) / 10},
+                                       {"decode_tokens_per_s", std::round(b.decode_tokens_per_s * 10) / 10},
+                                       {"mean_call_ms", std::round(b.mean_call_ms)}}}};
+            if (b.measured) {
+                entry["measured"] = {{"size_bytes", b.measured->size_bytes},
+                                     {"size_vram_bytes", b.measured->size_vram_bytes},
+                                     {"size_mb", std::round(b.measured->size_bytes / 1048576.0)},
+                                     {"size_vram_mb", std::round(b.measured->size_vram_bytes / 1048576.0)},
+                                     {"context_length", b.measured->context_length},
+                                     {"expires_at", b.measured->expires_at},
+                                     {"spilling_to_cpu", b.measured->spilling_to_cpu}};
             }
             buckets.push_back(entry);
         }
         doc["buckets"] = buckets;
         doc["vram"] = {{"budget_mb", config.vram.budget_mb},
                        {"reserve_mb", config.vram.reserve_mb},
+                       {"usable_mb", config.vram.budget_mb - config.vram.reserve_mb},
                        {"kv_cache_type", config.vram.kv_cache_type},
-                       {"num_parallel", config.ollama.num_parallel}};
+                       {"num_parallel", config.ollama.num_parallel},
+                       {"preload_hot_bucket", st.preload_hot_bucket},
+                       {"hot_bucket", st.hot_bucket},
+                       {"preloads", st.preloads},
+                       {"last_preload", st.last_preload},
+                       {"warnings", st.warnings}};
         doc["thresholds"] = {{"hierarchical_threshold_chars", config.routing.hierarchical_threshold_chars},
                              {"hierarchical_chunk_max_chars", config.routing.hierarchical_chunk_max_chars},
                              {"safety_margin_tokens", config.routing.safety_margin_tokens},
                              {"policy", config.routing.policy}};
-        json ollama = {{"url", config.ollama.url}, {"reachable", loaded.ok()}};
-        if (loaded.ok()) {
+        doc["costs"] = {{"reload_ms", std::round(st.reload_ms)},
+                        {"reloads_seen", st.reloads_seen},
+                        {"output_tokens", std::round(st.output_tokens)},
+                        {"spill_slowdown", st.spill_slowdown},
+                        {"slots", st.slots}};
+        json ollama = {{"url", config.ollama.url}, {"reachable", st.ollama_reachable}};
+        if (st.ollama_reachable) {
             json list = json::array();
-            for (const auto& m : *loaded) {
-                list.push_back({{"name", m.name},
-                                {"size_bytes", m.size_bytes},
-                                {"size_vram_bytes", m.size_vram_bytes},
-                                {"context_length", m.context_length},
-                                {"expires_at", m.expires_at}});
-            }
+            for (const auto& m : st.loaded) list.push_back(loaded_json(m));
             ollama["loaded"] = list;
         } else {
-            ollama["error"] = loaded.error().message;
+            ollama["error"] = st.ollama_error;
         }
         doc["ollama"] = ollama;
         doc["inflight"] = metrics.inflight();
@@ -606,6 +631,7 @@ Result<int> HttpServer::Bind() {
         }
         impl_->port = cfg.port;
     }
+    impl_->manager.Start();  // the VRAM check and the hot bucket's preload, once we serve
     return impl_->port;
 }
 

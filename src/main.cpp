@@ -149,16 +149,6 @@ int Serve(const Config& config) {
         spdlog::error("{}", port.error().message);
         return 1;
     }
-    for (const auto& bucket : config.buckets) {
-        double need = EstimateBucketVramMb(config, bucket);
-        double usable = config.vram.budget_mb - config.vram.reserve_mb;
-        if (need > usable) {
-            spdlog::warn("bucket {} ({}, num_ctx {} x {} slot(s)) needs ~{:.0f} MiB of VRAM but {:.0f} MiB are usable: "
-                         "it will spill to the CPU. Fix: OLLAMA_KV_CACHE_TYPE=q8_0 with OLLAMA_FLASH_ATTENTION=1, fewer "
-                         "OLLAMA_NUM_PARALLEL slots, or a smaller num_ctx",
-                         bucket.name, bucket.model, bucket.num_ctx, config.ollama.num_parallel, need, usable);
-        }
-    }
     spdlog::info("summarizer listening on http://{}:{} (Ollama at {}, {} parallel slot(s))", config.server.host,
                  port.value(), config.ollama.url, config.ollama.num_parallel);
     std::thread waiter([&] {

@@ -90,6 +90,7 @@ RouteOptions Summarizer::MakeRouteOptions(const SummarizeRequest& request, const
     options.prompt.style = request.style;
     options.prompt.max_tokens = request.max_tokens > 0 ? request.max_tokens : config_.generation.num_predict;
     options.token_safety = safety;
+    if (config_.routing.policy == "cost" && observer_.route_costs) options.costs = observer_.route_costs();
     return options;
 }
 
@@ -208,11 +209,15 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
             PromptOptions map_opts = popts;
             map_opts.max_tokens = config_.map_reduce.map_num_predict;
             progress("map", 0, total);
-            failure = RunBounded(total, config_.MapConcurrency(), map_cancel, [&](int i) -> std::optional<Error> {
+            // Interactive maps (cost policy) all queue at once: the scheduler bounds the slots, and a
+            // second wave does not queue again behind calls that arrived after the first.
+            const int map_parallel = plan.interactive_maps ? total : config_.MapConcurrency();
+            failure = RunBounded(total, map_parallel, map_cancel, [&](int i) -> std::optional<Error> {
                 std::string_view chunk = ChunkText(request.text, plan.chunks[static_cast<size_t>(i)]);
                 Prompt prompt = BuildMapPrompt(chunk, i + 1, total, map_opts);
                 std::string tag = "map " + std::to_string(i + 1) + "/" + std::to_string(total);
-                auto result = call(make_request(plan, prompt, map_opts.max_tokens, tag, false), nullptr, map_cancel);
+                auto result = call(make_request(plan, prompt, map_opts.max_tokens, tag, plan.interactive_maps), nullptr,
+                                   map_cancel);
                 if (!result.ok()) {
                     Error e = result.error();
                     if (e.code != ErrorCode::kCancelled && e.code != ErrorCode::kContextOverflow) {

@@ -64,6 +64,11 @@ struct RoutingConfig {
     int safety_margin_tokens = 512;     // head-room kept free in num_ctx for estimate error
     int chunk_overlap_chars = 0;        // context repeated at the start of each next chunk
     std::string policy = "static";      // "static" (the record's rule) or "cost"
+    // Priors of the "cost" policy, used until the ModelManager has measured the real values.
+    double cost_reload_ms = 4000;            // ms to (re)load a runner; then learned from load_duration
+    double cost_prefill_tokens_per_s = 3000; // RTX 4060 prefill (design record); then learned per bucket
+    double cost_decode_tokens_per_s = 60;    // RTX 4060 decode (design record); then learned per bucket
+    double cost_spill_slowdown = 5;          // a bucket partly on the CPU runs this many times slower
 };
 
 struct MapReduceConfig {

@@ -1,9 +1,13 @@
 // The Plan for one input (pure): the 16k bucket, the 60k bucket, or map-reduce with its chunks.
 // Never plans a prompt whose estimated size (template + text + output cap + safety margin)
 // exceeds the bucket's num_ctx. Every threshold comes from Config.
+// With routing.policy "cost" and RouteCosts given, the choice among the feasible routes weighs
+// their expected time (reloads, learned rates, queues, spills); the state is passed in as data,
+// so the router stays pure. Without RouteCosts the static rule of the design record applies.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,10 +25,31 @@ enum class Strategy { kAuto, kSingle, kMapReduce };
 
 std::string_view RouteName(Route route);
 
+// What the cost policy knows about one bucket right now (the ModelManager observes and learns it).
+struct BucketCosts {
+    bool loaded = false;              // its runner is loaded (or loading) in Ollama now
+    bool spilling = false;            // seen (or estimated) with size_vram < size: partly on the CPU
+    int pending = 0;                  // upstream calls for it waiting or running now
+    double prefill_tokens_per_s = 3000;  // learned from recent calls' prompt_eval_count / duration
+    double decode_tokens_per_s = 60;     // learned from recent calls' eval_count / duration
+    double mean_call_ms = 6000;       // a recent call's duration without loading (queue waits)
+};
+
+// The server state the cost policy weighs. Times in milliseconds of Ollama's own clock.
+struct RouteCosts {
+    std::vector<BucketCosts> buckets;  // in Config::buckets order
+    double reload_ms = 4000;           // loading a runner (learned from load_duration)
+    double spill_slowdown = 5;         // rates are divided by this on a spilling bucket
+    int slots = 1;                     // Ollama's parallel slots
+    double output_tokens = 0;          // learned tokens a summary call generates; 0: the caps
+    bool restore_hot = false;          // after another bucket is used the hot one is loaded again
+};
+
 struct RouteOptions {
     Strategy strategy = Strategy::kAuto;
     PromptOptions prompt;        // language (resolved), style, max_tokens
     double token_safety = 1.0;   // > 1 after Ollama reported an under-estimate
+    std::optional<RouteCosts> costs;  // the cost policy's view; ignored unless routing.policy is "cost"
 };
 
 struct Plan {
@@ -37,11 +62,32 @@ struct Plan {
     int64_t estimated_prompt_tokens = 0;  // single pass: whole prompt; map-reduce: sum over map prompts
     std::vector<Chunk> chunks;            // one covering the text for a single pass
     std::string reason;                   // why, in words
+    double estimated_ms = 0;              // cost policy: expected time of the chosen route (0: static)
+    // Cost policy chose map-reduce for a text the large bucket takes in one pass: its client waits on
+    // the map calls as on a single pass, so they are scheduled as interactive, not as batch work.
+    bool interactive_maps = false;
+};
+
+// Expected milliseconds of one route under `costs` (own time + waits + the switch penalty, as the
+// cost policy weighs it), with its explanation. Exposed for tests and /status.
+struct RouteEstimate {
+    Route route = Route::k16k;
+    double total_ms = 0;
+    std::string detail;
 };
 
 // Estimated tokens the single-pass prompt template adds around a text.
 int64_t SinglePromptOverheadTokens(const PromptOptions& options);
 int64_t MapPromptOverheadTokens(const PromptOptions& options);
+
+// Expected time of a single pass on config.buckets[bucket_index], and of map-reduce on the small
+// bucket with `chunks` map prompts totalling `map_prompt_tokens`. Requires costs.buckets to
+// cover config.buckets.
+RouteEstimate EstimateSingleRoute(const Config& config, const RouteCosts& costs, size_t bucket_index,
+                                  int64_t prompt_tokens, int64_t max_output_tokens);
+RouteEstimate EstimateMapReduceRoute(const Config& config, const RouteCosts& costs, int64_t chunks,
+                                     int64_t map_prompt_tokens, int64_t reduce_overhead_tokens,
+                                     int64_t max_output_tokens);
 
 // Errors: kInputTooLarge when strategy is single and no bucket fits.
 Result<Plan> PlanRoute(std::string_view text, const TextStats& stats, const Config& config,

@@ -64,6 +64,8 @@ struct SummarizeEvents {
 struct SummarizerObserver {
     std::function<void(const GenerateRequest&, const Result<GenerateResult>&, double wall_ms)> on_upstream_call;
     std::function<void()> on_overflow;
+    // The server state the "cost" routing policy weighs (the ModelManager's); empty: static rule.
+    std::function<RouteCosts()> route_costs;
 };
 
 class Summarizer {

@@ -25,6 +25,8 @@ protected:
         config.ollama.retry_backoff_ms = 10;
         config.ollama.idle_timeout_s = 2;
         config.ollama.first_token_timeout_s = 3;
+        // Tests count the fake's requests: no start-up load unless a test asks for it.
+        config.vram.preload_hot_bucket = false;
     }
     void TearDown() override { StopService(); }
 

@@ -1,0 +1,262 @@
+// summarizer-policy-bench: the VRAM/routing policies under a mixed workload. The real HttpServer
+// (router, summarizer, model manager, scheduler) runs in-process against the fake Ollama with its
+// GPU cost model (one runner per model file, load time, parallel slots, context slowdown), sped
+// up by --time-scale. Concurrent clients send the same interleaved list of short texts (the 16K
+// route) and long ones (the 60K route under the static rule) once per policy; the tool prints
+// runner reloads, total time and P50/P95 latency per class for "static" and "cost", in simulated
+// seconds (wall time x time scale), and whether "cost" met its target.
+#include <httplib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "fake_ollama.hpp"
+#include "summarizer/config.hpp"
+#include "summarizer/http_server.hpp"
+#include "summarizer/ollama_client.hpp"
+#include "summarizer/summarizer.hpp"
+#include "summarizer/text.hpp"
+
+#ifndef SUMMARIZER_BENCH_CASES_DIR
+#define SUMMARIZER_BENCH_CASES_DIR "bench/cases"
+#endif
+
+namespace {
+
+using namespace summarizer;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+    int requests = 100;
+    double long_share = 0.2;
+    int clients = 6;
+    int slots = 2;
+    double time_scale = 20;
+    double load_ms = 3000;
+    int output_tokens = 300;
+    unsigned seed = 7;
+    std::string cases_dir = SUMMARIZER_BENCH_CASES_DIR;
+    std::string markdown;  // write the table here too
+};
+
+struct Item {
+    std::string text;
+    bool long_class = false;
+    std::string name;
+};
+
+struct Outcome {
+    std::string policy;
+    int reloads = 0;
+    int loads = 0;
+    double total_s = 0;  // simulated
+    std::vector<double> short_s, long_s;
+    std::map<std::string, int> routes;
+    int failures = 0;
+};
+
+std::string ReadFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+double Percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const double rank = p / 100.0 * static_cast<double>(v.size() - 1);
+    const size_t lo = static_cast<size_t>(rank);
+    const size_t hi = std::min(lo + 1, v.size() - 1);
+    return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
+}
+
+// The workload: every 1/long_share-th request on average is long, in a seeded shuffled order so
+// long ones arrive interleaved with short ones (sometimes back to back, as real traffic does).
+std::vector<Item> MakeWorkload(const Options& o) {
+    auto file = [&](const std::string& name) { return ReadFile(o.cases_dir + "/" + name); };
+    std::vector<Item> shorts, longs;
+    for (std::string name : {"small.en.txt", "medium.en.txt", "large.en.txt", "xl.en.txt", "small.ja.txt",
+                             "medium.ja.txt", "large.ja.txt"}) {
+        shorts.push_back({file(name), false, name});
+    }
+    const std::string xl_en = file("xl.en.txt");
+    longs.push_back({file("xl.ja.txt"), true, "xl.ja.txt"});
+    longs.push_back({xl_en + "\n\n" + xl_en + "\n\n" + xl_en, true, "3 x xl.en.txt"});
+    longs.push_back({file("xl.ja.txt") + "\n\n" + file("large.ja.txt"), true, "xl.ja + large.ja"});
+    for (const auto& item : shorts) {
+        if (item.text.empty()) throw std::runtime_error("missing case file in " + o.cases_dir + ": " + item.name);
+    }
+    const int long_count = static_cast<int>(o.requests * o.long_share + 0.5);
+    std::vector<Item> list;
+    for (int i = 0; i < o.requests; ++i) {
+        list.push_back(i < long_count ? longs[static_cast<size_t>(i) % longs.size()]
+                                      : shorts[static_cast<size_t>(i) % shorts.size()]);
+    }
+    std::mt19937 rng(o.seed);
+    std::shuffle(list.begin(), list.end(), rng);
+    return list;
+}
+
+Outcome RunPolicy(const std::string& policy, const std::vector<Item>& workload, const Options& o) {
+    testing::FakeOllama fake;
+    testing::FakeGpuModel gpu;
+    gpu.enabled = true;
+    gpu.slots = o.slots;
+    gpu.time_scale = o.time_scale;
+    gpu.load_ms = o.load_ms;
+    gpu.output_tokens = o.output_tokens;
+    fake.SetGpuModel(gpu);
+
+    Config config;
+    config.server.host = "127.0.0.1";
+    config.server.port = 0;
+    config.server.max_queue = 1000;
+    config.ollama.url = fake.url();
+    config.ollama.num_parallel = o.slots;
+    config.ollama.first_token_timeout_s = 600;
+    config.routing.policy = policy;
+    config.vram.preload_hot_bucket = true;
+    // The priors in the fake's units, as a tuned deployment would have them after a warm-up.
+    config.routing.cost_reload_ms = o.load_ms;
+    // The scheduler's waits are wall-clock: scale them like the fake's GPU time.
+    auto scaled = [&](int ms) { return std::max(1, static_cast<int>(ms / o.time_scale)); };
+    config.scheduler.switch_max_wait_ms = scaled(config.scheduler.switch_max_wait_ms);
+    config.scheduler.batch_max_wait_ms = scaled(config.scheduler.batch_max_wait_ms);
+    config.scheduler.prefill_gate_max_ms = scaled(config.scheduler.prefill_gate_max_ms);
+
+    OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
+    HttpServer server(config, client);
+    auto port = server.Bind();
+    if (!port.ok()) throw std::runtime_error(port.error().message);
+    std::thread serving([&] { server.Run(); });
+    // The start-up preload, as in production, before traffic arrives.
+    for (int i = 0; i < 500 && fake.Loads() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(o.load_ms / o.time_scale) + 50));
+    const int loads_before = fake.Loads();
+    const int reloads_before = fake.Reloads();
+
+    Outcome out;
+    out.policy = policy;
+    std::mutex mutex;
+    std::atomic<size_t> next{0};
+    const auto start = Clock::now();
+    auto client_loop = [&] {
+        httplib::Client http("127.0.0.1", *port);
+        http.set_tcp_nodelay(true);
+        http.set_read_timeout(std::chrono::seconds(600));
+        for (;;) {
+            const size_t i = next.fetch_add(1);
+            if (i >= workload.size()) return;
+            const Item& item = workload[i];
+            const auto begin = Clock::now();
+            auto res = http.Post("/summarize", json{{"text", item.text}}.dump(), "application/json");
+            const double sim_s = std::chrono::duration<double>(Clock::now() - begin).count() * o.time_scale;
+            std::lock_guard lock(mutex);
+            if (!res || res->status != 200) {
+                ++out.failures;
+                std::cerr << "request " << i << " failed: " << (res ? res->body : httplib::to_string(res.error()))
+                          << "\n";
+                continue;
+            }
+            ++out.routes[json::parse(res->body).value("route", "?")];
+            (item.long_class ? out.long_s : out.short_s).push_back(sim_s);
+        }
+    };
+    std::vector<std::thread> clients;
+    for (int c = 0; c < o.clients; ++c) clients.emplace_back(client_loop);
+    for (auto& t : clients) t.join();
+    out.total_s = std::chrono::duration<double>(Clock::now() - start).count() * o.time_scale;
+    out.loads = fake.Loads() - loads_before;
+    out.reloads = fake.Reloads() - reloads_before;
+    server.Stop();
+    serving.join();
+    return out;
+}
+
+std::string Table(const std::vector<Outcome>& outcomes) {
+    std::ostringstream t;
+    char line[512];
+    t << "| policy | reloads | total s | short P50 s | short P95 s | long P50 s | long P95 s | routes |\n"
+      << "|---|---:|---:|---:|---:|---:|---:|---|\n";
+    for (const auto& o : outcomes) {
+        std::string routes;
+        for (const auto& [r, n] : o.routes) routes += (routes.empty() ? "" : ", ") + r + " " + std::to_string(n);
+        std::snprintf(line, sizeof line, "| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %s |\n", o.policy.c_str(),
+                      o.reloads, o.total_s, Percentile(o.short_s, 50), Percentile(o.short_s, 95),
+                      Percentile(o.long_s, 50), Percentile(o.long_s, 95), routes.c_str());
+        t << line;
+    }
+    return t.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    Options o;
+    CLI::App app{"summarizer-policy-bench: reloads and latency of the static and cost routing policies under a "
+                 "mixed workload, against the fake Ollama's GPU model (times in simulated seconds)"};
+    app.option_defaults()->always_capture_default();
+    app.add_option("--requests", o.requests, "requests per policy")->check(CLI::PositiveNumber);
+    app.add_option("--long-share", o.long_share, "share of long (60K-route) texts")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--clients", o.clients, "concurrent clients")->check(CLI::PositiveNumber);
+    app.add_option("--slots", o.slots, "Ollama parallel slots (OLLAMA_NUM_PARALLEL)")->check(CLI::PositiveNumber);
+    app.add_option("--time-scale", o.time_scale, "simulated seconds per real second")->check(CLI::PositiveNumber);
+    app.add_option("--load-ms", o.load_ms, "simulated runner load time")->check(CLI::NonNegativeNumber);
+    app.add_option("--output-tokens", o.output_tokens, "tokens the fake generates per call")->check(CLI::PositiveNumber);
+    app.add_option("--seed", o.seed, "workload order");
+    app.add_option("--cases-dir", o.cases_dir, "directory of the benchmark case texts");
+    app.add_option("--markdown", o.markdown, "also write the result table to this file");
+    CLI11_PARSE(app, argc, argv);
+    spdlog::set_level(spdlog::level::warn);
+
+    try {
+        const auto workload = MakeWorkload(o);
+        int longs = 0;
+        for (const auto& item : workload) longs += item.long_class ? 1 : 0;
+        std::printf("workload: %zu requests (%d long, %zu short), %d clients, %d slot(s), load %.0f ms, time scale %g\n",
+                    workload.size(), longs, workload.size() - static_cast<size_t>(longs), o.clients, o.slots,
+                    o.load_ms, o.time_scale);
+        std::fflush(stdout);
+        std::vector<Outcome> outcomes;
+        for (const std::string policy : {"static", "cost"}) {
+            outcomes.push_back(RunPolicy(policy, workload, o));
+            std::printf("%s done: %d reloads, %.0f s simulated, %d failure(s)\n", policy.c_str(),
+                        outcomes.back().reloads, outcomes.back().total_s, outcomes.back().failures);
+            std::fflush(stdout);
+        }
+        const std::string table = Table(outcomes);
+        std::printf("\n%s\n", table.c_str());
+        const Outcome& s = outcomes[0];
+        const Outcome& c = outcomes[1];
+        const bool reloads_ok = c.reloads * 3 <= s.reloads;
+        const bool short_ok = Percentile(c.short_s, 95) < Percentile(s.short_s, 95);
+        const bool long_ok = Percentile(c.long_s, 95) < Percentile(s.long_s, 95);
+        std::printf("target: cost reloads <= static/3: %s (%d vs %d); short P95 lower: %s; long P95 lower: %s\n",
+                    reloads_ok ? "yes" : "NO", c.reloads, s.reloads, short_ok ? "yes" : "NO", long_ok ? "yes" : "NO");
+        if (!o.markdown.empty()) std::ofstream(o.markdown) << table;
+        const bool failures = s.failures + c.failures > 0;
+        return failures ? 1 : 0;
+    } catch (const std::exception& e) {
+        std::cerr << "summarizer-policy-bench: " << e.what() << "\n";
+        return 2;
+    }
+}

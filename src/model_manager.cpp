@@ -1,0 +1,383 @@
+#include "summarizer/model_manager.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+namespace summarizer {
+namespace {
+
+// Ollama reports a few milliseconds of load_duration even when the runner was already loaded;
+// above this a runner was really (re)loaded.
+constexpr double kRunnerLoadMs = 250.0;
+// Weight of the newest sample in the moving averages: recent enough to follow a changed server,
+// smooth enough that one odd call does not flip the routing.
+constexpr double kAlpha = 0.3;
+// A prompt or output this short says little about the rate (fixed overheads dominate).
+constexpr int64_t kMinPrefillSample = 32;
+constexpr int64_t kMinDecodeSample = 8;
+
+double Ewma(double old_value, double sample) { return old_value <= 0 ? sample : (1 - kAlpha) * old_value + kAlpha * sample; }
+
+std::string Mib(double mb) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.0f", mb);
+    std::string s = buf;
+    for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+    return s + " MiB";
+}
+
+bool SameModel(const std::string& bucket_model, const std::string& name) {
+    return name == bucket_model || name == bucket_model + ":latest" ||
+           (bucket_model.size() > 7 && bucket_model.ends_with(":latest") &&
+            name == bucket_model.substr(0, bucket_model.size() - 7));
+}
+
+}  // namespace
+
+ModelManager::ModelManager(const Config& config, LlmBackend& backend, Metrics* metrics)
+    : config_(config),
+      backend_(backend),
+      metrics_(metrics),
+      buckets_(config.buckets.size()),
+      reload_ms_(config.routing.cost_reload_ms) {
+    worker_ = std::thread([this] { WorkerLoop(); });
+}
+
+ModelManager::~ModelManager() {
+    {
+        std::lock_guard lock(work_mutex_);
+        stopping_ = true;
+        tasks_.clear();
+    }
+    work_cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+}
+
+std::vector<std::string> ModelManager::CheckVramBudget(const Config& config) {
+    std::vector<std::string> warnings;
+    const double usable = config.vram.budget_mb - config.vram.reserve_mb;
+    for (const auto& bucket : config.buckets) {
+        const double need = EstimateBucketVramMb(config, bucket);
+        if (need <= usable) continue;
+        std::string fixes;
+        auto add_fix = [&](const std::string& fix) { fixes += (fixes.empty() ? "" : "; or ") + fix; };
+        if (config.vram.kv_cache_type == "f16" || config.vram.kv_cache_type == "q8_0") {
+            Config alt = config;
+            alt.vram.kv_cache_type = config.vram.kv_cache_type == "f16" ? "q8_0" : "q4_0";
+            add_fix("OLLAMA_KV_CACHE_TYPE=" + alt.vram.kv_cache_type + " with OLLAMA_FLASH_ATTENTION=1 (~" +
+                    Mib(EstimateBucketVramMb(alt, bucket)) + ")");
+        }
+        for (int slots = config.ollama.num_parallel - 1; slots >= 1; --slots) {
+            Config alt = config;
+            alt.ollama.num_parallel = slots;
+            if (EstimateBucketVramMb(alt, bucket) <= usable) {
+                add_fix("OLLAMA_NUM_PARALLEL=" + std::to_string(slots) + " (~" + Mib(EstimateBucketVramMb(alt, bucket)) +
+                        ")");
+                break;
+            }
+        }
+        Config per_token = config;
+        BucketConfig one_k = bucket;
+        one_k.num_ctx = 1024;
+        const double fixed = config.vram.weights_mb + config.vram.fixed_mb;
+        const double kv_per_1k = EstimateBucketVramMb(per_token, one_k) - fixed;
+        if (kv_per_1k > 0 && usable > fixed) {
+            const int64_t max_ctx = static_cast<int64_t>((usable - fixed) / kv_per_1k) * 1024;
+            if (max_ctx >= 2048) add_fix("num_ctx <= " + std::to_string(max_ctx) + " for this bucket");
+        }
+        if (fixes.empty()) fixes = "a GPU with more memory, or raise vram.budget_mb if it is wrong";
+        warnings.push_back("bucket " + bucket.name + " (" + bucket.model + ", num_ctx " + std::to_string(bucket.num_ctx) +
+                           " x " + std::to_string(config.ollama.num_parallel) + " slot(s), KV cache " +
+                           config.vram.kv_cache_type + ") needs ~" + Mib(need) + " of VRAM but " + Mib(usable) +
+                           " are usable (vram.budget_mb " + std::to_string(config.vram.budget_mb) +
+                           " - vram.reserve_mb " + std::to_string(config.vram.reserve_mb) +
+                           "): Ollama will run part of it on the CPU, several times slower. Fix: " + fixes);
+    }
+    return warnings;
+}
+
+void ModelManager::Start() {
+    auto warnings = CheckVramBudget(config_);
+    for (const auto& w : warnings) spdlog::warn("{}", w);
+    {
+        std::lock_guard lock(mutex_);
+        warnings_ = std::move(warnings);
+    }
+    if (config_.vram.preload_hot_bucket && !config_.buckets.empty()) {
+        Post([this] { LoadHotBucket("start-up"); });
+    } else {
+        Post([this] { RefreshLoaded(); });
+    }
+}
+
+std::optional<size_t> ModelManager::BucketIndexOf(const std::string& model) const {
+    for (size_t i = 0; i < config_.buckets.size(); ++i) {
+        if (SameModel(config_.buckets[i].model, model)) return i;
+    }
+    return std::nullopt;
+}
+
+void ModelManager::MarkLoadedLocked(size_t index) {
+    // The buckets are built FROM the same weights file, and Ollama keeps one runner per file:
+    // loading one unloads the others. The next /api/ps read corrects this if they do not share.
+    for (size_t i = 0; i < buckets_.size(); ++i) buckets_[i].loaded = i == index;
+}
+
+void ModelManager::OnCallStart(const GenerateRequest& request) {
+    auto index = BucketIndexOf(request.model);
+    if (!index) return;
+    std::lock_guard lock(mutex_);
+    ++buckets_[*index].pending;
+}
+
+void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<GenerateResult>& result) {
+    auto index = BucketIndexOf(request.model);
+    if (!index) return;
+    bool refresh = false, restore = false;
+    {
+        std::lock_guard lock(mutex_);
+        Learned& b = buckets_[*index];
+        b.pending = std::max(0, b.pending - 1);
+        if (result.ok()) {
+            const GenerateResult& r = *result;
+            const double load_ms = static_cast<double>(r.load_duration_ns) / 1e6;
+            if (load_ms > kRunnerLoadMs) {
+                reload_ms_ = reloads_seen_ == 0 ? load_ms : Ewma(reload_ms_, load_ms);
+                ++reloads_seen_;
+                const bool replaced = std::any_of(buckets_.begin(), buckets_.end(), [&](const Learned& o) {
+                    return &o != &b && o.loaded;
+                });
+                if (replaced && metrics_) metrics_->CountReload();
+                b.spill_counted = false;  // a new runner: its spill is a new event
+                refresh = true;
+            }
+            MarkLoadedLocked(*index);
+            // Rates are stored as if on the GPU alone: the router applies the spill slowdown itself.
+            const double unspill = b.spilling ? std::max(1.0, config_.routing.cost_spill_slowdown) : 1.0;
+            if (r.prompt_eval_count >= kMinPrefillSample && r.prompt_eval_duration_ns > 0) {
+                b.prefill = Ewma(b.prefill, unspill * static_cast<double>(r.prompt_eval_count) * 1e9 /
+                                                static_cast<double>(r.prompt_eval_duration_ns));
+            }
+            if (r.eval_count >= kMinDecodeSample && r.eval_duration_ns > 0) {
+                b.decode = Ewma(b.decode, unspill * static_cast<double>(r.eval_count) * 1e9 /
+                                              static_cast<double>(r.eval_duration_ns));
+            }
+            const double call_ms = r.total_duration_ns > 0
+                                       ? static_cast<double>(r.total_duration_ns - r.load_duration_ns) / 1e6
+                                       : r.wall_ms;
+            if (call_ms > 0) b.call_ms = Ewma(b.call_ms, call_ms / unspill);
+            if (r.eval_count > 0) output_tokens_ = Ewma(output_tokens_, static_cast<double>(r.eval_count));
+            ++b.calls;
+        }
+        // The hot bucket comes back once nothing else needs the other one.
+        if (*index != 0 && config_.vram.preload_hot_bucket && !restore_queued_) {
+            bool others_pending = false;
+            for (size_t i = 1; i < buckets_.size(); ++i) others_pending |= buckets_[i].pending > 0;
+            if (!others_pending) restore = restore_queued_ = true;
+        }
+    }
+    if (restore) {
+        Post([this, name = config_.buckets[*index].name] { LoadHotBucket("restore after the " + name + " bucket"); });
+    } else if (refresh) {
+        Post([this] { RefreshLoaded(); });
+    }
+}
+
+void ModelManager::LoadHotBucket(const std::string& why) {
+    const BucketConfig& hot = config_.buckets.front();
+    {
+        std::lock_guard lock(mutex_);
+        restore_queued_ = false;
+        bool others_pending = false;
+        for (size_t i = 1; i < buckets_.size(); ++i) others_pending |= buckets_[i].pending > 0;
+        // Another bucket is in use again, or short requests are about to load it anyway.
+        if (why != "start-up" && (others_pending || buckets_[0].pending > 0 || buckets_[0].loaded)) return;
+        ++preloads_;
+    }
+    auto result = backend_.Load(hot.model, hot.num_ctx, hot.keep_alive);
+    {
+        std::lock_guard lock(mutex_);
+        if (result.ok()) {
+            const double load_ms = static_cast<double>(result->load_duration_ns) / 1e6;
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "ok (%s), load_duration %.0f ms", why.c_str(), load_ms);
+            last_preload_ = buf;
+            if (load_ms > kRunnerLoadMs) {
+                reload_ms_ = reloads_seen_ == 0 ? load_ms : Ewma(reload_ms_, load_ms);
+                ++reloads_seen_;
+                const bool replaced = std::any_of(buckets_.begin() + 1, buckets_.end(),
+                                                  [](const Learned& o) { return o.loaded; });
+                if (replaced && metrics_) metrics_->CountReload();
+                buckets_[0].spill_counted = false;
+            }
+            MarkLoadedLocked(0);
+        } else {
+            last_preload_ = "failed (" + why + "): " + result.error().message;
+        }
+    }
+    if (result.ok()) {
+        spdlog::info("bucket {} ({}) loaded: {} (keep_alive {})", hot.name, hot.model, why, hot.keep_alive);
+    } else {
+        spdlog::warn("could not load bucket {} ({}) at {}: {}", hot.name, hot.model, why, result.error().message);
+    }
+    RefreshLoaded();
+}
+
+void ModelManager::ApplyLoadedLocked(const std::vector<LoadedModel>& loaded) {
+    for (size_t i = 0; i < buckets_.size(); ++i) {
+        Learned& b = buckets_[i];
+        const BucketConfig& bucket = config_.buckets[i];
+        auto it = std::find_if(loaded.begin(), loaded.end(),
+                               [&](const LoadedModel& m) { return SameModel(bucket.model, m.name); });
+        if (it == loaded.end()) {
+            b.loaded = false;
+            b.spill_counted = false;
+            continue;
+        }
+        b.loaded = true;
+        MeasuredFootprint m;
+        m.size_bytes = it->size_bytes;
+        m.size_vram_bytes = it->size_vram_bytes;
+        m.context_length = it->context_length;
+        m.expires_at = it->expires_at;
+        m.spilling_to_cpu = it->size_vram_bytes < it->size_bytes;
+        b.measured = m;
+        b.spilling = m.spilling_to_cpu;
+        if (b.spilling && !b.spill_counted) {
+            b.spill_counted = true;
+            ++b.spills;
+            if (metrics_) metrics_->CountSpill(bucket.name);
+            spdlog::warn("bucket {} ({}) spills to the CPU: Ollama reports size {} but size_vram {} (context {}); it "
+                         "runs several times slower. Fix: OLLAMA_KV_CACHE_TYPE=q8_0 with OLLAMA_FLASH_ATTENTION=1, "
+                         "fewer OLLAMA_NUM_PARALLEL slots, or a smaller num_ctx for this bucket",
+                         bucket.name, bucket.model, Mib(static_cast<double>(m.size_bytes) / (1 << 20)),
+                         Mib(static_cast<double>(m.size_vram_bytes) / (1 << 20)), m.context_length);
+        }
+    }
+}
+
+void ModelManager::RefreshLoaded() {
+    auto loaded = backend_.ListLoaded();
+    if (!loaded.ok()) return;
+    std::lock_guard lock(mutex_);
+    ApplyLoadedLocked(*loaded);
+}
+
+RouteCosts ModelManager::CurrentCosts() const {
+    const double usable = config_.vram.budget_mb - config_.vram.reserve_mb;
+    const auto& r = config_.routing;
+    // Before any call was measured: a typical summary call of ~2K prompt tokens and ~300 output.
+    const double prior_call_ms = 1000.0 * (2000.0 / r.cost_prefill_tokens_per_s + 300.0 / r.cost_decode_tokens_per_s);
+    RouteCosts costs;
+    std::lock_guard lock(mutex_);
+    for (size_t i = 0; i < buckets_.size(); ++i) {
+        const Learned& b = buckets_[i];
+        BucketCosts c;
+        c.loaded = b.loaded;
+        // Not measured yet: trust the estimate.
+        c.spilling = b.measured ? b.spilling : EstimateBucketVramMb(config_, config_.buckets[i]) > usable;
+        c.pending = b.pending;
+        c.prefill_tokens_per_s = b.prefill > 0 ? b.prefill : r.cost_prefill_tokens_per_s;
+        c.decode_tokens_per_s = b.decode > 0 ? b.decode : r.cost_decode_tokens_per_s;
+        c.mean_call_ms = b.call_ms > 0 ? b.call_ms : prior_call_ms;
+        if (c.spilling) c.mean_call_ms *= std::max(1.0, r.cost_spill_slowdown);
+        costs.buckets.push_back(c);
+    }
+    costs.reload_ms = reload_ms_;
+    costs.spill_slowdown = r.cost_spill_slowdown;
+    costs.slots = config_.ollama.num_parallel;
+    costs.output_tokens = output_tokens_;
+    costs.restore_hot = config_.vram.preload_hot_bucket;
+    return costs;
+}
+
+ManagerStatus ModelManager::Status() {
+    auto loaded = backend_.ListLoaded();
+    const RouteCosts costs = CurrentCosts();
+    const double usable = config_.vram.budget_mb - config_.vram.reserve_mb;
+    ManagerStatus s;
+    std::lock_guard lock(mutex_);
+    if (loaded.ok()) {
+        ApplyLoadedLocked(*loaded);
+        s.ollama_reachable = true;
+        s.loaded = *loaded;
+    } else {
+        s.ollama_error = loaded.error().message;
+    }
+    for (size_t i = 0; i < buckets_.size(); ++i) {
+        const BucketConfig& cfg = config_.buckets[i];
+        const Learned& b = buckets_[i];
+        BucketStatus st;
+        st.name = cfg.name;
+        st.model = cfg.model;
+        st.num_ctx = cfg.num_ctx;
+        st.keep_alive = cfg.keep_alive;
+        st.estimated_vram_mb = EstimateBucketVramMb(config_, cfg);
+        st.fits_vram_budget = st.estimated_vram_mb <= usable;
+        st.loaded = b.loaded;
+        st.measured = b.measured;
+        st.spilling = b.measured && b.spilling;
+        st.spills_seen = b.spills;
+        st.pending_calls = b.pending;
+        st.calls = b.calls;
+        st.prefill_tokens_per_s = costs.buckets[i].prefill_tokens_per_s;
+        st.decode_tokens_per_s = costs.buckets[i].decode_tokens_per_s;
+        st.mean_call_ms = b.call_ms > 0 ? b.call_ms : costs.buckets[i].mean_call_ms;
+        s.buckets.push_back(std::move(st));
+    }
+    s.warnings = warnings_;
+    s.policy = config_.routing.policy;
+    s.hot_bucket = config_.buckets.empty() ? "" : config_.buckets.front().name;
+    s.preload_hot_bucket = config_.vram.preload_hot_bucket;
+    s.preloads = preloads_;
+    s.last_preload = last_preload_;
+    s.reload_ms = reload_ms_;
+    s.reloads_seen = reloads_seen_;
+    s.output_tokens = output_tokens_;
+    s.spill_slowdown = config_.routing.cost_spill_slowdown;
+    s.slots = config_.ollama.num_parallel;
+    return s;
+}
+
+void ModelManager::Post(std::function<void()> task) {
+    {
+        std::lock_guard lock(work_mutex_);
+        if (stopping_) return;
+        tasks_.push_back(std::move(task));
+    }
+    work_cv_.notify_all();
+}
+
+void ModelManager::WorkerLoop() {
+    std::unique_lock lock(work_mutex_);
+    for (;;) {
+        work_cv_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+        if (stopping_) return;
+        auto task = std::move(tasks_.front());
+        tasks_.pop_front();
+        busy_ = true;
+        lock.unlock();
+        task();
+        lock.lock();
+        busy_ = false;
+        work_cv_.notify_all();
+    }
+}
+
+void ModelManager::WaitIdle() {
+    std::unique_lock lock(work_mutex_);
+    work_cv_.wait(lock, [&] { return stopping_ || (tasks_.empty() && !busy_); });
+}
+
+Result<GenerateResult> TrackedBackend::Generate(const GenerateRequest& request, const TokenCallback& on_token,
+                                                const CancelToken& cancel) {
+    manager_.OnCallStart(request);
+    auto result = inner_.Generate(request, on_token, cancel);
+    manager_.OnCallEnd(request, result);
+    return result;
+}
+
+}  // namespace summarizer

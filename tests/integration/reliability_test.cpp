@@ -193,7 +193,7 @@ TEST_F(ReliabilityTest, CircuitOpensFailsFastShowsInReadyzAndRecovers) {
     ASSERT_TRUE(fast);
     EXPECT_EQ(fast->status, 503);
     EXPECT_NE(fast->body.find("circuit is open"), std::string::npos) << fast->body;
-    EXPECT_LT(Clock::now() - start, 500ms);
+    EXPECT_LT(Clock::now() - start, 2000ms);
     auto ready = Http().Get("/readyz");
     ASSERT_TRUE(ready);
     EXPECT_EQ(ready->status, 503);
@@ -217,12 +217,18 @@ TEST_F(ReliabilityTest, OpenCircuitWithFallbackAnswersAtOnce) {
     fake.Stop();
     StartService();
     EXPECT_EQ(json::parse(PostJson({{"text", kText}})->body)["route"], "extractive");  // opens the circuit
-    const auto start = Clock::now();
+    auto upstream_calls = [&] {
+        auto m = Http().Get("/metrics");
+        const std::string key = "summarizer_upstream_requests_total{outcome=\"unavailable\"} ";
+        size_t at = m ? m->body.find(key) : std::string::npos;
+        return at == std::string::npos ? -1 : std::atoi(m->body.c_str() + at + key.size());
+    };
+    EXPECT_EQ(upstream_calls(), 1);
     auto res = PostJson({{"text", kText}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
     EXPECT_EQ(json::parse(res->body)["degraded"], true);
-    EXPECT_LT(Clock::now() - start, 300ms);
+    EXPECT_EQ(upstream_calls(), 1) << "with the circuit open the LLM route is not even tried";
     auto ready = Http().Get("/readyz");
     ASSERT_TRUE(ready);
     auto doc = json::parse(ready->body);

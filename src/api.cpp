@@ -27,6 +27,34 @@ std::string MediaType(std::string_view content_type) {
 
 Error Invalid(std::string message) { return MakeError(ErrorCode::kInvalidRequest, std::move(message)); }
 
+// The request is a flat object; anything nested deeper than this is not one, and a bounded
+// depth keeps the parser's and the destructor's work (recursive in places) small.
+constexpr int kMaxJsonDepth = 32;
+
+// Deepest nesting of arrays/objects in a JSON text, strings skipped; stops counting past `limit`.
+int JsonDepth(std::string_view body, int limit) {
+    int depth = 0, deepest = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < body.size(); ++i) {
+        const char c = body[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+            if (deepest > limit) return deepest;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
 // Rejects text a summary cannot be made of; the message says where the problem is.
 std::optional<Error> CheckText(std::string_view text) {
     if (size_t bad = FindInvalidUtf8(text); bad != std::string_view::npos) {
@@ -118,9 +146,12 @@ Result<ParsedRequest> ParseSummarizeRequest(const HttpInput& input, const Config
         if (size_t bad = FindInvalidUtf8(input.body); bad != std::string_view::npos) {
             return Invalid("the body is not valid UTF-8 (first bad byte at offset " + std::to_string(bad) + ")");
         }
+        if (JsonDepth(input.body, kMaxJsonDepth) > kMaxJsonDepth) {
+            return MakeError(ErrorCode::kInvalidJson, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                                                          " levels; send a flat object like {\"text\": \"...\"}");
+        }
         json doc;
         try {
-            // Depth is bounded by the body limit; nlohmann parses iteratively enough for our sizes.
             doc = json::parse(input.body);
         } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
             return MakeError(ErrorCode::kInvalidJson, std::string("malformed JSON: ") + e.what() +
@@ -193,6 +224,7 @@ json ResponseJson(const SummarizeResponse& r) {
         {"model", r.model},
         {"chunks", r.chunks},
         {"levels", r.levels},
+        {"degraded", r.degraded},
         {"usage",
          {{"prompt_tokens", r.usage.prompt_tokens},
           {"completion_tokens", r.usage.completion_tokens},

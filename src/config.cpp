@@ -56,6 +56,9 @@ const std::vector<Knob>& Registry() {
             0, 4096, "requests summarizing at once; 0 = 2 x Ollama's parallel slots");
         add("server.max_queue", "SUMMARIZER_MAX_QUEUE", [](Config& c) { return Ref{&c.server.max_queue}; }, 0,
             100000, "requests waiting for a slot; beyond it 429");
+        add("server.queue_timeout_s", "SUMMARIZER_QUEUE_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.server.queue_timeout_s}; }, 1, 86400,
+            "longest wait in the queue for a slot, in seconds; then 429 with Retry-After");
         add("server.log_json", "SUMMARIZER_LOG_JSON", [](Config& c) { return Ref{&c.server.log_json}; }, 0, 0,
             "access log as JSON lines");
         add("server.log_text", "SUMMARIZER_LOG_TEXT", [](Config& c) { return Ref{&c.server.log_text}; }, 0, 0,
@@ -82,6 +85,15 @@ const std::vector<Knob>& Registry() {
         add("ollama.retry_backoff_ms", "SUMMARIZER_OLLAMA_RETRY_BACKOFF_MS",
             [](Config& c) { return Ref{&c.ollama.retry_backoff_ms}; }, 0, 600000,
             "first retry delay; doubles each attempt, with jitter");
+        add("ollama.retry_budget_s", "SUMMARIZER_OLLAMA_RETRY_BUDGET_S",
+            [](Config& c) { return Ref{&c.ollama.retry_budget_s}; }, 0, 86400,
+            "no retry starts (its backoff included) later than this many seconds after the first attempt");
+        add("ollama.circuit_failure_threshold", "SUMMARIZER_CIRCUIT_FAILURE_THRESHOLD",
+            [](Config& c) { return Ref{&c.ollama.circuit_failure_threshold}; }, 0, 1000,
+            "consecutive calls that cannot connect to Ollama before the circuit opens (fail fast); 0 = never");
+        add("ollama.circuit_open_ms", "SUMMARIZER_CIRCUIT_OPEN_MS",
+            [](Config& c) { return Ref{&c.ollama.circuit_open_ms}; }, 10, 3600000,
+            "how long an open circuit fails fast before one probe call is let through");
         // buckets
         const char* names[] = {"16k", "60k"};
         for (int i = 0; i < 2; ++i) {
@@ -178,6 +190,14 @@ const std::vector<Knob>& Registry() {
         add("vram.preload_hot_bucket", "SUMMARIZER_PRELOAD_HOT_BUCKET",
             [](Config& c) { return Ref{&c.vram.preload_hot_bucket}; }, 0, 0,
             "load the 16K bucket at start-up and again after the 60K bucket was used");
+        // degraded mode
+        add("degraded.extractive_fallback", "SUMMARIZER_EXTRACTIVE_FALLBACK",
+            [](Config& c) { return Ref{&c.degraded.extractive_fallback}; }, 0, 0,
+            "when Ollama cannot be reached, answer with an in-process extractive summary (route \"extractive\", "
+            "degraded: true) instead of 503");
+        add("degraded.extractive_max_chars", "SUMMARIZER_EXTRACTIVE_MAX_CHARS",
+            [](Config& c) { return Ref{&c.degraded.extractive_max_chars}; }, 50, 1000000,
+            "length budget of an extractive summary, in characters");
         return k;
     }();
     return knobs;

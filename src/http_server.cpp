@@ -1,10 +1,18 @@
 #include "summarizer/http_server.hpp"
 
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -13,7 +21,10 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "summarizer/admission.hpp"
 #include "summarizer/api.hpp"
+#include "summarizer/circuit_breaker.hpp"
+#include "summarizer/extractive.hpp"
 #include "summarizer/model_manager.hpp"
 #include "summarizer/openapi.hpp"
 #include "summarizer/scheduler.hpp"
@@ -53,51 +64,51 @@ bool ConstantTimeEquals(std::string_view given, std::string_view key) {
     return diff == 0;
 }
 
-// Bounded concurrency with a bounded queue: beyond both, callers are told to come back later.
-class Admission {
-public:
-    Admission(int max_inflight, int max_queue, Metrics& metrics)
-        : max_inflight_(max_inflight), max_queue_(max_queue), metrics_(metrics) {}
-
-    // Blocks while queued. Returns false (do not proceed) when the queue is full.
-    bool Enter() {
-        std::unique_lock lock(mutex_);
-        if (inflight_ >= max_inflight_ && queued_ >= max_queue_) return false;
-        ++queued_;
-        metrics_.AddQueued(1);
-        cv_.wait(lock, [&] { return inflight_ < max_inflight_; });
-        --queued_;
-        metrics_.AddQueued(-1);
-        ++inflight_;
-        metrics_.AddInflight(1);
-        return true;
-    }
-    void Leave(double seconds) {
-        {
-            std::lock_guard lock(mutex_);
-            --inflight_;
-            metrics_.AddInflight(-1);
-            mean_seconds_ = mean_seconds_ == 0 ? seconds : 0.8 * mean_seconds_ + 0.2 * seconds;
+// The accepted socket of a request: httplib 0.11 does not expose it (nor is_connection_closed),
+// so it is found by its two ports among this process's descriptors. -1 if not found.
+int FindRequestSocket(const httplib::Request& req) {
+    if (req.remote_port <= 0 || req.local_port <= 0) return -1;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+        const int fd = std::atoi(entry.path().filename().c_str());
+        sockaddr_storage local{}, peer{};
+        socklen_t local_len = sizeof local, peer_len = sizeof peer;
+        if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+            getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+            continue;
         }
-        cv_.notify_one();
+        auto port_of = [](const sockaddr_storage& a) -> int {
+            if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+            if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+            return -1;
+        };
+        if (port_of(local) == req.local_port && port_of(peer) == req.remote_port) return fd;
     }
-    // Whole seconds until a queued request would likely start, from measured durations.
-    int RetryAfterSeconds() const {
-        std::lock_guard lock(mutex_);
-        double per_slot = mean_seconds_ > 0 ? mean_seconds_ : 5.0;
-        double wait = per_slot * (1.0 + static_cast<double>(queued_) / std::max(1, max_inflight_));
-        return std::clamp(static_cast<int>(std::ceil(wait)), 1, 3600);
-    }
+    return -1;
+}
 
-private:
-    const int max_inflight_;
-    const int max_queue_;
-    Metrics& metrics_;
-    mutable std::mutex mutex_;
-    std::condition_variable cv_;
-    int inflight_ = 0;
-    int queued_ = 0;
-    double mean_seconds_ = 0;
+// True while the client of a queued request is still connected: its socket has neither been
+// closed by the peer (a zero-byte read) nor failed. Data waiting (a pipelined request) is fine.
+bool SocketStillOpen(int fd) {
+    if (fd < 0) return true;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) return true;
+    if (p.revents & (POLLERR | POLLNVAL)) return false;
+    char byte = 0;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+// httplib's stop() also aborts every chunked response at its next write (it treats "no listening
+// socket" as "shutting down"), which would cut the streams a graceful shutdown wants to finish.
+// StopAccepting() only shuts the listening socket down: accept() fails, listen_after_bind()
+// closes it and returns once the running requests are done, streams included.
+class DrainableServer : public httplib::Server {
+public:
+    void StopAccepting() {
+        const auto sock = svr_sock_.load();
+        if (sock != INVALID_SOCKET) ::shutdown(sock, SHUT_RDWR);
+    }
 };
 
 // Events produced by the summarizing thread and written by the HTTP thread.
@@ -148,26 +159,109 @@ struct AccessLogEntry {
 
 struct HttpServer::Impl {
     const Config& config;
-    LlmBackend& backend;
     Metrics metrics;
+    // Fails fast while Ollama is unreachable; every upstream call (and the manager's) goes through it.
+    CircuitBreaker breaker;
+    LlmBackend& backend;          // `breaker`
     UpstreamScheduler scheduler;  // one per process: every request's upstream calls share Ollama's slots
     ScheduledBackend scheduled;
     ModelManager manager;      // VRAM/keep_alive policy; learns from every call through `tracked`
     TrackedBackend tracked;    // outside the scheduler: its pending counts include waiting calls
     Summarizer summarizer;
     Admission admission;
-    httplib::Server server;
+    DrainableServer server;
     int port = 0;
+
+    // Cancel tokens of the requests running now, cancelled when the shutdown grace runs out.
+    std::mutex active_mutex;
+    std::map<uint64_t, CancelToken> active;
+    uint64_t next_active = 0;
+    std::atomic<bool> stopping{false};
+    std::atomic<bool> run_called{false};
 
     Impl(const Config& c, LlmBackend& b)
         : config(c),
-          backend(b),
+          breaker(b, CircuitBreakerOptions{c.ollama.circuit_failure_threshold,
+                                           std::chrono::milliseconds(c.ollama.circuit_open_ms),
+                                           "Ollama at " + c.ollama.url}),
+          backend(breaker),
           scheduler(SchedulerOptionsFromConfig(c)),
-          scheduled(b, scheduler),
-          manager(c, b, &metrics),
+          scheduled(backend, scheduler),
+          manager(c, backend, &metrics),
           tracked(scheduled, manager),
           summarizer(c, tracked, MakeObserver()),
-          admission(c.MaxInflight(), c.server.max_queue, metrics) {}
+          admission(c.MaxInflight(), c.server.max_queue, std::chrono::seconds(c.server.queue_timeout_s), &metrics) {}
+
+    uint64_t Track(const CancelToken& token) {
+        std::lock_guard lock(active_mutex);
+        active.emplace(next_active, token);
+        return next_active++;
+    }
+    void Untrack(uint64_t key) {
+        std::lock_guard lock(active_mutex);
+        active.erase(key);
+    }
+    int CancelActive() {
+        std::lock_guard lock(active_mutex);
+        for (auto& [key, token] : active) token.Cancel();
+        return static_cast<int>(active.size());
+    }
+
+    Error ShutdownError() const {
+        return MakeError(ErrorCode::kUpstreamUnavailable,
+                         "summarizer is shutting down; the request was cancelled after server.shutdown_grace_s = " +
+                             std::to_string(config.server.shutdown_grace_s) + " s. Retry it");
+    }
+
+    // The in-process answer when Ollama cannot be reached: extractive, marked degraded.
+    SummarizeResponse ExtractiveResponse(const SummarizeRequest& request, Clock::time_point arrival,
+                                         const std::string& why) {
+        const auto started = Clock::now();
+        ExtractiveOptions options;
+        options.style = request.style;
+        options.max_chars = static_cast<size_t>(config.degraded.extractive_max_chars);
+        const TextStats stats = ComputeTextStats(request.text);
+        if (request.max_tokens > 0) {
+            // A client's token cap, in characters: ~2 per token for CJK text, ~4 otherwise.
+            const size_t per_token = stats.CjkRatio() > 0.3 ? 2 : 4;
+            options.max_chars = std::min(options.max_chars, static_cast<size_t>(request.max_tokens) * per_token);
+        }
+        auto extract = SummarizeExtractive(request.text, options);
+        SummarizeResponse r;
+        r.summary = std::move(extract.text);
+        r.route = Route::kExtractive;
+        r.model = "none";
+        r.chunks = 1;
+        r.levels = 0;
+        r.request_id = request.request_id;
+        r.degraded = true;
+        r.language = Summarizer::ResolveLanguage(request, stats);
+        r.reason = "extractive fallback: " + why;
+        const auto finished = Clock::now();
+        r.timings.total_ms = std::chrono::duration<double, std::milli>(finished - arrival).count();
+        r.timings.queue_ms = std::chrono::duration<double, std::milli>(started - arrival).count();
+        r.timings.ttft_ms = r.timings.total_ms;
+        spdlog::warn("{}: answered with an extractive summary ({} of {} sentences): {}", request.request_id,
+                     extract.picked.size(), extract.sentences, why);
+        return r;
+    }
+
+    // Runs the LLM route; when Ollama cannot be reached (and nothing was streamed yet), falls back
+    // to the extractive summary if the configuration allows it.
+    Result<SummarizeResponse> RunWithFallback(const SummarizeRequest& request, const SummarizeEvents& events,
+                                              const CancelToken& cancel, Clock::time_point arrival,
+                                              const std::atomic<bool>* delta_sent) {
+        const bool fallback = config.degraded.extractive_fallback;
+        if (fallback && breaker.state() == CircuitState::kOpen) {
+            return ExtractiveResponse(request, arrival, "the circuit to Ollama is open (" + breaker.last_failure() + ")");
+        }
+        auto result = summarizer.Run(request, events, cancel, arrival);
+        if (!result.ok() && fallback && IsUpstreamUnreachable(result.error()) && !cancel.cancelled() &&
+            !(delta_sent && delta_sent->load())) {
+            return ExtractiveResponse(request, arrival, result.error().message);
+        }
+        return result;
+    }
 
     SummarizerObserver MakeObserver() {
         SummarizerObserver o;
@@ -262,21 +356,49 @@ struct HttpServer::Impl {
             return Finish(req, res, "none", arrival, 0);
         }
         parsed->request.request_id = id;
-        if (!admission.Enter()) {
-            res.set_header("Retry-After", std::to_string(admission.RetryAfterSeconds()));
-            SendError(res, MakeError(ErrorCode::kOverloaded,
-                                     "the request queue is full (server.max_queue = " +
-                                         std::to_string(config.server.max_queue) + "); retry after the Retry-After delay"),
-                      id);
-            return Finish(req, res, "none", arrival, 0);
+        int fd = -2;  // looked up only if the request has to wait
+        auto still_wanted = [&] {
+            if (fd == -2) fd = FindRequestSocket(req);
+            return SocketStillOpen(fd);
+        };
+        switch (admission.Enter(still_wanted)) {
+            case AdmitResult::kAdmitted: break;
+            case AdmitResult::kQueueFull:
+            case AdmitResult::kTimedOut: {
+                const bool full = admission.queued() >= config.server.max_queue;
+                res.set_header("Retry-After", std::to_string(admission.RetryAfterSeconds()));
+                SendError(res, MakeError(ErrorCode::kOverloaded,
+                                         full ? "the request queue is full (server.max_queue = " +
+                                                    std::to_string(config.server.max_queue) +
+                                                    "); retry after the Retry-After delay"
+                                              : "no slot became free within server.queue_timeout_s = " +
+                                                    std::to_string(config.server.queue_timeout_s) +
+                                                    " s; retry after the Retry-After delay"),
+                          id);
+                return Finish(req, res, "none", arrival, 0);
+            }
+            case AdmitResult::kAbandoned:
+                res.status = 499;  // for the log and metrics: nobody reads the answer
+                res.set_header("Connection", "close");
+                return Finish(req, res, "none", arrival, 0);
+            case AdmitResult::kShuttingDown:
+                res.set_header("Connection", "close");
+                SendError(res, MakeError(ErrorCode::kUpstreamUnavailable,
+                                         "summarizer is shutting down and takes no new requests; retry"),
+                          id);
+                return Finish(req, res, "none", arrival, 0);
         }
         if (parsed->stream) return StartStream(req, res, std::move(parsed->request), arrival);
 
         CancelToken cancel;
-        auto result = summarizer.Run(parsed->request, {}, cancel, arrival);
-        admission.Leave(SecondsSince(arrival));
+        const uint64_t active_key = Track(cancel);
+        auto result = RunWithFallback(parsed->request, {}, cancel, arrival, nullptr);
+        Untrack(active_key);
+        admission.Leave();
         if (!result.ok()) {
-            SendError(res, result.error(), id);
+            bool shutdown = stopping && result.error().code == ErrorCode::kCancelled;
+            if (shutdown) res.set_header("Connection", "close");
+            SendError(res, shutdown ? ShutdownError() : result.error(), id);
             return Finish(req, res, "none", arrival, 0);
         }
         SendJson(res, 200, ResponseJson(*result));
@@ -299,28 +421,43 @@ struct HttpServer::Impl {
         auto route = std::make_shared<std::string>("none");
         auto ttft = std::make_shared<double>(0);
         auto status = std::make_shared<int>(200);
+        const uint64_t active_key = Track(state->cancel);
         state->worker = std::thread([this, state, request = std::move(request), arrival, route, ttft, status] {
             SummarizeEvents events;
+            std::atomic<bool> delta_sent{false};
             events.on_plan = [&](const Plan& plan) {
                 state->Push(FormatSseEvent("meta", {{"request_id", request.request_id},
                                                     {"route", std::string(RouteName(plan.route))},
                                                     {"model", plan.model},
-                                                    {"chunks", plan.route == Route::kMapReduce ? plan.chunks.size() : 1}}));
+                                                    {"chunks", plan.route == Route::kMapReduce ? plan.chunks.size() : 1},
+                                                    {"degraded", false}}));
             };
             events.on_progress = [&](std::string_view phase, int done, int total) {
                 state->Push(FormatSseEvent("progress", {{"phase", phase}, {"done", done}, {"total", total}}));
             };
             events.on_delta = [&](std::string_view piece) {
+                delta_sent = true;
                 state->Push(FormatSseEvent("delta", {{"text", piece}}));
             };
-            auto result = summarizer.Run(request, events, state->cancel, arrival);
+            auto result = RunWithFallback(request, events, state->cancel, arrival, &delta_sent);
             if (result.ok()) {
+                if (result->degraded) {
+                    // A (second) meta tells the client the route changed, then the summary in one delta.
+                    state->Push(FormatSseEvent("meta", {{"request_id", request.request_id},
+                                                        {"route", std::string(RouteName(result->route))},
+                                                        {"model", result->model},
+                                                        {"chunks", 1},
+                                                        {"degraded", true}}));
+                    state->Push(FormatSseEvent("delta", {{"text", result->summary}}));
+                }
                 *route = std::string(RouteName(result->route));
                 *ttft = result->timings.ttft_ms;
                 state->Push(FormatSseEvent("done", ResponseJson(*result)));
             } else {
-                *status = HttpStatusFor(result.error().code);
-                state->Push(FormatSseEvent("error", ErrorJson(result.error(), request.request_id)));
+                const bool shutdown = stopping && result.error().code == ErrorCode::kCancelled;
+                const Error& error = shutdown ? ShutdownError() : result.error();
+                *status = HttpStatusFor(error.code);
+                state->Push(FormatSseEvent("error", ErrorJson(error, request.request_id)));
             }
             state->Finish();
         });
@@ -360,10 +497,11 @@ struct HttpServer::Impl {
                 }
             },
             [this, state, remote = req.remote_addr, bytes_in = req.body.size(),
-             text = config.server.log_text ? req.body : std::string(), arrival, route, ttft, status, id](bool success) {
+             text = config.server.log_text ? req.body : std::string(), arrival, route, ttft, status, id, active_key](bool success) {
                 if (!success) state->cancel.Cancel();
                 if (state->worker.joinable()) state->worker.join();
-                admission.Leave(SecondsSince(arrival));
+                Untrack(active_key);
+                admission.Leave();
                 double seconds = SecondsSince(arrival);
                 int shown = success ? *status : 499;  // 499: the client closed the connection (nginx's code)
                 metrics.ObserveRequest("/summarize", *route, shown, seconds);
@@ -377,9 +515,17 @@ struct HttpServer::Impl {
     }
 
     void HandleReady(httplib::Response& res) {
+        if (stopping) return SendJson(res, 503, {{"status", "unavailable"}, {"reason", "shutting down"}});
+        // Through the breaker: an open circuit answers at once (and a half-open one probes).
         auto models = backend.ListModels();
         if (!models.ok()) {
-            return SendJson(res, 503, {{"status", "unavailable"}, {"reason", models.error().message}});
+            json body = {{"status", "unavailable"},
+                         {"reason", models.error().message},
+                         {"circuit", std::string(CircuitStateName(breaker.state()))}};
+            if (config.degraded.extractive_fallback && IsUpstreamUnreachable(models.error())) {
+                body["degraded"] = "summaries are extractive (route \"extractive\") until Ollama answers";
+            }
+            return SendJson(res, 503, body);
         }
         std::vector<std::string> missing;
         std::string fix;
@@ -511,6 +657,8 @@ struct HttpServer::Impl {
         server.set_write_timeout(std::chrono::seconds(config.server.write_timeout_s));
         server.set_payload_max_length(static_cast<size_t>(config.server.max_body_bytes));
         server.set_keep_alive_max_count(1000);
+        // An idle connection holds a worker thread: cut it as soon as a silent client would be.
+        server.set_keep_alive_timeout(std::min(5, config.server.read_timeout_s));
 
         server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
             t_request_log = RequestLogState{Clock::now(), false};
@@ -559,7 +707,7 @@ struct HttpServer::Impl {
             } else if (res.status == 405) {
                 error = MakeError(ErrorCode::kInvalidRequest, "method not allowed on " + req.path);
             } else {
-                error = MakeError(ErrorCode::kInvalidRequest, "bad HTTP request");
+                error = MakeError(ErrorCode::kInvalidRequest, "bad HTTP request: malformed request line, headers, chunked or multipart body");
             }
             json body = ErrorJson(error, id);
             if (res.status == 404) body["error"]["code"] = "not_found";
@@ -616,7 +764,7 @@ HttpServer::HttpServer(const Config& config, LlmBackend& backend) : impl_(std::m
     impl_->Setup();
 }
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() { Stop(0); }
 
 Result<int> HttpServer::Bind() {
     const auto& cfg = impl_->config.server;
@@ -635,10 +783,41 @@ Result<int> HttpServer::Bind() {
     return impl_->port;
 }
 
-bool HttpServer::Run() { return impl_->server.listen_after_bind(); }
+bool HttpServer::Run() {
+    impl_->run_called = true;
+    if (impl_->stopping) return true;
+    // After StopAccepting() httplib reports the closed listening socket as a failure: it is not.
+    return impl_->server.listen_after_bind() || impl_->stopping;
+}
 
-void HttpServer::Stop(int) {
-    if (impl_ && impl_->server.is_running()) impl_->server.stop();
+void HttpServer::Stop(int grace_s) {
+    if (!impl_) return;
+    Impl& impl = *impl_;
+    const bool first = !impl.stopping.exchange(true);
+    // No new connections; requests arriving on open keep-alive connections get 503.
+    impl.admission.BeginShutdown();
+    if (first && impl.run_called) {
+        // Run() may be about to listen: wait (briefly) until it does, so the shutdown reaches it.
+        for (int i = 0; i < 500 && !impl.server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        if (impl.server.is_running()) impl.server.StopAccepting();
+    }
+    if (!first) {
+        impl.admission.Abort();
+        impl.CancelActive();
+        return;
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(std::max(0, grace_s));
+    if (impl.admission.inflight() + impl.admission.queued() > 0) {
+        spdlog::info("shutting down: waiting up to {} s for {} running and {} queued request(s)", grace_s,
+                     impl.admission.inflight(), impl.admission.queued());
+    }
+    if (!impl.admission.WaitIdle(deadline)) {
+        impl.admission.Abort();
+        int cancelled = impl.CancelActive();
+        spdlog::warn("shutdown grace of {} s is over: cancelled {} request(s) upstream", grace_s, cancelled);
+        // Cancelled calls close their upstream sockets within milliseconds; let the handlers answer.
+        impl.admission.WaitIdle(Clock::now() + std::chrono::seconds(5));
+    }
 }
 
 Metrics& HttpServer::metrics() { return impl_->metrics; }

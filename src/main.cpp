@@ -1,4 +1,5 @@
 // CLI11 subcommands and wiring only: serve, summarize, plan, config.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -151,18 +152,27 @@ int Serve(const Config& config) {
     }
     spdlog::info("summarizer listening on http://{}:{} (Ollama at {}, {} parallel slot(s))", config.server.host,
                  port.value(), config.ollama.url, config.ollama.num_parallel);
+    // First SIGTERM/SIGINT: stop accepting, let running requests finish within
+    // server.shutdown_grace_s, cancel the rest upstream. A second one cancels everything now.
+    std::atomic<bool> run_returned{false};
     std::thread waiter([&] {
         int sig = 0;
         sigwait(&signals, &sig);
-        spdlog::info("signal {} received: shutting down", sig);
-        server.Stop(config.server.shutdown_grace_s);
+        if (run_returned) return;
+        spdlog::info("signal {} received: shutting down (running requests get {} s; signal again to cancel them now)",
+                     sig, config.server.shutdown_grace_s);
+        std::thread stopper([&] { server.Stop(config.server.shutdown_grace_s); });
+        sigwait(&signals, &sig);  // a second signal, or the wake-up below once Run() returned
+        if (!run_returned) {
+            spdlog::warn("signal {} received again: cancelling every request now", sig);
+            server.Stop(0);
+        }
+        stopper.join();
     });
     bool ok = server.Run();
-    if (waiter.joinable()) {
-        // Run() returned on its own (bind failure): wake the waiter.
-        pthread_kill(waiter.native_handle(), SIGTERM);
-        waiter.join();
-    }
+    run_returned = true;
+    pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter wherever it waits
+    waiter.join();
     return ok ? 0 : 1;
 }
 

@@ -102,6 +102,7 @@ OllamaClientOptions OllamaClientOptions::FromConfig(const OllamaConfig& config) 
     options.total_timeout_s = config.total_timeout_s;
     options.max_retries = config.max_retries;
     options.retry_backoff_ms = config.retry_backoff_ms;
+    options.retry_budget_s = config.retry_budget_s;
     return options;
 }
 
@@ -262,6 +263,7 @@ Result<GenerateResult> OllamaClient::Generate(const GenerateRequest& request, co
         delivered = true;
         if (on_token) on_token(piece);
     };
+    const auto first_attempt = Clock::now();
     for (int attempt = 0;; ++attempt) {
         auto result = GenerateOnce(request, tracked, cancel);
         if (result.ok() || !result.error().retryable || delivered || attempt >= options_.max_retries) return result;
@@ -269,6 +271,13 @@ Result<GenerateResult> OllamaClient::Generate(const GenerateRequest& request, co
         thread_local std::mt19937 rng{std::random_device{}()};
         double backoff_ms = options_.retry_backoff_ms * std::pow(2.0, attempt);
         backoff_ms *= std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+        // Attempts are bounded by max_retries, and their total time by the retry budget: a retry
+        // that would start after it is not made (each attempt is itself bounded by the time-outs).
+        if (MsSince(first_attempt) + backoff_ms > options_.retry_budget_s * 1000.0) {
+            spdlog::warn("ollama call {} failed ({}); not retried: the retry budget of {} s is spent", request.tag,
+                         result.error().message, options_.retry_budget_s);
+            return result;
+        }
         spdlog::warn("ollama call {} failed ({}); retry {}/{} in {:.0f} ms", request.tag, result.error().message,
                      attempt + 1, options_.max_retries, backoff_ms);
         auto until = Clock::now() + std::chrono::duration<double, std::milli>(backoff_ms);

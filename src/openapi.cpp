@@ -20,7 +20,7 @@ std::string_view OpenApiDocument() {
         "tags": ["summarize"],
         "operationId": "summarize",
         "summary": "Summarize a text",
-        "description": "JSON body, or text/plain with the options as query parameters. With stream=true or Accept: text/event-stream the answer is Server-Sent Events: meta, progress (map-reduce), delta, then done or error.",
+        "description": "JSON body, or text/plain with the options as query parameters. With stream=true or Accept: text/event-stream the answer is Server-Sent Events: meta, progress (map-reduce), delta, then done or error. When Ollama cannot be reached (or the circuit to it is open) and degraded.extractive_fallback is on (the default), the answer is an extractive summary computed in-process: route \"extractive\", model \"none\", degraded true; a stream that had announced another route gets a second meta event with route \"extractive\" before its single delta.",
         "parameters": [
           {"$ref": "#/components/parameters/Language"}, {"$ref": "#/components/parameters/Style"},
           {"$ref": "#/components/parameters/MaxTokens"}, {"$ref": "#/components/parameters/Stream"},
@@ -131,14 +131,14 @@ std::string_view OpenApiDocument() {
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "UpstreamTimeout": {"description": "`upstream_timeout`: Ollama did not answer in time", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "Overloaded": {"description": "`overloaded`: the request queue is full; retry after the Retry-After delay",
-                     "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+      "Overloaded": {"description": "`overloaded`: the request queue is full, or no slot became free within server.queue_timeout_s; retry after the Retry-After delay",
+                     "headers": {"Retry-After": {"description": "Whole seconds to wait: the queue position over the measured throughput", "schema": {"type": "integer", "minimum": 1}},
                                  "X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     },
     "schemas": {
       "Strategy": {"type": "string", "enum": ["auto", "single", "map_reduce"], "default": "auto"},
-      "Route": {"type": "string", "enum": ["16k", "60k", "map_reduce"]},
+      "Route": {"type": "string", "enum": ["16k", "60k", "map_reduce", "extractive"], "description": "extractive: the degraded in-process answer (never planned by /summarize/plan)"},
       "SummarizeRequest": {
         "type": "object", "additionalProperties": false, "required": ["text"],
         "properties": {
@@ -152,13 +152,14 @@ std::string_view OpenApiDocument() {
       },
       "SummarizeResponse": {
         "type": "object",
-        "required": ["summary", "route", "model", "chunks", "levels", "usage", "timings", "request_id"],
+        "required": ["summary", "route", "model", "chunks", "levels", "degraded", "usage", "timings", "request_id"],
         "properties": {
           "summary": {"type": "string"},
           "route": {"$ref": "#/components/schemas/Route"},
           "model": {"type": "string"},
           "chunks": {"type": "integer"},
           "levels": {"type": "integer"},
+          "degraded": {"type": "boolean", "description": "true: Ollama was unreachable and the summary is extractive (sentences of the text, route extractive)"},
           "usage": {"type": "object", "required": ["prompt_tokens", "completion_tokens", "upstream_requests"],
                     "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "upstream_requests": {"type": "integer"}}},
           "timings": {"type": "object",
@@ -226,7 +227,9 @@ std::string_view OpenApiDocument() {
                  "properties": {"status": {"type": "string", "enum": ["ok", "ready", "unavailable"]},
                                 "reason": {"type": "string", "description": "Why the service is not ready, and how to fix it"},
                                 "missing_models": {"type": "array", "items": {"type": "string"}},
-                                "ollama": {"type": "string", "description": "The Ollama URL in use"}}},
+                                "ollama": {"type": "string", "description": "The Ollama URL in use"},
+                                "circuit": {"type": "string", "enum": ["closed", "open", "half_open"], "description": "/readyz when not ready: the circuit breaker to Ollama"},
+                                "degraded": {"type": "string", "description": "/readyz: present while summaries are extractive"}}},
       "Error": {
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "object", "required": ["code", "message", "request_id"],

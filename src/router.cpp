@@ -25,6 +25,7 @@ std::string_view RouteName(Route route) {
         case Route::k16k: return "16k";
         case Route::k60k: return "60k";
         case Route::kMapReduce: return "map_reduce";
+        case Route::kExtractive: return "extractive";
     }
     return "16k";
 }

@@ -42,6 +42,7 @@ struct ServerConfig {
     std::vector<std::string> cors_origins;  // allowed browser origins; "*" for any
     int max_inflight = 0;             // requests summarizing at once; 0 = 2 x Ollama slots
     int max_queue = 64;               // requests waiting beyond max_inflight; 429 above
+    int queue_timeout_s = 120;        // longest wait in the queue for a slot; then 429 with Retry-After
     bool log_json = false;            // access log as JSON lines
     bool log_text = false;            // debug only: log request texts
     int shutdown_grace_s = 30;        // in-flight requests get this long on SIGTERM
@@ -56,6 +57,9 @@ struct OllamaConfig {
     int total_timeout_s = 1800;         // one upstream call, all included
     int max_retries = 2;                // extra attempts on transient failures
     int retry_backoff_ms = 250;         // first backoff; doubles, with jitter
+    int retry_budget_s = 60;            // no retry starts (backoff included) this long after the first attempt
+    int circuit_failure_threshold = 3;  // consecutive "cannot connect" failures that open the circuit; 0 = off
+    int circuit_open_ms = 10000;        // an open circuit fails fast this long, then lets one probe through
 };
 
 struct RoutingConfig {
@@ -101,6 +105,12 @@ struct VramConfig {
     bool preload_hot_bucket = true;  // load the 16K bucket at start-up and after 60K use
 };
 
+// What the service does when Ollama cannot be reached (or the circuit is open).
+struct DegradedConfig {
+    bool extractive_fallback = true;  // answer with an in-process extractive summary, marked degraded
+    int extractive_max_chars = 1200;  // length budget of that summary, in characters (code points)
+};
+
 struct Config {
     ServerConfig server;
     OllamaConfig ollama;
@@ -113,6 +123,7 @@ struct Config {
     MapReduceConfig map_reduce;
     SchedulerConfig scheduler;
     VramConfig vram;
+    DegradedConfig degraded;
 
     const BucketConfig& small_bucket() const { return buckets.at(0); }
     const BucketConfig& large_bucket() const { return buckets.at(1); }

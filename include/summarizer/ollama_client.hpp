@@ -22,6 +22,7 @@ struct OllamaClientOptions {
     int total_timeout_s = 1800;
     int max_retries = 2;         // extra attempts on transient failures, only before any text was delivered
     int retry_backoff_ms = 250;  // doubles each attempt, with +-50% jitter
+    int retry_budget_s = 60;     // no retry starts (backoff included) later than this after the first attempt
 
     static OllamaClientOptions FromConfig(const OllamaConfig& config);
 };

@@ -20,7 +20,8 @@
 
 namespace summarizer {
 
-enum class Route { k16k, k60k, kMapReduce };
+// kExtractive is never planned: it names the in-process degraded answer when Ollama is unreachable.
+enum class Route { k16k, k60k, kMapReduce, kExtractive };
 enum class Strategy { kAuto, kSingle, kMapReduce };
 
 std::string_view RouteName(Route route);

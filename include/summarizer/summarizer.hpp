@@ -51,6 +51,7 @@ struct SummarizeResponse {
     std::string reason;       // the plan's reason, plus any re-plan
     int overflow_replans = 0; // times Ollama reported a prompt over num_ctx
     std::string language;     // resolved language of the summary
+    bool degraded = false;    // true: not written by the model (route kExtractive, Ollama unreachable)
 };
 
 // Callbacks for streaming; each may be empty. Called from worker threads, never concurrently.

@@ -141,6 +141,7 @@ TEST_F(ServiceTest, BodyOverTheLimitIs413) {
 
 TEST_F(ServiceTest, OllamaUnreachableIs503) {
     fake.Stop();
+    config.degraded.extractive_fallback = false;  // with it (the default): an extractive 200, see reliability_test
     StartService();
     auto res = PostJson({{"text", kEnglish}});
     ASSERT_TRUE(res);

@@ -1,0 +1,72 @@
+// A circuit breaker around an LlmBackend: after `failure_threshold` consecutive calls that
+// could not reach the server (IsUpstreamUnreachable), the circuit opens and every call fails
+// fast with kUpstreamUnavailable instead of waiting for connect time-outs and retries. After
+// `open_duration` one call is let through as a probe (half-open): its success, or any answer
+// from the server (even an error status), closes the circuit; another connection failure
+// re-opens it for another `open_duration`. While a probe runs, other calls fail fast.
+// Cancelled calls change nothing. Thread-safe; `inner` must outlive the breaker.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "summarizer/llm_backend.hpp"
+
+namespace summarizer {
+
+// True for failures that mean "the server cannot be reached" (connection refused, connect
+// time-out, or an open circuit), as opposed to answers from it (error status, missing model,
+// a broken stream) or time-outs of a server that accepted the call.
+bool IsUpstreamUnreachable(const Error& error);
+
+enum class CircuitState { kClosed, kOpen, kHalfOpen };
+std::string_view CircuitStateName(CircuitState state);
+
+struct CircuitBreakerOptions {
+    int failure_threshold = 3;                            // 0 disables the breaker
+    std::chrono::milliseconds open_duration{10000};       // fail fast this long before probing
+    std::string upstream_name = "Ollama";                 // for messages
+};
+
+class CircuitBreaker : public LlmBackend {
+public:
+    using Clock = std::chrono::steady_clock;
+    CircuitBreaker(LlmBackend& inner, CircuitBreakerOptions options,
+                   std::function<Clock::time_point()> now = [] { return Clock::now(); });
+
+    Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
+                                    const CancelToken& cancel) override;
+    Result<std::vector<std::string>> ListModels() override;
+    Result<std::vector<LoadedModel>> ListLoaded() override;
+    Result<GenerateResult> Load(const std::string& model, int num_ctx, const std::string& keep_alive) override;
+
+    // kOpen until the open duration has passed, then kHalfOpen until a probe decides.
+    CircuitState state() const;
+    // The last connection failure, for /readyz ("" when closed).
+    std::string last_failure() const;
+    // Times the circuit went from closed (or half-open) to open.
+    int64_t opens() const;
+
+private:
+    // Whether a call may go through; sets *probe when it is the half-open probe.
+    bool Admit(bool* probe, Error* refusal);
+    void Record(bool probe, const Error* error);
+
+    template <typename T, typename Call>
+    Result<T> Guard(Call&& call);
+
+    LlmBackend& inner_;
+    const CircuitBreakerOptions options_;
+    const std::function<Clock::time_point()> now_;
+    mutable std::mutex mutex_;
+    bool open_ = false;
+    bool probing_ = false;
+    int consecutive_failures_ = 0;
+    Clock::time_point opened_at_{};
+    std::string last_failure_;
+    int64_t opens_ = 0;
+};
+
+}  // namespace summarizer

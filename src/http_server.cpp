@@ -160,7 +160,8 @@ struct AccessLogEntry {
 struct HttpServer::Impl {
     const Config& config;
     Metrics metrics;
-    // Fails fast while Ollama is unreachable; every upstream call (and the manager's) goes through it.
+    // Fails fast while Ollama is unreachable; every request's upstream call goes through it. The
+    // model manager's own calls (preloads, /api/ps) do not: the circuit counts request traffic only.
     CircuitBreaker breaker;
     LlmBackend& backend;          // `breaker`
     UpstreamScheduler scheduler;  // one per process: every request's upstream calls share Ollama's slots
@@ -187,7 +188,7 @@ struct HttpServer::Impl {
           backend(breaker),
           scheduler(SchedulerOptionsFromConfig(c)),
           scheduled(backend, scheduler),
-          manager(c, backend, &metrics),
+          manager(c, b, &metrics),
           tracked(scheduled, manager),
           summarizer(c, tracked, MakeObserver()),
           admission(c.MaxInflight(), c.server.max_queue, std::chrono::seconds(c.server.queue_timeout_s), &metrics) {}

@@ -87,10 +87,9 @@ void Metrics::ObserveLoad(const std::string& model, double seconds) {
     std::lock_guard lock(mutex_);
     ++loads_[model];
     load_seconds_ += seconds;
-    if (!last_loaded_model_.empty() && last_loaded_model_ != model) ++reloads_;
-    last_loaded_model_ = model;
 }
 
+// The model manager decides what a reload is (it also sees its own preloads): counted once, there.
 void Metrics::CountReload() {
     std::lock_guard lock(mutex_);
     ++reloads_;

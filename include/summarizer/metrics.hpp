@@ -57,7 +57,6 @@ private:
     uint64_t reloads_ = 0;
     std::map<std::string, uint64_t> loads_;                   // by model
     double load_seconds_ = 0;
-    std::string last_loaded_model_;
     std::map<std::string, uint64_t> spills_;
     std::atomic<int64_t> inflight_{0};
     std::atomic<int64_t> queued_{0};

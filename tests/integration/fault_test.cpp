@@ -28,6 +28,11 @@ protected:
         config.ollama.max_retries = 2;
         config.server.max_inflight = 8;
         config.degraded.extractive_fallback = false;  // the documented errors, not the fallback
+        // An Ollama with a slot per client and no prefill gate: each request's own time-outs are
+        // under test, not its wait behind the others' (with one slot the scheduler queues them).
+        config.ollama.num_parallel = 8;
+        config.scheduler.prefill_gate = false;
+        config.vram.preload_hot_bucket = false;  // the fake's calls are the requests' own
     }
 
     struct Outcome {

@@ -56,7 +56,10 @@ public:
             std::string config_file = SUMMARIZER_SOURCE_DIR "/config/summarizer.json";
             const char* args[] = {binary.c_str(), "serve", "--port", port.c_str(), "--ollama-url", ollama_url.c_str(),
                                   "--config", config_file.c_str(), nullptr};
-            const char* env[] = {grace.c_str(), "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S=30", nullptr};
+            // Two Ollama slots, so two generations run at once; no preload, so the fake's calls are
+            // the requests' own.
+            const char* env[] = {grace.c_str(), "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S=30", "OLLAMA_NUM_PARALLEL=2",
+                                 "SUMMARIZER_PRELOAD_HOT_BUCKET=false", nullptr};
             execve(binary.c_str(), const_cast<char* const*>(args), const_cast<char* const*>(env));
             _exit(127);
         }

@@ -262,17 +262,15 @@ TEST(ChunkerPropertyTest, TinyBudgets) {
     }
 }
 
-TEST(ChunkerPerformanceTest, SplitsOnePointFiveMillionCharsQuickly) {
+// Speed is measured in bench/micro_bench.cpp (no timing asserts here); this checks the promises at size.
+TEST(ChunkerScaleTest, SplitsOnePointFiveMillionChars) {
     std::mt19937 rng(99);
     const std::string text = RandomText(rng, 1500000);
     ChunkLimits limits;
     limits.overlap_chars = 500;
-    const auto start = std::chrono::steady_clock::now();
     const std::vector<Chunk> chunks = SplitIntoChunks(text, limits);
-    const auto elapsed = std::chrono::steady_clock::now() - start;
     ExpectValidChunks(text, limits, chunks);
     EXPECT_GT(chunks.size(), 20u);
-    EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), 1000);
 }
 
 }  // namespace

@@ -324,7 +324,7 @@ Status ApplyFile(Config& config, const std::string& path, std::map<std::string, 
     json doc;
     try {
         doc = json::parse(buffer.str(), nullptr, true, /*ignore_comments=*/true);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
         return MakeError(ErrorCode::kInvalidRequest, path + ": malformed JSON: " + e.what());
     }
     if (!doc.is_object()) return MakeError(ErrorCode::kInvalidRequest, path + ": the top level must be an object");

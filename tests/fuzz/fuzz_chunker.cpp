@@ -5,7 +5,6 @@
 //   byte 0: max_tokens = byte + 1 (1..256)     byte 1: max_chars = 4 * byte + 1 (1..1021)
 //   byte 2: overlap_chars = byte % 64, 0 when byte >= 0xC0
 //   byte 3: token_safety = 1 + byte / 64 (1.0..4.98)
-// ASCII "~~0\0"-like headers are fine for hand-written seeds.
 //
 // Checked: chunks tile the text in order without gaps or empty chunks, on code point boundaries
 // (no loss: the chunks minus their overlap concatenate to the input); the overlap is within the

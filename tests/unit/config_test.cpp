@@ -101,6 +101,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadValue{"UnknownKey", {.file = WriteTemp("unknown", R"({"server": {"prot": 1}})")}, "unknown key 'server.prot'"},
         BadValue{"MalformedFile", {.file = WriteTemp("malformed", R"({"server": )")}, "malformed JSON"},
+        BadValue{"NumberOverflowInFile", {.file = WriteTemp("overflow", R"({"server": {"port": 1e999}})")},
+                 "malformed JSON"},
         BadValue{"MissingFile", {.file = std::string("/nonexistent/summarizer.json")}, "/nonexistent/summarizer.json"},
         BadValue{"NegativeSize", {.env = {{"HIERARCHICAL_CHUNK_MAX_CHARS", "-5"}}}, "env HIERARCHICAL_CHUNK_MAX_CHARS"},
         BadValue{"NotANumber", {.env = {{"SUMMARIZER_PORT", "80a"}}}, "env SUMMARIZER_PORT"},

@@ -15,8 +15,10 @@
 // one model load. A "tight" bound adds two terms the same model proves (see LowerBounds).
 // Times are simulated seconds: real seconds x time scale from the first upstream call on; the
 // planning before it (CPU work a GPU would not stretch) counts as real seconds.
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -32,9 +34,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 
 #include "fake_ollama.hpp"
 #include "summarizer/config.hpp"
@@ -138,7 +137,8 @@ std::string SummaryReply(const std::string& lang, int tokens) {
         "The review finds that the closure followed the engineers' advice, but communication with residents "
         "and businesses came late and was confusing. Bus diversions added twenty minutes to many journeys. ";
     const std::string ja =
-        "報告書は、通行止めの判断は技術者の助言に沿っていたが、住民と事業者への説明が遅れ分かりにくかったと指摘している。";
+        "報告書は、通行止めの判断は技術者の助言に沿っていたが、住民と事業者への説明が遅れ分かりにくかったと指摘している"
+        "。";
     std::string out;
     const std::string& unit = lang == "ja" ? ja : en;
     while (testing::CountFakeTokens(out) < tokens) out += unit;
@@ -387,11 +387,13 @@ int main(int argc, char** argv) {
     model.gpu.decode_context_slowdown = testing::FakeGpuModel{}.decode_context_slowdown;
     model.gpu.decode_concurrency_slowdown = testing::FakeGpuModel{}.decode_concurrency_slowdown;
 
-    std::printf("map-reduce against the fake GPU (prefill 3000 tok/s shared, decode 60 tok/s/stream, load 3 s, "
-                "time scale %.0f, prefill gate %s); times in simulated seconds\n\n",
-                opts.time_scale, opts.prefill_gate ? "on" : "off");
-    std::printf("| case | slots | chunks | levels | calls | max conc | wall s | bound s | wall/bound | tight bound s | "
-                "wall/tight | serial s | speed-up | ok |\n");
+    std::printf(
+        "map-reduce against the fake GPU (prefill 3000 tok/s shared, decode 60 tok/s/stream, load 3 s, "
+        "time scale %.0f, prefill gate %s); times in simulated seconds\n\n",
+        opts.time_scale, opts.prefill_gate ? "on" : "off");
+    std::printf(
+        "| case | slots | chunks | levels | calls | max conc | wall s | bound s | wall/bound | tight bound s | "
+        "wall/tight | serial s | speed-up | ok |\n");
     std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     std::fflush(stdout);
     bool all_ok = true;
@@ -418,11 +420,13 @@ int main(int argc, char** argv) {
                 const double ratio = run.wall_s / bounds.simple;
                 const double tight_ratio = run.wall_s / bounds.tight;
                 const double speedup = serial ? serial->wall_s / run.wall_s : 0;
-                const bool ok = (opts.tight ? tight_ratio : ratio) <= opts.max_ratio && (!serial || slots < 2 || speedup >= opts.min_speedup);
+                const bool ok = (opts.tight ? tight_ratio : ratio) <= opts.max_ratio &&
+                                (!serial || slots < 2 || speedup >= opts.min_speedup);
                 all_ok &= ok;
                 std::printf("| %s | %d | %d | %d | %zu | %d | %.1f | %.1f | %.2f | %.1f | %.2f | %s | %s | %s |\n",
                             name.c_str(), slots, run.chunks, run.levels, run.calls.size(), run.max_concurrency,
-                            run.wall_s, bounds.simple, ratio, bounds.tight, tight_ratio, serial ? std::to_string(static_cast<int>(serial->wall_s + 0.5)).c_str() : "-",
+                            run.wall_s, bounds.simple, ratio, bounds.tight, tight_ratio,
+                            serial ? std::to_string(static_cast<int>(serial->wall_s + 0.5)).c_str() : "-",
                             serial ? (std::to_string(speedup).substr(0, 4) + "x").c_str() : "-", ok ? "yes" : "NO");
                 std::fflush(stdout);
             }
@@ -441,8 +445,7 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
         }
     }
-    std::printf("\ntargets: wall/%s bound <= %.2f, speed-up >= %.2f with >= 2 slots: %s\n", opts.tight ? "tight" : "simple",
-                opts.max_ratio,
-                opts.min_speedup, all_ok ? "met" : "NOT met");
+    std::printf("\ntargets: wall/%s bound <= %.2f, speed-up >= %.2f with >= 2 slots: %s\n",
+                opts.tight ? "tight" : "simple", opts.max_ratio, opts.min_speedup, all_ok ? "met" : "NOT met");
     return all_ok ? 0 : 1;
 }

@@ -403,7 +403,8 @@ TEST(ScheduledBackend, ForwardsTokensAndFreesTheSlotOnError) {
     GenerateRequest request;
     request.model = "m";
     std::string seen;
-    auto result = backend.Generate(request, [&](std::string_view p) { seen += p; }, CancelToken());
+    auto result = backend.Generate(
+        request, [&](std::string_view p) { seen += p; }, CancelToken());
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(result.error().code, ErrorCode::kUpstreamError);
     EXPECT_EQ(seen, "t");

@@ -31,11 +31,12 @@ std::string MarkedText(int paragraphs, bool japanese = false) {
         "技術者は、市場広場の地下にある水道管を二年以内に交換しなければならないと報告した。",
         "地元の学校は、地域の気候助成金を使って川沿いに木を植える計画を発表した。",
     };
+    const char* const* sentences = japanese ? ja : en;
     std::string out;
     int sentence = 0;
     for (int i = 0; i < paragraphs; ++i) {
         for (int k = 0; k < 3; ++k) {
-            out += "[S" + std::to_string(sentence++) + "] " + (japanese ? ja : en)[(i + k) % 4] + " ";
+            out += "[S" + std::to_string(sentence++) + "] " + sentences[(i + k) % 4] + " ";
         }
         out += "\n\n";
     }

@@ -1,20 +1,24 @@
 // summarizer-mapreduce-bench: how close the map-reduce of a large input comes to what the GPU allows.
 // Runs the real Summarizer through the UpstreamScheduler and an OllamaClient against the fake Ollama
 // with its GPU cost model (RTX 4060-like: shared prefill ~3000 tok/s, decode ~60 tok/s per stream,
-// 2 or 4 slots, a 3 s model load), time-scaled so the whole benchmark takes a minute or two.
+// 2 or 4 slots, a 3 s model load), time-scaled so the whole benchmark takes a few minutes at most.
 // Per case it prints the wall time, the calls, the concurrency the fake saw, a lower bound for the
 // calls actually made, the ratio wall/bound (target <= 1.3) and the speed-up over the same plan run
-// one call at a time (target >= 1.6). A benchmark, not a test: exits 0 when every case meets both
-// targets, 1 otherwise, 2 on bad arguments.
+// one call at a time (target >= 1.6 with >= 2 slots). A benchmark, not a test: exits 0 when every
+// case meets both targets, 1 otherwise, 2 on bad arguments.
 //
-// The lower bound, per phase (the map, then each reduce level; a phase cannot start before the
-// previous one ends), from each call's token counts and the fake's cost model:
+// The lower bound ("simple"), per phase (the map, then each reduce level; a phase cannot start
+// before the previous one ends), from each call's token counts and the fake's cost model:
 //   max(sum(prefill + decode) / slots, sum(prefill), longest call)
 // where prefill = prompt tokens / prefill rate (prefills share the GPU's rate, so they add up) and
 // decode = output tokens at the single-stream rate for the call's context. The phases add up, plus
-// one model load. All times are simulated seconds (real seconds x time scale).
+// one model load. A "tight" bound adds two terms the same model proves (see LowerBounds).
+// Times are simulated seconds: real seconds x time scale from the first upstream call on; the
+// planning before it (CPU work a GPU would not stretch) counts as real seconds.
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -28,10 +32,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 
 #include "fake_ollama.hpp"
 #include "summarizer/config.hpp"
@@ -58,7 +60,8 @@ struct CallRecord {
 struct RunOutcome {
     bool ok = false;
     std::string error;
-    double wall_s = 0;  // simulated
+    double wall_s = 0;  // simulated: plan_s + the rest scaled
+    double plan_s = 0;  // real seconds before the first upstream call
     int chunks = 0;
     int levels = 0;
     std::vector<CallRecord> calls;
@@ -76,6 +79,11 @@ struct Options {
     double max_ratio = 1.3;
     double min_speedup = 1.6;
     bool serial = true;
+    int tokens_per_piece = 8;
+    bool trace = false;
+    bool fairness = false;
+    int repeat = 1;
+    bool tight = false;  // judge wall/bound against the tight bound
 };
 
 // Paragraphs of the benchmark's case texts (original, realistic prose) for one language.
@@ -129,7 +137,8 @@ std::string SummaryReply(const std::string& lang, int tokens) {
         "The review finds that the closure followed the engineers' advice, but communication with residents "
         "and businesses came late and was confusing. Bus diversions added twenty minutes to many journeys. ";
     const std::string ja =
-        "報告書は、通行止めの判断は技術者の助言に沿っていたが、住民と事業者への説明が遅れ分かりにくかったと指摘している。";
+        "報告書は、通行止めの判断は技術者の助言に沿っていたが、住民と事業者への説明が遅れ分かりにくかったと指摘している"
+        "。";
     std::string out;
     const std::string& unit = lang == "ja" ? ja : en;
     while (testing::CountFakeTokens(out) < tokens) out += unit;
@@ -155,23 +164,39 @@ int PhaseOf(const std::string& tag, int final_level) {
     return final_level;  // "single"
 }
 
-double LowerBoundS(const RunOutcome& run, const CostModel& model, int slots) {
+struct Bounds {
+    double simple = 0;  // the brief's: per phase max(sum(p + d) / slots, sum(p), longest call)
+    double tight = 0;   // adds terms the same cost model proves: see below
+};
+
+// Lower bounds for the calls a run made, phase by phase, plus one model load. `tight` also uses:
+// - sum(p) + shortest decode: prefills share one rate, so the last prefill ends no sooner than sum(p),
+//   and its call still has to decode;
+// - sum(d) * (1 + s * (slots - 1)) / slots: decoding `slots` streams at once slows each by the fake's
+//   concurrency factor s, so the phase's decode throughput is at most slots / (1 + s * (slots - 1)).
+Bounds LowerBounds(const RunOutcome& run, const CostModel& model, int slots) {
     std::map<int, std::vector<const CallRecord*>> phases;
     for (const auto& c : run.calls) {
         if (c.ok) phases[PhaseOf(c.tag, run.levels)].push_back(&c);
     }
-    double total = model.gpu.load_ms / 1000.0;
+    Bounds b;
+    b.simple = b.tight = model.gpu.load_ms / 1000.0;
+    const double concurrency = 1 + model.gpu.decode_concurrency_slowdown * (slots - 1);
     for (const auto& [phase, calls] : phases) {
-        double work = 0, prefill = 0, longest = 0;
+        double work = 0, prefill = 0, decode = 0, longest = 0, shortest_decode = 1e300;
         for (const auto* c : calls) {
             const double p = model.PrefillS(*c), d = model.DecodeS(*c);
             work += p + d;
             prefill += p;
+            decode += d;
             longest = std::max(longest, p + d);
+            shortest_decode = std::min(shortest_decode, d);
         }
-        total += std::max({work / slots, prefill, longest});
+        const double simple = std::max({work / slots, prefill, longest});
+        b.simple += simple;
+        b.tight += std::max({simple, prefill + shortest_decode, decode * concurrency / slots});
     }
-    return total;
+    return b;
 }
 
 RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slots, int scheduler_slots,
@@ -188,7 +213,10 @@ RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slo
     fake.SetGpuModel(gpu);
     testing::FakeBehavior behavior;
     behavior.reply = SummaryReply(lang, gpu.output_tokens);
-    behavior.piece_chars = lang == "ja" ? 6 : 4;  // about one token per streamed line, as Ollama sends
+    // Ollama streams a line per token; the fake pays a real-time floor per line (a sleep and a write),
+    // which time scaling magnifies, so it streams a few tokens per line (UTF-8 bytes: ~4 per English
+    // token, ~5 per Japanese one).
+    behavior.piece_chars = opts.tokens_per_piece * (lang == "ja" ? 5 : 4);
     fake.SetBehavior(behavior);
 
     Config config;
@@ -220,7 +248,13 @@ RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slo
     request.request_id = "bench";
     const auto t0 = Clock::now();
     auto response = summarizer.Run(request, {}, CancelToken());
-    out.wall_s = std::chrono::duration<double>(Clock::now() - t0).count() * opts.time_scale;
+    const auto t1 = Clock::now();
+    // Planning (statistics, chunking: CPU work before the first upstream call) took real time that a
+    // GPU would not stretch: it counts unscaled; everything from the first call on is scaled.
+    const auto requests = fake.Requests();
+    const auto first_call = requests.empty() ? t1 : std::min(t1, requests.front().received);
+    out.plan_s = std::chrono::duration<double>(first_call - t0).count();
+    out.wall_s = out.plan_s + std::chrono::duration<double>(t1 - first_call).count() * opts.time_scale;
     out.ok = response.ok();
     if (!response.ok()) {
         out.error = response.error().message;
@@ -228,9 +262,72 @@ RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slo
         out.chunks = response->chunks;
         out.levels = response->levels;
     }
+    if (opts.trace) {
+        for (const auto& r : requests) {
+            std::fprintf(stderr, "  call: start %7.2f end %7.2f  prompt tokens %6lld  pieces %lld\n",
+                         std::chrono::duration<double>(r.received - t0).count() * opts.time_scale,
+                         std::chrono::duration<double>(r.finished - t0).count() * opts.time_scale,
+                         static_cast<long long>(testing::CountFakeTokens(r.body.value("prompt", ""))),
+                         static_cast<long long>(r.pieces_sent));
+        }
+    }
     out.max_concurrency = fake.MaxConcurrency();
     out.loads = fake.Loads();
     return out;
+}
+
+// Fairness: a short single-pass request arriving while two large map-reduce jobs share the GPU.
+// Returns its latency (simulated seconds) with interactive-first scheduling, or with plain arrival
+// order when `priority` is false (batch_max_wait_ms = 0 makes every waiting call urgent at once).
+double ShortRequestLatencyS(const std::string& big, const std::string& short_text, int slots, bool priority,
+                            const Options& opts) {
+    testing::FakeOllama fake;
+    testing::FakeGpuModel gpu;
+    gpu.enabled = true;
+    gpu.slots = slots;
+    gpu.time_scale = opts.time_scale;
+    fake.SetGpuModel(gpu);
+    testing::FakeBehavior behavior;
+    behavior.reply = SummaryReply("en", gpu.output_tokens);
+    behavior.piece_chars = opts.tokens_per_piece * 4;
+    fake.SetBehavior(behavior);
+    Config config;
+    config.ollama.url = fake.url();
+    config.ollama.num_parallel = slots;
+    config.scheduler.prefill_gate = opts.prefill_gate;
+    if (!priority) config.scheduler.batch_max_wait_ms = 0;
+    UpstreamScheduler scheduler(SchedulerOptionsFromConfig(config));
+    OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
+    ScheduledBackend backend(client, scheduler);
+    Summarizer summarizer(config, backend);
+    auto run = [&](const std::string& text) {
+        SummarizeRequest request;
+        request.text = text;
+        request.language = "en";
+        return summarizer.Run(request, {}, CancelToken());
+    };
+    std::thread job1([&] { (void)run(big); });
+    std::thread job2([&] { (void)run(big); });
+    // Arrive mid-map: after a few map calls have started.
+    fake.WaitForRequests(static_cast<size_t>(2 * slots + 1), std::chrono::seconds(60));
+    const auto t0 = Clock::now();
+    auto result = run(short_text);
+    const double latency = std::chrono::duration<double>(Clock::now() - t0).count() * opts.time_scale;
+    job1.join();
+    job2.join();
+    return result.ok() ? latency : -1;
+}
+
+// The fastest of `n` runs: noise on a busy machine only ever adds time.
+template <typename F>
+RunOutcome BestOf(int n, const F& run_once) {
+    RunOutcome best = run_once();
+    for (int i = 1; i < n && best.ok; ++i) {
+        RunOutcome again = run_once();
+        if (!again.ok) return again;
+        if (again.wall_s < best.wall_s) best = std::move(again);
+    }
+    return best;
 }
 
 template <typename T>
@@ -266,6 +363,13 @@ int main(int argc, char** argv) {
     app.add_option("--cases-dir", opts.cases_dir, "where the case texts (the source paragraphs) are");
     app.add_flag("--no-prefill-gate", no_gate, "run with scheduler.prefill_gate off (for comparison)");
     app.add_flag("--no-serial", no_serial, "skip the one-call-at-a-time baseline (no speed-up)");
+    app.add_option("--tokens-per-piece", opts.tokens_per_piece, "tokens per streamed line of the fake")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--repeat", opts.repeat, "runs per configuration; the fastest counts")->check(CLI::PositiveNumber);
+    app.add_flag("--fairness", opts.fairness,
+                 "also time a short request arriving during two large jobs, interactive-first vs arrival order");
+    app.add_flag("--trace", opts.trace, "print every call's start and end (simulated seconds) on stderr");
+    app.add_flag("--judge-tight", opts.tight, "judge the ratio against the tight bound instead of the simple one");
     app.add_option("--max-ratio", opts.max_ratio, "target: wall / lower bound at most this");
     app.add_option("--min-speedup", opts.min_speedup, "target: speed-up over one call at a time at least this");
     CLI11_PARSE(app, argc, argv);
@@ -280,12 +384,17 @@ int main(int argc, char** argv) {
     model.gpu.prefill_tokens_per_s = 3000;
     model.gpu.decode_tokens_per_s = 60;
     model.gpu.load_ms = 3000;
+    model.gpu.decode_context_slowdown = testing::FakeGpuModel{}.decode_context_slowdown;
+    model.gpu.decode_concurrency_slowdown = testing::FakeGpuModel{}.decode_concurrency_slowdown;
 
-    std::printf("map-reduce against the fake GPU (prefill 3000 tok/s shared, decode 60 tok/s/stream, load 3 s, "
-                "time scale %.0f, prefill gate %s); times in simulated seconds\n\n",
-                opts.time_scale, opts.prefill_gate ? "on" : "off");
-    std::printf("| case | slots | chunks | levels | calls | max conc | wall s | bound s | wall/bound | serial s | speed-up | ok |\n");
-    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    std::printf(
+        "map-reduce against the fake GPU (prefill 3000 tok/s shared, decode 60 tok/s/stream, load 3 s, "
+        "time scale %.0f, prefill gate %s); times in simulated seconds\n\n",
+        opts.time_scale, opts.prefill_gate ? "on" : "off");
+    std::printf(
+        "| case | slots | chunks | levels | calls | max conc | wall s | bound s | wall/bound | tight bound s | "
+        "wall/tight | serial s | speed-up | ok |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     std::fflush(stdout);
     bool all_ok = true;
     for (const auto& lang : opts.langs) {
@@ -298,29 +407,45 @@ int main(int argc, char** argv) {
             const std::string text = MakeDocument(paragraphs, size, static_cast<uint32_t>(size));
             const std::string name = std::to_string(size / 1000) + "K." + lang;
             std::optional<RunOutcome> serial;
-            if (opts.serial) serial = RunOnce(text, lang, opts.slots.empty() ? 1 : opts.slots.front(), 1, opts);
+            if (opts.serial) serial = BestOf(opts.repeat, [&] { return RunOnce(text, lang, 1, 1, opts); });
             for (int slots : opts.slots) {
-                RunOutcome run = RunOnce(text, lang, slots, slots, opts);
+                RunOutcome run = BestOf(opts.repeat, [&] { return RunOnce(text, lang, slots, slots, opts); });
                 if (!run.ok || (serial && !serial->ok)) {
                     std::printf("| %s | %d | failed: %s |\n", name.c_str(), slots,
                                 (run.ok ? serial->error : run.error).c_str());
                     all_ok = false;
                     continue;
                 }
-                const double bound = LowerBoundS(run, model, slots);
-                const double ratio = run.wall_s / bound;
+                const Bounds bounds = LowerBounds(run, model, slots);
+                const double ratio = run.wall_s / bounds.simple;
+                const double tight_ratio = run.wall_s / bounds.tight;
                 const double speedup = serial ? serial->wall_s / run.wall_s : 0;
-                const bool ok = ratio <= opts.max_ratio && (!serial || slots < 2 || speedup >= opts.min_speedup);
+                const bool ok = (opts.tight ? tight_ratio : ratio) <= opts.max_ratio &&
+                                (!serial || slots < 2 || speedup >= opts.min_speedup);
                 all_ok &= ok;
-                std::printf("| %s | %d | %d | %d | %zu | %d | %.1f | %.1f | %.2f | %s | %s | %s |\n", name.c_str(),
-                            slots, run.chunks, run.levels, run.calls.size(), run.max_concurrency, run.wall_s, bound,
-                            ratio, serial ? std::to_string(static_cast<int>(serial->wall_s + 0.5)).c_str() : "-",
+                std::printf("| %s | %d | %d | %d | %zu | %d | %.1f | %.1f | %.2f | %.1f | %.2f | %s | %s | %s |\n",
+                            name.c_str(), slots, run.chunks, run.levels, run.calls.size(), run.max_concurrency,
+                            run.wall_s, bounds.simple, ratio, bounds.tight, tight_ratio,
+                            serial ? std::to_string(static_cast<int>(serial->wall_s + 0.5)).c_str() : "-",
                             serial ? (std::to_string(speedup).substr(0, 4) + "x").c_str() : "-", ok ? "yes" : "NO");
                 std::fflush(stdout);
             }
         }
     }
-    std::printf("\ntargets: wall/bound <= %.2f, speed-up >= %.2f with >= 2 slots: %s\n", opts.max_ratio,
-                opts.min_speedup, all_ok ? "met" : "NOT met");
+    if (opts.fairness) {
+        const auto paragraphs = LoadParagraphs(opts.cases_dir, "en");
+        const std::string big = MakeDocument(paragraphs, 200000, 7);
+        const std::string short_text = MakeDocument(paragraphs, 4000, 8);
+        std::printf("\nfairness: a 4K-char single pass arriving while two 200K-char map-reduce jobs run\n\n");
+        std::printf("| slots | its latency, interactive first | its latency, arrival order |\n|---:|---:|---:|\n");
+        for (int slots : opts.slots) {
+            const double with = ShortRequestLatencyS(big, short_text, slots, true, opts);
+            const double without = ShortRequestLatencyS(big, short_text, slots, false, opts);
+            std::printf("| %d | %.1f s | %.1f s |\n", slots, with, without);
+            std::fflush(stdout);
+        }
+    }
+    std::printf("\ntargets: wall/%s bound <= %.2f, speed-up >= %.2f with >= 2 slots: %s\n",
+                opts.tight ? "tight" : "simple", opts.max_ratio, opts.min_speedup, all_ok ? "met" : "NOT met");
     return all_ok ? 0 : 1;
 }

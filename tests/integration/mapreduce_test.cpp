@@ -31,11 +31,12 @@ std::string MarkedText(int paragraphs, bool japanese = false) {
         "技術者は、市場広場の地下にある水道管を二年以内に交換しなければならないと報告した。",
         "地元の学校は、地域の気候助成金を使って川沿いに木を植える計画を発表した。",
     };
+    const char* const* sentences = japanese ? ja : en;
     std::string out;
     int sentence = 0;
     for (int i = 0; i < paragraphs; ++i) {
         for (int k = 0; k < 3; ++k) {
-            out += "[S" + std::to_string(sentence++) + "] " + (japanese ? ja : en)[(i + k) % 4] + " ";
+            out += "[S" + std::to_string(sentence++) + "] " + sentences[(i + k) % 4] + " ";
         }
         out += "\n\n";
     }
@@ -118,7 +119,7 @@ TEST_F(MapReduceTest, ChunkRetriedAloneAndDocumentOrderKeptWhenItFinishesLast) {
     auto requests = fake.Requests();
     // Every chunk once, the failed one twice, then one final reduce: no succeeded chunk redone.
     ASSERT_EQ(static_cast<int>(requests.size()), chunks + 2);
-    std::map<int, int> calls_per_chunk;  // first marker of the chunk -> calls
+    std::map<int, int> calls_per_chunk;                       // first marker of the chunk -> calls
     std::vector<std::pair<Clock::time_point, int>> finished;  // successful map calls
     for (size_t i = 0; i + 1 < requests.size(); ++i) {
         ASSERT_TRUE(IsMapPrompt(requests[i]));
@@ -129,8 +130,10 @@ TEST_F(MapReduceTest, ChunkRetriedAloneAndDocumentOrderKeptWhenItFinishesLast) {
     ASSERT_EQ(static_cast<int>(calls_per_chunk.size()), chunks);
     int retried = -1;
     for (const auto& [first, n] : calls_per_chunk) {
-        if (n == 2) retried = first;
-        else EXPECT_EQ(n, 1) << "chunk starting at [S" << first << "] was redone";
+        if (n == 2)
+            retried = first;
+        else
+            EXPECT_EQ(n, 1) << "chunk starting at [S" << first << "] was redone";
     }
     ASSERT_NE(retried, -1);
     // The retried chunk finished after chunks that come later in the document.
@@ -138,7 +141,8 @@ TEST_F(MapReduceTest, ChunkRetriedAloneAndDocumentOrderKeptWhenItFinishesLast) {
     std::vector<int> finish_order;
     for (auto& [t, first] : finished) finish_order.push_back(first);
     ASSERT_FALSE(std::is_sorted(finish_order.begin(), finish_order.end()))
-        << "the premise: out-of-order finish; retried [S" << retried << "], finish order " << ::testing::PrintToString(finish_order);
+        << "the premise: out-of-order finish; retried [S" << retried << "], finish order "
+        << ::testing::PrintToString(finish_order);
 
     // The final reduce lists the chunk summaries in document order, each exactly once.
     const std::string reduce_prompt = requests.back().body["prompt"];

@@ -5,10 +5,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -105,7 +107,7 @@ struct StreamState {
     std::deque<std::string> events;
     bool finished = false;
     CancelToken cancel;
-    std::thread worker;
+    bool worker_done = false;  // the summarizing job has returned and touches nothing any more
     size_t bytes_out = 0;  // written by the HTTP thread only
 
     void Push(std::string event) {
@@ -122,6 +124,66 @@ struct StreamState {
         }
         cv.notify_one();
     }
+    void WorkerDone() {
+        {
+            std::lock_guard lock(mutex);
+            worker_done = true;
+        }
+        cv.notify_all();
+    }
+    void WaitForWorker() {
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return worker_done; });
+    }
+};
+
+// Threads that run streamed summaries, started on demand and kept. Admission bounds the streams
+// in flight, so with that many threads a job never waits, and no stream pays for a new thread.
+class WorkerPool {
+public:
+    explicit WorkerPool(int max_threads) : max_threads_(static_cast<size_t>(std::max(1, max_threads))) {}
+    ~WorkerPool() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    void Post(std::function<void()> job) {
+        std::lock_guard lock(mutex_);
+        jobs_.push_back(std::move(job));
+        if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
+            threads_.emplace_back([this] { Loop(); });
+        } else {
+            cv_.notify_one();
+        }
+    }
+
+private:
+    void Loop() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            ++idle_;
+            cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+            --idle_;
+            if (jobs_.empty()) return;
+            auto job = std::move(jobs_.front());
+            jobs_.pop_front();
+            lock.unlock();
+            job();
+            job = nullptr;
+            lock.lock();
+        }
+    }
+
+    const size_t max_threads_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> jobs_;
+    std::vector<std::thread> threads_;
+    size_t idle_ = 0;
+    bool stopping_ = false;
 };
 
 // One access-log line per request. httplib runs a request's pre-routing, handler and logger on one
@@ -152,12 +214,14 @@ struct HttpServer::Impl {
     Admission admission;
     httplib::Server server;
     int port = 0;
+    WorkerPool stream_workers;  // last: its jobs use the members above
 
     Impl(const Config& c, LlmBackend& b)
         : config(c),
           backend(b),
           summarizer(c, b, MakeObserver()),
-          admission(c.MaxInflight(), c.server.max_queue, metrics) {}
+          admission(c.MaxInflight(), c.server.max_queue, metrics),
+          stream_workers(c.MaxInflight()) {}
 
     SummarizerObserver MakeObserver() {
         SummarizerObserver o;
@@ -288,7 +352,7 @@ struct HttpServer::Impl {
         auto route = std::make_shared<std::string>("none");
         auto ttft = std::make_shared<double>(0);
         auto status = std::make_shared<int>(200);
-        state->worker = std::thread([this, state, request = std::move(request), arrival, route, ttft, status] {
+        stream_workers.Post([this, state, request = std::move(request), arrival, route, ttft, status] {
             SummarizeEvents events;
             events.on_plan = [&](const Plan& plan) {
                 state->Push(FormatSseEvent("meta", {{"request_id", request.request_id},
@@ -312,6 +376,7 @@ struct HttpServer::Impl {
                 state->Push(FormatSseEvent("error", ErrorJson(result.error(), request.request_id)));
             }
             state->Finish();
+            state->WorkerDone();
         });
         res.set_header("Cache-Control", "no-cache");
         res.set_header("X-Accel-Buffering", "no");  // nginx: do not buffer the stream
@@ -321,14 +386,16 @@ struct HttpServer::Impl {
                 std::unique_lock lock(state->mutex);
                 for (;;) {
                     if (!state->events.empty()) {
-                        std::string event = std::move(state->events.front());
+                        // Everything queued goes out in one write (one chunk, one send()).
+                        std::string batch = std::move(state->events.front());
                         state->events.pop_front();
+                        for (; !state->events.empty(); state->events.pop_front()) batch += state->events.front();
                         lock.unlock();
-                        if (!sink.write(event.data(), event.size())) {
+                        if (!sink.write(batch.data(), batch.size())) {
                             state->cancel.Cancel();
                             return false;
                         }
-                        state->bytes_out += event.size();
+                        state->bytes_out += batch.size();
                         return true;
                     }
                     if (state->finished) {
@@ -351,7 +418,7 @@ struct HttpServer::Impl {
             [this, state, remote = req.remote_addr, bytes_in = req.body.size(),
              text = config.server.log_text ? req.body : std::string(), arrival, route, ttft, status, id](bool success) {
                 if (!success) state->cancel.Cancel();
-                if (state->worker.joinable()) state->worker.join();
+                state->WaitForWorker();
                 admission.Leave(SecondsSince(arrival));
                 double seconds = SecondsSince(arrival);
                 int shown = success ? *status : 499;  // 499: the client closed the connection (nginx's code)

@@ -42,7 +42,7 @@ before(async () => {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(baseUrl).origin });
   page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  page.setDefaultTimeout(30_000);  // generous: CI machines can be busy
   page.on("pageerror", (e) => pageErrors.push(`page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error") pageErrors.push(`console error: ${m.text()}`); });
 });
@@ -54,7 +54,7 @@ after(async () => {
 // Waits for the end of a summary: the timings table filled by "done", the button enabled again.
 async function waitForDone() {
   await page.locator("#timings tr").first().waitFor({ state: "visible" });
-  await page.waitForFunction(() => !document.getElementById("go").disabled, null, { timeout: 5_000 });
+  await page.waitForFunction(() => !document.getElementById("go").disabled, null, { timeout: 15_000 });
 }
 
 test("the page streams a summary and shows its route and timings", async () => {

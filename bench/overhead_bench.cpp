@@ -9,11 +9,15 @@
 // 0.3 ms, added P99 <= 1 ms, added TTFT <= 1 ms, >= 3,000 req/s. Exit code 0 unless requests failed;
 // the targets are reported, not enforced (timings depend on the machine).
 #include <httplib.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -46,8 +50,16 @@ struct Sample {
 struct RunResult {
     std::vector<Sample> samples;
     double wall_s = 0;
+    double cpu_s = 0;  // CPU time of the whole process (clients, service, fake) while measuring
     int failures = 0;
 };
+
+double ProcessCpuSeconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 // What one kind of request is: path, body, and the bytes that mean "the first token has arrived".
 struct Target {
@@ -70,8 +82,10 @@ RunResult Run(int port, const Target& target, int clients, int per_client, int w
     RunResult result;
     std::vector<std::vector<Sample>> per_thread(static_cast<size_t>(clients));
     std::atomic<int> failures{0};
-    std::atomic<int> ready{0};
-    std::atomic<bool> go{false};
+    std::mutex mutex, connect_mutex;
+    std::condition_variable cv;
+    int ready = 0;
+    bool go = false;
     Clock::time_point start;
     std::vector<std::thread> threads;
     for (int c = 0; c < clients; ++c) {
@@ -107,20 +121,40 @@ RunResult Run(int port, const Target& target, int clients, int per_client, int w
                 auto res = client.send(req);
                 s.latency_ms = MsSince(begin);
                 s.ok = res && status == 200 && (target.first_token_marker.empty() || s.ttft_ms > 0);
-                if (!s.ok) ++failures;
+                if (!s.ok && failures++ < 3) {
+                    std::fprintf(stderr, "%s: failed after %.0f ms: %s, HTTP %d, %s\n", target.name.c_str(), MsSince(begin),
+                                 res ? "answered" : httplib::to_string(res.error()).c_str(), status,
+                                 body.substr(0, 200).c_str());
+                }
                 if (record) out.push_back(s);
             };
-            for (int i = 0; i < warmup; ++i) once(false);
-            ++ready;
-            while (!go.load()) std::this_thread::yield();
+            {
+                // Connect one client at a time: httplib 0.11's listen backlog is 5, and a burst of
+                // 32 connects would measure SYN retries, not the service.
+                std::lock_guard lock(connect_mutex);
+                once(false);
+            }
+            for (int i = 1; i < warmup; ++i) once(false);
+            {
+                std::unique_lock lock(mutex);
+                ++ready;
+                cv.notify_all();
+                cv.wait(lock, [&] { return go; });
+            }
             for (int i = 0; i < per_client; ++i) once(true);
         });
     }
-    while (ready.load() < clients) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    start = Clock::now();
-    go = true;
+    {
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return ready == clients; });
+        start = Clock::now();
+        result.cpu_s = -ProcessCpuSeconds();
+        go = true;
+    }
+    cv.notify_all();
     for (auto& t : threads) t.join();
     result.wall_s = MsSince(start) / 1000.0;
+    result.cpu_s += ProcessCpuSeconds();
     for (auto& v : per_thread) result.samples.insert(result.samples.end(), v.begin(), v.end());
     result.failures = failures.load();
     return result;
@@ -196,10 +230,13 @@ int main(int argc, char** argv) {
     const Target service_sse{"service /summarize (SSE)", "/summarize", json{{"text", text}, {"stream", true}}.dump(),
                              "event: delta"};
 
-    std::printf("summarizer-overhead-bench: %u cores, fake Ollama at %s, service on port %d\n",
-                std::thread::hardware_concurrency(), ollama.url().c_str(), *port);
-    std::printf("\n| clients | request | P50 ms | P99 ms | TTFT P50 ms | TTFT P99 ms | req/s |\n"
-                "|---|---|---|---|---|---|---|\n");
+    double load[3] = {0, 0, 0};
+    getloadavg(load, 3);
+    std::printf("summarizer-overhead-bench: %u cores, load average %.1f (other processes compete for the cores: "
+                "compare ratios, rerun on an idle machine), fake Ollama at %s, service on port %d\n",
+                std::thread::hardware_concurrency(), load[0], ollama.url().c_str(), *port);
+    std::printf("\n| clients | request | P50 ms | P99 ms | TTFT P50 ms | TTFT P99 ms | req/s | CPU us/req |\n"
+                "|---|---|---|---|---|---|---|---|\n");
     int failures = 0;
     struct Row {
         int clients;
@@ -219,15 +256,19 @@ int main(int argc, char** argv) {
             auto ttft = Ttfts(*r);
             std::string ttft50 = target->first_token_marker.empty() ? "-" : std::to_string(Percentile(ttft, 50)).substr(0, 5);
             std::string ttft99 = target->first_token_marker.empty() ? "-" : std::to_string(Percentile(ttft, 99)).substr(0, 5);
-            std::printf("| %d | %s | %.3f | %.3f | %s | %s | %.0f |\n", clients, target->name.c_str(), Percentile(lat, 50),
-                        Percentile(lat, 99), ttft50.c_str(), ttft99.c_str(),
-                        static_cast<double>(r->samples.size()) / r->wall_s);
+            std::printf("| %d | %s | %.3f | %.3f | %s | %s | %.0f | %.0f |\n", clients, target->name.c_str(),
+                        Percentile(lat, 50), Percentile(lat, 99), ttft50.c_str(), ttft99.c_str(),
+                        static_cast<double>(r->samples.size()) / r->wall_s,
+                        r->cpu_s * 1e6 / static_cast<double>(r->samples.size()));
         }
         rows.push_back(std::move(row));
     }
 
-    std::printf("\n| clients | added P50 ms | added P99 ms | added TTFT P50 ms | added TTFT P99 ms | service req/s |\n"
-                "|---|---|---|---|---|---|\n");
+    // The CPU the service adds per request (the process's CPU per request through the service, less
+    // that of the same request sent directly) does not depend on what else the machine runs; 2 cores
+    // divided by it is what the service alone could serve if the clients and Ollama were elsewhere.
+    std::printf("\n| clients | added P50 ms | added P99 ms | added TTFT P50 ms | added TTFT P99 ms | service req/s | "
+                "added CPU us/req | 2 cores / added CPU |\n|---|---|---|---|---|---|---|---|\n");
     bool all_ok = failures == 0;
     for (const auto& row : rows) {
         const double p50 = Percentile(Latencies(row.json), 50) - Percentile(Latencies(row.direct), 50);
@@ -235,9 +276,12 @@ int main(int argc, char** argv) {
         const double t50 = Percentile(Ttfts(row.sse), 50) - Percentile(Ttfts(row.direct), 50);
         const double t99 = Percentile(Ttfts(row.sse), 99) - Percentile(Ttfts(row.direct), 99);
         const double rps = static_cast<double>(row.json.samples.size()) / row.json.wall_s;
-        std::printf("| %d | %.3f (%s) | %.3f (%s) | %.3f (%s) | %.3f | %.0f%s |\n", row.clients, p50, Verdict(p50 <= 0.3),
-                    p99, Verdict(p99 <= 1.0), t50, Verdict(t50 <= 1.0), t99, rps,
-                    row.clients == 32 ? (rps >= 3000 ? " (ok)" : " (MISSED)") : "");
+        const double added_cpu_s = row.json.cpu_s / static_cast<double>(row.json.samples.size()) -
+                                   row.direct.cpu_s / static_cast<double>(row.direct.samples.size());
+        std::printf("| %d | %.3f (%s) | %.3f (%s) | %.3f (%s) | %.3f | %.0f%s | %.0f | %.0f req/s |\n", row.clients, p50,
+                    Verdict(p50 <= 0.3), p99, Verdict(p99 <= 1.0), t50, Verdict(t50 <= 1.0), t99, rps,
+                    row.clients == 32 ? (rps >= 3000 ? " (ok)" : " (MISSED)") : "", added_cpu_s * 1e6,
+                    added_cpu_s > 0 ? 2.0 / added_cpu_s : 0.0);
         all_ok = all_ok && p50 <= 0.3 && p99 <= 1.0 && t50 <= 1.0 && (row.clients != 32 || rps >= 3000);
     }
     std::printf("\ntargets: added P50 <= 0.3 ms, added P99 <= 1 ms, added TTFT <= 1 ms, >= 3000 req/s at 32 clients: %s\n",

@@ -8,7 +8,7 @@
 # again; against a fake that always fails, one summary (502). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib/services.sh
+# shellcheck source=scripts/lib/services.sh disable=SC1091  # followed with shellcheck -x
 source scripts/lib/services.sh
 
 scripts/install-deps.sh >/dev/null

@@ -9,9 +9,9 @@
 # Needs a build with tests on (build/summarizer, build/tests/fake-ollama). Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib/services.sh
+# shellcheck source=scripts/lib/services.sh disable=SC1091  # followed with shellcheck -x
 source scripts/lib/services.sh
-# shellcheck source=scripts/lib/node.sh
+# shellcheck source=scripts/lib/node.sh disable=SC1091  # followed with shellcheck -x
 source scripts/lib/node.sh
 
 scripts/install-deps.sh >/dev/null

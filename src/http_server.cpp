@@ -12,11 +12,13 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -118,7 +120,7 @@ struct StreamState {
     std::deque<std::string> events;
     bool finished = false;
     CancelToken cancel;
-    std::thread worker;
+    bool worker_done = false;  // the summarizing job has returned and touches nothing any more
     size_t bytes_out = 0;  // written by the HTTP thread only
 
     void Push(std::string event) {
@@ -135,6 +137,66 @@ struct StreamState {
         }
         cv.notify_one();
     }
+    void WorkerDone() {
+        {
+            std::lock_guard lock(mutex);
+            worker_done = true;
+        }
+        cv.notify_all();
+    }
+    void WaitForWorker() {
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return worker_done; });
+    }
+};
+
+// Threads that run streamed summaries, started on demand and kept. Admission bounds the streams
+// in flight, so with that many threads a job never waits, and no stream pays for a new thread.
+class WorkerPool {
+public:
+    explicit WorkerPool(int max_threads) : max_threads_(static_cast<size_t>(std::max(1, max_threads))) {}
+    ~WorkerPool() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    void Post(std::function<void()> job) {
+        std::lock_guard lock(mutex_);
+        jobs_.push_back(std::move(job));
+        if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
+            threads_.emplace_back([this] { Loop(); });
+        } else {
+            cv_.notify_one();
+        }
+    }
+
+private:
+    void Loop() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            ++idle_;
+            cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+            --idle_;
+            if (jobs_.empty()) return;
+            auto job = std::move(jobs_.front());
+            jobs_.pop_front();
+            lock.unlock();
+            job();
+            job = nullptr;
+            lock.lock();
+        }
+    }
+
+    const size_t max_threads_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> jobs_;
+    std::vector<std::thread> threads_;
+    size_t idle_ = 0;
+    bool stopping_ = false;
 };
 
 // One access-log line per request. httplib runs a request's pre-routing, handler and logger on one
@@ -172,6 +234,7 @@ struct HttpServer::Impl {
     Admission admission;
     DrainableServer server;
     int port = 0;
+    WorkerPool stream_workers;  // last: its jobs use the members above
 
     // Cancel tokens of the requests running now, cancelled when the shutdown grace runs out.
     std::mutex active_mutex;
@@ -191,7 +254,8 @@ struct HttpServer::Impl {
           manager(c, b, &metrics),
           tracked(scheduled, manager),
           summarizer(c, tracked, MakeObserver()),
-          admission(c.MaxInflight(), c.server.max_queue, std::chrono::seconds(c.server.queue_timeout_s), &metrics) {}
+          admission(c.MaxInflight(), c.server.max_queue, std::chrono::seconds(c.server.queue_timeout_s), &metrics),
+          stream_workers(c.MaxInflight()) {}
 
     uint64_t Track(const CancelToken& token) {
         std::lock_guard lock(active_mutex);
@@ -423,7 +487,7 @@ struct HttpServer::Impl {
         auto ttft = std::make_shared<double>(0);
         auto status = std::make_shared<int>(200);
         const uint64_t active_key = Track(state->cancel);
-        state->worker = std::thread([this, state, request = std::move(request), arrival, route, ttft, status] {
+        stream_workers.Post([this, state, request = std::move(request), arrival, route, ttft, status] {
             SummarizeEvents events;
             std::atomic<bool> delta_sent{false};
             events.on_plan = [&](const Plan& plan) {
@@ -461,6 +525,7 @@ struct HttpServer::Impl {
                 state->Push(FormatSseEvent("error", ErrorJson(error, request.request_id)));
             }
             state->Finish();
+            state->WorkerDone();
         });
         res.set_header("Cache-Control", "no-cache");
         res.set_header("X-Accel-Buffering", "no");  // nginx: do not buffer the stream
@@ -470,14 +535,16 @@ struct HttpServer::Impl {
                 std::unique_lock lock(state->mutex);
                 for (;;) {
                     if (!state->events.empty()) {
-                        std::string event = std::move(state->events.front());
+                        // Everything queued goes out in one write (one chunk, one send()).
+                        std::string batch = std::move(state->events.front());
                         state->events.pop_front();
+                        for (; !state->events.empty(); state->events.pop_front()) batch += state->events.front();
                         lock.unlock();
-                        if (!sink.write(event.data(), event.size())) {
+                        if (!sink.write(batch.data(), batch.size())) {
                             state->cancel.Cancel();
                             return false;
                         }
-                        state->bytes_out += event.size();
+                        state->bytes_out += batch.size();
                         return true;
                     }
                     if (state->finished) {
@@ -500,7 +567,7 @@ struct HttpServer::Impl {
             [this, state, remote = req.remote_addr, bytes_in = req.body.size(),
              text = config.server.log_text ? req.body : std::string(), arrival, route, ttft, status, id, active_key](bool success) {
                 if (!success) state->cancel.Cancel();
-                if (state->worker.joinable()) state->worker.join();
+                state->WaitForWorker();
                 Untrack(active_key);
                 admission.Leave();
                 double seconds = SecondsSince(arrival);

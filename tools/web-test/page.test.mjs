@@ -42,7 +42,7 @@ before(async () => {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(baseUrl).origin });
   page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  page.setDefaultTimeout(30_000);  // generous: CI machines can be busy
   page.on("pageerror", (e) => pageErrors.push(`page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error") pageErrors.push(`console error: ${m.text()}`); });
 });
@@ -54,7 +54,7 @@ after(async () => {
 // Waits for the end of a summary: the timings table filled by "done", the button enabled again.
 async function waitForDone() {
   await page.locator("#timings tr").first().waitFor({ state: "visible" });
-  await page.waitForFunction(() => !document.getElementById("go").disabled, null, { timeout: 5_000 });
+  await page.waitForFunction(() => !document.getElementById("go").disabled, null, { timeout: 15_000 });
 }
 
 test("the page streams a summary and shows its route and timings", async () => {
@@ -81,15 +81,24 @@ test("the page streams a summary and shows its route and timings", async () => {
   assert.equal(await textarea.inputValue(), INPUT, "textarea holds the pasted text");
   await page.locator("#chars").filter({ hasText: `${[...INPUT].length.toLocaleString("en-US")} chars` }).waitFor();
 
+  // Record the buttons' states as they change: the stream can be over before a poll would look.
+  await page.evaluate(() => {
+    window.__buttonStates = [];
+    const go = document.getElementById("go"), stop = document.getElementById("stop");
+    new MutationObserver(() => window.__buttonStates.push([go.disabled, stop.disabled]))
+      .observe(document.querySelector("main"), { attributes: true, attributeFilter: ["disabled"], subtree: true });
+  });
   await page.locator("#go").click();
-  // While streaming the button is disabled and Stop is enabled.
-  await page.waitForFunction(() => document.getElementById("go").disabled && !document.getElementById("stop").disabled);
 
   // The timings table is filled by the final "done" event.
   await waitForDone();
 
   const summary = await page.locator("#summary").textContent();
   assert.equal(summary, expected, "final #summary equals the fake Ollama's reply");
+
+  const buttons = await page.evaluate(() => window.__buttonStates);
+  assert.ok(buttons.some(([go, stop]) => go && !stop), `while streaming, Summarize was disabled and Stop enabled (${JSON.stringify(buttons)})`);
+  assert.deepEqual(buttons.at(-1), [false, true], "after the stream, Summarize is enabled and Stop disabled");
 
   const states = await page.evaluate(() => window.__summaryStates);
   const partial = [...new Set(states.filter((s) => s.length > 0 && s !== expected))];

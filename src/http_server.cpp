@@ -96,12 +96,21 @@ bool SocketStillOpen(int fd) {
     return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
 }
 
+constexpr int kListenBacklog = 1024;
+
 // httplib's stop() also aborts every chunked response at its next write (it treats "no listening
 // socket" as "shutting down"), which would cut the streams a graceful shutdown wants to finish.
 // StopAccepting() only shuts the listening socket down: accept() fails, listen_after_bind()
 // closes it and returns once the running requests are done, streams included.
 class DrainableServer : public httplib::Server {
 public:
+    // httplib 0.11 listens with a backlog of 5: a burst of clients overflows it, and a connection
+    // whose handshake the kernel dropped can hang for a minute before it is reset. Listening again
+    // on the bound socket raises the backlog (Linux caps it at net.core.somaxconn).
+    void RaiseBacklog(int backlog) {
+        const auto sock = svr_sock_.load();
+        if (sock != INVALID_SOCKET) ::listen(sock, backlog);
+    }
     void StopAccepting() {
         const auto sock = svr_sock_.load();
         if (sock != INVALID_SOCKET) ::shutdown(sock, SHUT_RDWR);
@@ -693,6 +702,7 @@ Result<int> HttpServer::Bind() {
         }
         impl_->port = cfg.port;
     }
+    impl_->server.RaiseBacklog(kListenBacklog);
     return impl_->port;
 }
 

@@ -193,9 +193,9 @@ struct HttpServer::Impl {
     }
 
     // The in-process answer when Ollama cannot be reached: extractive, marked degraded.
+    // `started`: when the request left the queue (queue_ms is the wait for a slot, as on the LLM route).
     SummarizeResponse ExtractiveResponse(const SummarizeRequest& request, Clock::time_point arrival,
-                                         const std::string& why) {
-        const auto started = Clock::now();
+                                         Clock::time_point started, const std::string& why) {
         ExtractiveOptions options;
         options.style = request.style;
         options.max_chars = static_cast<size_t>(config.degraded.extractive_max_chars);
@@ -231,13 +231,15 @@ struct HttpServer::Impl {
                                               const CancelToken& cancel, Clock::time_point arrival,
                                               const std::atomic<bool>* delta_sent) {
         const bool fallback = config.degraded.extractive_fallback;
+        const auto started = Clock::now();
         if (fallback && breaker.state() == CircuitState::kOpen) {
-            return ExtractiveResponse(request, arrival, "the circuit to Ollama is open (" + breaker.last_failure() + ")");
+            return ExtractiveResponse(request, arrival, started,
+                                      "the circuit to Ollama is open (" + breaker.last_failure() + ")");
         }
         auto result = summarizer.Run(request, events, cancel, arrival);
         if (!result.ok() && fallback && IsUpstreamUnreachable(result.error()) && !cancel.cancelled() &&
             !(delta_sent && delta_sent->load())) {
-            return ExtractiveResponse(request, arrival, result.error().message);
+            return ExtractiveResponse(request, arrival, started, result.error().message);
         }
         return result;
     }
@@ -666,7 +668,16 @@ struct HttpServer::Impl {
         server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { HandleReady(res); });
         server.Get("/status", [this](const httplib::Request&, httplib::Response& res) { HandleStatus(res); });
         server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-            res.set_content(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
+            const CircuitState circuit = breaker.state();
+            std::string text = metrics.Render();
+            text += "# HELP summarizer_circuit_state Circuit to Ollama: 0 closed, 1 open (failing fast), 2 half-open.\n"
+                    "# TYPE summarizer_circuit_state gauge\n"
+                    "summarizer_circuit_state " +
+                    std::to_string(circuit == CircuitState::kClosed ? 0 : circuit == CircuitState::kOpen ? 1 : 2) +
+                    "\n# HELP summarizer_circuit_opens_total Times the circuit to Ollama opened.\n"
+                    "# TYPE summarizer_circuit_opens_total counter\n"
+                    "summarizer_circuit_opens_total " + std::to_string(breaker.opens()) + "\n";
+            res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
         });
         server.Get("/openapi.json", [](const httplib::Request&, httplib::Response& res) {
             res.set_content(std::string(OpenApiDocument()), "application/json");

@@ -198,6 +198,7 @@ int main(int argc, char** argv) {
     std::mutex mutex;
     std::vector<Sample> samples;
     std::vector<std::pair<double, double>> large_runs;  // [start, end) of each large job
+    std::map<std::string, int> transport_errors;         // client-side failures by kind
     std::atomic<long> peak_rss{0};
     std::atomic<bool> done{false};
 
@@ -250,6 +251,7 @@ int main(int argc, char** argv) {
                 {
                     std::lock_guard lock(mutex);
                     samples.push_back({since(start), std::chrono::duration<double>(end - start).count(), status, false});
+                    if (!res) ++transport_errors[httplib::to_string(res.error())];
                 }
                 if (status == 429) {
                     // A polite client: back off as told (capped, so the run stays bounded).
@@ -317,7 +319,11 @@ int main(int argc, char** argv) {
            << "\n";
     report << "  short requests by status:";
     for (const auto& [status, count] : by_status) report << " " << (status == 0 ? std::string("transport-error") : std::to_string(status)) << "=" << count;
+    for (const auto& [kind, count] : transport_errors) report << " (" << kind << ": " << count << ")";
     report << "\n";
+    for (const auto& s : samples) {
+        if (s.status == 0) report << "    transport error: sent at " << s.start_s << " s, after " << s.latency_s << " s\n";
+    }
     report << "  short 200 latency: P50 " << Percentile(short_ok, 50) << " s, P95 " << Percentile(short_ok, 95)
            << " s, max " << (short_ok.empty() ? 0 : *std::max_element(short_ok.begin(), short_ok.end())) << " s ("
            << short_ok.size() << ")\n";

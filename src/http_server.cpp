@@ -101,12 +101,21 @@ bool SocketStillOpen(int fd) {
     return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
 }
 
+constexpr int kListenBacklog = 1024;
+
 // httplib's stop() also aborts every chunked response at its next write (it treats "no listening
 // socket" as "shutting down"), which would cut the streams a graceful shutdown wants to finish.
 // StopAccepting() only shuts the listening socket down: accept() fails, listen_after_bind()
 // closes it and returns once the running requests are done, streams included.
 class DrainableServer : public httplib::Server {
 public:
+    // httplib 0.11 listens with a backlog of 5: a burst of clients overflows it, and a connection
+    // whose handshake the kernel dropped can hang for a minute before it is reset. Listening again
+    // on the bound socket raises the backlog (Linux caps it at net.core.somaxconn).
+    void RaiseBacklog(int backlog) {
+        const auto sock = svr_sock_.load();
+        if (sock != INVALID_SOCKET) ::listen(sock, backlog);
+    }
     void StopAccepting() {
         const auto sock = svr_sock_.load();
         if (sock != INVALID_SOCKET) ::shutdown(sock, SHUT_RDWR);
@@ -279,9 +288,9 @@ struct HttpServer::Impl {
     }
 
     // The in-process answer when Ollama cannot be reached: extractive, marked degraded.
+    // `started`: when the request left the queue (queue_ms is the wait for a slot, as on the LLM route).
     SummarizeResponse ExtractiveResponse(const SummarizeRequest& request, Clock::time_point arrival,
-                                         const std::string& why) {
-        const auto started = Clock::now();
+                                         Clock::time_point started, const std::string& why) {
         ExtractiveOptions options;
         options.style = request.style;
         options.max_chars = static_cast<size_t>(config.degraded.extractive_max_chars);
@@ -317,13 +326,15 @@ struct HttpServer::Impl {
                                               const CancelToken& cancel, Clock::time_point arrival,
                                               const std::atomic<bool>* delta_sent) {
         const bool fallback = config.degraded.extractive_fallback;
+        const auto started = Clock::now();
         if (fallback && breaker.state() == CircuitState::kOpen) {
-            return ExtractiveResponse(request, arrival, "the circuit to Ollama is open (" + breaker.last_failure() + ")");
+            return ExtractiveResponse(request, arrival, started,
+                                      "the circuit to Ollama is open (" + breaker.last_failure() + ")");
         }
         auto result = summarizer.Run(request, events, cancel, arrival);
         if (!result.ok() && fallback && IsUpstreamUnreachable(result.error()) && !cancel.cancelled() &&
             !(delta_sent && delta_sent->load())) {
-            return ExtractiveResponse(request, arrival, result.error().message);
+            return ExtractiveResponse(request, arrival, started, result.error().message);
         }
         return result;
     }
@@ -811,7 +822,16 @@ struct HttpServer::Impl {
         server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { HandleReady(res); });
         server.Get("/status", [this](const httplib::Request&, httplib::Response& res) { HandleStatus(res); });
         server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-            res.set_content(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
+            const CircuitState circuit = breaker.state();
+            std::string text = metrics.Render();
+            text += "# HELP summarizer_circuit_state Circuit to Ollama: 0 closed, 1 open (failing fast), 2 half-open.\n"
+                    "# TYPE summarizer_circuit_state gauge\n"
+                    "summarizer_circuit_state " +
+                    std::to_string(circuit == CircuitState::kClosed ? 0 : circuit == CircuitState::kOpen ? 1 : 2) +
+                    "\n# HELP summarizer_circuit_opens_total Times the circuit to Ollama opened.\n"
+                    "# TYPE summarizer_circuit_opens_total counter\n"
+                    "summarizer_circuit_opens_total " + std::to_string(breaker.opens()) + "\n";
+            res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
         });
         server.Get("/openapi.json", [](const httplib::Request&, httplib::Response& res) {
             res.set_content(std::string(OpenApiDocument()), "application/json");
@@ -847,6 +867,7 @@ Result<int> HttpServer::Bind() {
         }
         impl_->port = cfg.port;
     }
+    impl_->server.RaiseBacklog(kListenBacklog);
     impl_->manager.Start();  // the VRAM check and the hot bucket's preload, once we serve
     return impl_->port;
 }

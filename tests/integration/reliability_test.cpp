@@ -198,6 +198,10 @@ TEST_F(ReliabilityTest, CircuitOpensFailsFastShowsInReadyzAndRecovers) {
     ASSERT_TRUE(ready);
     EXPECT_EQ(ready->status, 503);
     EXPECT_EQ(json::parse(ready->body)["circuit"], "open") << ready->body;
+    auto metrics = Http().Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("summarizer_circuit_state 1\n"), std::string::npos);
+    EXPECT_NE(metrics->body.find("summarizer_circuit_opens_total 1\n"), std::string::npos);
 
     fake.Restart();
     std::this_thread::sleep_for(900ms);  // the open duration passes: the next call probes
@@ -208,6 +212,7 @@ TEST_F(ReliabilityTest, CircuitOpensFailsFastShowsInReadyzAndRecovers) {
     auto ready_again = Http().Get("/readyz");
     ASSERT_TRUE(ready_again);
     EXPECT_EQ(ready_again->status, 200) << ready_again->body;
+    EXPECT_NE(Http().Get("/metrics")->body.find("summarizer_circuit_state 0\n"), std::string::npos);
 }
 
 TEST_F(ReliabilityTest, OpenCircuitWithFallbackAnswersAtOnce) {

@@ -149,7 +149,8 @@ SchedulerStats UpstreamScheduler::stats() const {
 int UpstreamScheduler::Pending(const std::string& model) const {
     std::lock_guard lock(mutex_);
     const auto count = [&](const auto& list) {
-        return static_cast<int>(std::count_if(list.begin(), list.end(), [&](const auto& x) { return x.model == model; }));
+        return static_cast<int>(
+            std::count_if(list.begin(), list.end(), [&](const auto& x) { return x.model == model; }));
     };
     return count(waiting_) + count(running_);
 }

@@ -237,6 +237,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                 Prompt p = BuildReducePrompt(group, final_pass, popts);
                 return static_cast<int64_t>(std::ceil((EstimateTokens(p.system) + EstimateTokens(p.prompt) + 16) * safety));
             };
+            int reduce_replans = 0;
             while (!failure) {
                 ++levels;
                 if (levels > config_.map_reduce.max_levels) {
@@ -245,59 +246,75 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                                             std::to_string(config_.map_reduce.max_levels) + " reduce levels");
                     break;
                 }
+                std::optional<Error> level_failure;
                 if (reduce_tokens(items, true) + popts.max_tokens + margin <= bucket.num_ctx) {
                     Prompt prompt = BuildReducePrompt(items, true, popts);
                     auto result = call(make_request(plan, prompt, popts.max_tokens, "reduce final", true), final_sink, cancel);
                     if (!result.ok()) {
-                        failure = result.error();
+                        level_failure = result.error();
                     } else if (LooksTruncated(*result, plan.num_ctx)) {
-                        failure = overflow_error(plan, "final reduce reached num_ctx");
-                        safety *= 1.25;
+                        level_failure = overflow_error(plan, "final reduce reached num_ctx");
                     } else {
                         summary = std::move(result->text);
+                        break;
                     }
-                    break;
-                }
-                // Group consecutive partials greedily so each group's prompt fits.
-                const int64_t group_budget = bucket.num_ctx - config_.map_reduce.reduce_num_predict - margin;
-                std::vector<std::vector<std::string>> groups;
-                for (auto& item : items) {
-                    if (!groups.empty()) {
-                        groups.back().push_back(item);
-                        if (reduce_tokens(groups.back(), false) <= group_budget) continue;
-                        groups.back().pop_back();
+                } else {
+                    // Group consecutive partials greedily so each group's prompt fits.
+                    const int64_t group_budget = bucket.num_ctx - config_.map_reduce.reduce_num_predict - margin;
+                    std::vector<std::vector<std::string>> groups;
+                    for (auto& item : items) {
+                        if (!groups.empty()) {
+                            groups.back().push_back(item);
+                            if (reduce_tokens(groups.back(), false) <= group_budget) continue;
+                            groups.back().pop_back();
+                        }
+                        groups.push_back({item});
                     }
-                    groups.push_back({item});
+                    if (groups.size() >= items.size()) {
+                        failure = MakeError(ErrorCode::kUpstreamError,
+                                            "partial summaries too large to merge: raise the 16k bucket's num_ctx or "
+                                            "lower map_reduce.map_num_predict");
+                        break;
+                    }
+                    const int group_count = static_cast<int>(groups.size());
+                    std::vector<std::string> merged(groups.size());
+                    std::atomic<int> reduced{0};
+                    CancelToken reduce_cancel = cancel.Child();
+                    PromptOptions reduce_opts = popts;
+                    reduce_opts.max_tokens = config_.map_reduce.reduce_num_predict;
+                    progress("reduce", 0, group_count);
+                    level_failure = RunBounded(
+                        group_count, config_.MapConcurrency(), reduce_cancel, [&](int g) -> std::optional<Error> {
+                            Prompt prompt = BuildReducePrompt(groups[static_cast<size_t>(g)], false, reduce_opts);
+                            std::string tag = "reduce " + std::to_string(levels) + "." + std::to_string(g + 1);
+                            auto result = call(make_request(plan, prompt, reduce_opts.max_tokens, tag, false), nullptr,
+                                               reduce_cancel);
+                            if (!result.ok()) return result.error();
+                            if (LooksTruncated(*result, plan.num_ctx)) {
+                                return overflow_error(plan, "a reduce group reached num_ctx");
+                            }
+                            merged[static_cast<size_t>(g)] = std::move(result->text);
+                            progress("reduce", reduced.fetch_add(1) + 1, group_count);
+                            return std::nullopt;
+                        });
+                    if (!level_failure) {
+                        items = std::move(merged);
+                        continue;
+                    }
                 }
-                if (groups.size() >= items.size()) {
-                    failure = MakeError(ErrorCode::kUpstreamError,
-                                        "partial summaries too large to merge: raise the 16k bucket's num_ctx or "
-                                        "lower map_reduce.map_num_predict");
-                    break;
+                // A merge prompt over num_ctx: merge the same partials again, in smaller groups under a stricter
+                // estimate. The map's work is kept; only the plan of the map itself is worth redoing.
+                if (level_failure->code == ErrorCode::kContextOverflow && !delta_sent && !cancel.cancelled() &&
+                    reduce_replans < kMaxReplans) {
+                    ++reduce_replans;
+                    ++response.overflow_replans;
+                    replan_notes += "; merged again in smaller groups after Ollama reported a prompt over num_ctx (" +
+                                    level_failure->message + ")";
+                    safety = std::max(safety * 1.25, 1.25);
+                    --levels;
+                    continue;
                 }
-                const int group_count = static_cast<int>(groups.size());
-                std::vector<std::string> merged(groups.size());
-                std::atomic<int> reduced{0};
-                CancelToken reduce_cancel = cancel.Child();
-                PromptOptions reduce_opts = popts;
-                reduce_opts.max_tokens = config_.map_reduce.reduce_num_predict;
-                progress("reduce", 0, group_count);
-                failure = RunBounded(group_count, config_.MapConcurrency(), reduce_cancel,
-                                     [&](int g) -> std::optional<Error> {
-                                         Prompt prompt = BuildReducePrompt(groups[static_cast<size_t>(g)], false, reduce_opts);
-                                         std::string tag = "reduce " + std::to_string(levels) + "." + std::to_string(g + 1);
-                                         auto result = call(make_request(plan, prompt, reduce_opts.max_tokens, tag, false),
-                                                            nullptr, reduce_cancel);
-                                         if (!result.ok()) return result.error();
-                                         if (LooksTruncated(*result, plan.num_ctx)) {
-                                             return overflow_error(plan, "a reduce group reached num_ctx");
-                                         }
-                                         merged[static_cast<size_t>(g)] = std::move(result->text);
-                                         progress("reduce", reduced.fetch_add(1) + 1, group_count);
-                                         return std::nullopt;
-                                     });
-                if (failure && failure->code == ErrorCode::kContextOverflow) safety *= 1.25;
-                items = std::move(merged);
+                failure = std::move(level_failure);
             }
         }
 

@@ -31,20 +31,20 @@
 namespace summarizer {
 
 struct SchedulerOptions {
-    int slots = 1;                     // calls at once; Ollama's OLLAMA_NUM_PARALLEL
-    bool prefill_gate = true;          // start a call only when no started call is still before its first token
-    int prefill_gate_max_ms = 20000;   // ms; a call silent this long no longer holds the gate (model load, stall)
-    bool bucket_affinity = false;      // prefer the current model's calls (routing.policy == "cost")
-    int switch_max_wait_ms = 15000;    // ms; the longest a call for another model waits for the switch
-    int batch_max_wait_ms = 20000;     // ms; a batch call waiting this long no longer yields to interactive ones
+    int slots = 1;                    // calls at once; Ollama's OLLAMA_NUM_PARALLEL
+    bool prefill_gate = true;         // start a call only when no started call is still before its first token
+    int prefill_gate_max_ms = 20000;  // ms; a call silent this long no longer holds the gate (model load, stall)
+    bool bucket_affinity = false;     // prefer the current model's calls (routing.policy == "cost")
+    int switch_max_wait_ms = 15000;   // ms; the longest a call for another model waits for the switch
+    int batch_max_wait_ms = 20000;    // ms; a batch call waiting this long no longer yields to interactive ones
 };
 
 struct SchedulerStats {
-    int active = 0;                // calls holding a slot
-    int waiting = 0;               // calls waiting in Acquire()
-    int64_t started = 0;           // calls started since construction
-    int64_t model_switches = 0;    // a call started for another model than the previous one
-    std::string current_model;     // model of the most recent call started ("" before the first)
+    int active = 0;              // calls holding a slot
+    int waiting = 0;             // calls waiting in Acquire()
+    int64_t started = 0;         // calls started since construction
+    int64_t model_switches = 0;  // a call started for another model than the previous one
+    std::string current_model;   // model of the most recent call started ("" before the first)
 };
 
 class UpstreamScheduler {
@@ -109,7 +109,7 @@ private:
     SchedulerOptions options_;
     mutable std::mutex mutex_;
     std::condition_variable cv_;
-    std::list<Waiter> waiting_;   // arrival order
+    std::list<Waiter> waiting_;  // arrival order
     std::list<Running> running_;
     uint64_t next_id_ = 1;
     int64_t started_ = 0;

@@ -1,7 +1,10 @@
 // Executes a Plan: one pass, or map (bounded parallel, document order kept) then reduce
 // (level by level until one summary fits). Guards against silent truncation: a call that
 // Ollama refused as too long, or whose prompt_eval_count reached num_ctx, is re-planned with a
-// stricter estimate and never returned. Thread-safe: one instance serves all requests.
+// stricter estimate and never returned (a merge prompt is regrouped with the map's partial
+// summaries kept; a map chunk re-plans the whole request). Calls are marked interactive (single
+// pass, final reduce) or batch (map chunks, intermediate reduces) for the upstream scheduler.
+// Thread-safe: one instance serves all requests.
 #pragma once
 
 #include <chrono>

@@ -142,7 +142,7 @@ TEST(UpstreamScheduler, ManyThreadsNeverExceedTheSlots) {
     std::atomic<int> running{0}, max_running{0};
     std::vector<std::thread> threads;
     for (int i = 0; i < 12; ++i) {
-        threads.emplace_back([&] {
+        threads.emplace_back([&, i] {
             auto lease = scheduler.Acquire("m", i % 2 == 0, CancelToken());
             ASSERT_TRUE(lease.ok());
             int now = ++running;
@@ -403,7 +403,8 @@ TEST(ScheduledBackend, ForwardsTokensAndFreesTheSlotOnError) {
     GenerateRequest request;
     request.model = "m";
     std::string seen;
-    auto result = backend.Generate(request, [&](std::string_view p) { seen += p; }, CancelToken());
+    auto result = backend.Generate(
+        request, [&](std::string_view p) { seen += p; }, CancelToken());
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(result.error().code, ErrorCode::kUpstreamError);
     EXPECT_EQ(seen, "t");
@@ -494,7 +495,7 @@ TEST(SummarizerThroughScheduler, MarksInteractiveCallsAndKeepsWithinTheSlots) {
     EXPECT_EQ(maps, response->chunks);
     EXPECT_EQ(finals, 1);
     // The final reduce lists the chunk summaries in document order.
-    const std::string& final_prompt = inner.requests().back().prompt;
+    const std::string final_prompt = inner.requests().back().prompt;
     size_t last = 0;
     for (int i = 1; i <= response->chunks; ++i) {
         size_t at = final_prompt.find("summary of map " + std::to_string(i) + "/");

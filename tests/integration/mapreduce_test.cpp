@@ -1,0 +1,317 @@
+// Map-reduce through the real service and client against the fake Ollama over HTTP: document
+// order whatever finishes first, every chunk summary reaching the reduce, multi-level reduce,
+// a transient chunk failure retried alone, a permanent one answered 502 naming the chunk and
+// cancelling the calls in flight, a client going away mid-map, Japanese input, and a 1.5M-char
+// input whose every prompt fits its num_ctx.
+#include <regex>
+#include <set>
+
+#include "service_fixture.hpp"
+
+namespace summarizer::testing {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// Paragraphs of three sentences, each sentence starting with its own marker "[S<n>]": wherever the
+// chunker cuts (between paragraphs or sentences), every prompt shows which text it carries, and the
+// fake's default reply ("Summary: " + the first bytes of the chunk) names the chunk it summarized.
+std::string MarkedText(int paragraphs, bool japanese = false) {
+    static const char* en[] = {
+        "The council met on Tuesday to discuss the budget for the new library and the repairs to the old bridge.",
+        "Several residents asked why the bus timetable changed without notice, and the council promised a review.",
+        "The engineers reported that the water pipes under the market square must be replaced within two years.",
+        "A local school presented a plan to plant trees along the river, funded by a regional climate grant.",
+    };
+    static const char* ja[] = {
+        "市議会は火曜日に会合を開き、新しい図書館の予算と古い橋の修繕について議論した。",
+        "複数の住民が予告なくバスの時刻表が変わった理由を尋ね、議会は見直しを約束した。",
+        "技術者は、市場広場の地下にある水道管を二年以内に交換しなければならないと報告した。",
+        "地元の学校は、地域の気候助成金を使って川沿いに木を植える計画を発表した。",
+    };
+    const char* const* sentences = japanese ? ja : en;
+    std::string out;
+    int sentence = 0;
+    for (int i = 0; i < paragraphs; ++i) {
+        for (int k = 0; k < 3; ++k) {
+            out += "[S" + std::to_string(sentence++) + "] " + sentences[(i + k) % 4] + " ";
+        }
+        out += "\n\n";
+    }
+    return out;
+}
+
+std::vector<int> MarkersIn(const std::string& text) {
+    std::vector<int> markers;
+    static const std::regex re("\\[S(\\d+)\\]");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+        markers.push_back(std::stoi((*it)[1]));
+    }
+    return markers;
+}
+
+bool IsMapPrompt(const RecordedRequest& r) {
+    // Map prompts carry one chunk of the document; reduce prompts carry partial summaries.
+    const std::string prompt = r.body.value("prompt", "");
+    return prompt.find("Summary: [S") == std::string::npos;
+}
+
+// Streams POST /summarize; `on_data` sees the body so far; returning false disconnects.
+void StreamSummarize(int port, const json& body, const std::function<bool(const std::string&)>& on_data) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(std::chrono::seconds(30));
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/summarize";
+    req.headers.emplace("Content-Type", "application/json");
+    req.body = body.dump();
+    std::string received;
+    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
+        received.append(data, length);
+        return on_data(received);
+    };
+    httplib::Response res;
+    httplib::Error error = httplib::Error::Success;
+    client.send(req, res, error);
+}
+
+template <typename F>
+bool Eventually(F condition, std::chrono::milliseconds timeout = 5000ms) {
+    const auto until = Clock::now() + timeout;
+    while (Clock::now() < until) {
+        if (condition()) return true;
+        std::this_thread::sleep_for(2ms);
+    }
+    return condition();
+}
+
+class MapReduceTest : public ServiceTest {
+protected:
+    void SetUp() override {
+        ServiceTest::SetUp();
+        config.routing.hierarchical_chunk_max_chars = 1500;
+        config.ollama.num_parallel = 3;
+    }
+    httplib::Result PostMapReduce(const std::string& text) {
+        return PostJson({{"text", text}, {"strategy", "map_reduce"}});
+    }
+};
+
+TEST_F(MapReduceTest, ChunkRetriedAloneAndDocumentOrderKeptWhenItFinishesLast) {
+    FakeBehavior b;
+    b.fail_status = 503;  // transient: the client retries after its backoff
+    b.fail_message = "server busy, please try again.  maximum pending requests exceeded";
+    b.fail_count = 1;
+    fake.SetBehavior(b);
+    config.ollama.retry_backoff_ms = 300;  // the others finish meanwhile
+    // A call backing off holds the prefill gate (Ollama said it is busy: do not push more); without the
+    // gate the other slots go on with the next chunks, so the retried chunk finishes last.
+    config.scheduler.prefill_gate = false;
+    StartService();
+    auto res = PostMapReduce(MarkedText(40));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const int chunks = json::parse(res->body)["chunks"];
+    ASSERT_GE(chunks, 4);
+
+    auto requests = fake.Requests();
+    // Every chunk once, the failed one twice, then one final reduce: no succeeded chunk redone.
+    ASSERT_EQ(static_cast<int>(requests.size()), chunks + 2);
+    std::map<int, int> calls_per_chunk;                       // first marker of the chunk -> calls
+    std::vector<std::pair<Clock::time_point, int>> finished;  // successful map calls
+    for (size_t i = 0; i + 1 < requests.size(); ++i) {
+        ASSERT_TRUE(IsMapPrompt(requests[i]));
+        const int first = MarkersIn(requests[i].body["prompt"]).at(0);
+        ++calls_per_chunk[first];
+        if (i > 0) finished.emplace_back(requests[i].finished, first);  // the fake failed the first arrival
+    }
+    ASSERT_EQ(static_cast<int>(calls_per_chunk.size()), chunks);
+    int retried = -1;
+    for (const auto& [first, n] : calls_per_chunk) {
+        if (n == 2)
+            retried = first;
+        else
+            EXPECT_EQ(n, 1) << "chunk starting at [S" << first << "] was redone";
+    }
+    ASSERT_NE(retried, -1);
+    // The retried chunk finished after chunks that come later in the document.
+    std::sort(finished.begin(), finished.end());
+    std::vector<int> finish_order;
+    for (auto& [t, first] : finished) finish_order.push_back(first);
+    ASSERT_FALSE(std::is_sorted(finish_order.begin(), finish_order.end()))
+        << "the premise: out-of-order finish; retried [S" << retried << "], finish order "
+        << ::testing::PrintToString(finish_order);
+
+    // The final reduce lists the chunk summaries in document order, each exactly once.
+    const std::string reduce_prompt = requests.back().body["prompt"];
+    ASSERT_FALSE(IsMapPrompt(requests.back()));
+    std::vector<int> in_reduce;
+    static const std::regex summary_re("Summary: \\[S(\\d+)\\]");
+    for (auto it = std::sregex_iterator(reduce_prompt.begin(), reduce_prompt.end(), summary_re);
+         it != std::sregex_iterator(); ++it) {
+        in_reduce.push_back(std::stoi((*it)[1]));
+    }
+    std::vector<int> expected;
+    for (const auto& [first, n] : calls_per_chunk) expected.push_back(first);  // std::map: document order
+    EXPECT_EQ(in_reduce, expected) << reduce_prompt;
+}
+
+TEST_F(MapReduceTest, MultiLevelReduceForAVeryLargeInput) {
+    FakeBehavior b;
+    // Long chunk summaries (~375 tokens each): 120 of them cannot share one 16K reduce prompt.
+    std::string reply;
+    while (reply.size() < 1500) reply += "The council agreed on the library budget and a review of the bus timetable. ";
+    b.reply = reply;
+    b.piece_chars = 64;
+    fake.SetBehavior(b);
+    config.routing.hierarchical_chunk_max_chars = 1000;
+    config.ollama.num_parallel = 4;
+    StartService();
+    auto res = PostMapReduce(MarkedText(400));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    auto doc = json::parse(res->body);
+    const int chunks = doc["chunks"];
+    EXPECT_GE(chunks, 60);
+    EXPECT_GE(doc["levels"].get<int>(), 2);
+    int maps = 0, reduces = 0, refused = 0;
+    for (const auto& r : fake.Requests()) {
+        const std::string prompt = r.body["prompt"];
+        const int64_t tokens = CountFakeTokens(r.body.value("system", "")) + CountFakeTokens(prompt);
+        if (tokens > r.body["options"]["num_ctx"].get<int64_t>()) {
+            // The fake counts this repetitive English more densely than the service's estimate: Ollama
+            // refuses the prompt ("truncate": false), nothing is cut silently, and the service merges
+            // the same partials again in smaller groups.
+            ++refused;
+            EXPECT_EQ(r.pieces_sent, 0);
+            EXPECT_TRUE(MarkersIn(prompt).empty()) << "a map prompt was too long";
+            continue;
+        }
+        (MarkersIn(prompt).empty() ? reduces : maps)++;
+    }
+    EXPECT_GE(refused, 1) << "the premise of the next check: some merge prompt was refused";
+    EXPECT_EQ(maps, chunks) << "a refused merge must not redo the map";
+    EXPECT_GE(reduces, 3);  // at least two intermediate merges and the final one
+    // Calls cancelled while still queued in the scheduler (the siblings of a refused merge) count in
+    // usage but never reach the fake.
+    EXPECT_GE(doc["usage"]["upstream_requests"].get<int>(), maps + reduces + refused);
+}
+
+TEST_F(MapReduceTest, PermanentChunkFailureIs502NamingTheChunkAndCancelsTheCallsInFlight) {
+    FakeBehavior slow;
+    slow.first_piece_delay_ms = 300;  // prefill: with the gate, the second call arrives after this
+    slow.piece_delay_ms = 50;
+    slow.reply = std::string(400, 'x');  // 50 pieces: 2.5 s if nobody cancels
+    fake.SetBehavior(slow);
+    StartService();
+    std::optional<httplib::Result> res;
+    std::thread client([&] { res = PostMapReduce(MarkedText(40)); });
+    // The first call is being served (past the fake's failure check, which reads the live behavior).
+    ASSERT_TRUE(Eventually([&] { return fake.ActiveCalls() == 1; }));
+    FakeBehavior broken = slow;
+    broken.fail_status = 400;  // not transient: no retry
+    broken.fail_message = "invalid option \"num_batch\"";
+    fake.SetBehavior(broken);
+    client.join();
+    ASSERT_TRUE(res && *res);
+    EXPECT_EQ((*res)->status, 502) << (*res)->body;
+    auto doc = json::parse((*res)->body);
+    EXPECT_EQ(doc["error"]["code"], "upstream_error");
+    const std::string message = doc["error"]["message"];
+    EXPECT_TRUE(std::regex_search(message, std::regex("chunk \\d+ of \\d+"))) << message;
+    EXPECT_NE(message.find("invalid option"), std::string::npos) << message;
+    // The first call was still streaming: the service closed it.
+    ASSERT_TRUE(Eventually([&] { return fake.ActiveCalls() == 0; }));
+    EXPECT_GE(fake.ClientDisconnects(), 1);
+    auto requests = fake.Requests();
+    EXPECT_TRUE(requests.at(0).client_disconnected);
+    EXPECT_LT(requests.at(0).pieces_sent, 50);
+    // Nothing was started after the failure.
+    const size_t seen = requests.size();
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(fake.Requests().size(), seen);
+}
+
+TEST_F(MapReduceTest, ClientGoneDuringMapCancelsEveryOutstandingCall) {
+    FakeBehavior slow;
+    slow.piece_delay_ms = 40;
+    slow.reply = std::string(400, 'y');  // 2 s per call if nobody cancels
+    fake.SetBehavior(slow);
+    StartService();
+    StreamSummarize(port, {{"text", MarkedText(40)}, {"strategy", "map_reduce"}, {"stream", true}},
+                    [&](const std::string&) {
+                        // Leave once the map is in full swing: three calls streaming.
+                        EXPECT_TRUE(Eventually([&] { return fake.ActiveCalls() >= 3; }));
+                        return false;
+                    });
+    // Every call that reached the fake ends within a token's time, closed by the service.
+    ASSERT_TRUE(Eventually([&] { return fake.ActiveCalls() == 0; }, 3000ms));
+    auto requests = fake.Requests();
+    ASSERT_GE(requests.size(), 3u);
+    for (const auto& r : requests) {
+        EXPECT_TRUE(r.client_disconnected);
+        EXPECT_LT(r.pieces_sent, 50);
+    }
+    EXPECT_EQ(fake.ClientDisconnects(), static_cast<int>(requests.size()));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(fake.Requests().size(), requests.size()) << "no call may start after the client left";
+}
+
+TEST_F(MapReduceTest, JapaneseInputIsChunkedAndSummarizedInJapanese) {
+    StartService();
+    auto res = PostMapReduce(MarkedText(60, true));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    auto doc = json::parse(res->body);
+    const int chunks = doc["chunks"];
+    ASSERT_GE(chunks, 3);
+    auto requests = fake.Requests();
+    ASSERT_EQ(static_cast<int>(requests.size()), chunks + 1);
+    std::set<int> covered;
+    for (const auto& r : requests) {
+        const std::string prompt = r.body["prompt"];
+        EXPECT_NE(prompt.find("日本語で"), std::string::npos);
+        for (int m : MarkersIn(prompt)) covered.insert(m);
+        // Every chunk boundary falls between characters: the prompt is valid UTF-8 JSON.
+        EXPECT_NO_THROW(json::parse(r.body.dump()));
+    }
+    EXPECT_EQ(covered.size(), 180u);  // every sentence reached a map call
+}
+
+// The design record's largest case through map-reduce against a fast fake: every prompt fits.
+class MillionCharsTest : public ServiceTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(MillionCharsTest, OnePointFiveMillionCharsCompleteWithEveryPromptWithinNumCtx) {
+    const bool japanese = GetParam();
+    config.ollama.num_parallel = 4;
+    StartService();
+    // 1.5M chars: ~4,500 English paragraphs of ~330 chars, ~13,000 Japanese ones of ~115.
+    const std::string text = MarkedText(japanese ? 13000 : 4500, japanese);
+    auto res = PostJson({{"text", text}});
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body.substr(0, 500);
+    auto doc = json::parse(res->body);
+    EXPECT_EQ(doc["route"], "map_reduce");
+    const int chunks = doc["chunks"];
+    EXPECT_GE(chunks, japanese ? 50 : 40);
+    auto requests = fake.Requests();
+    // No call was refused and re-planned: one map call per chunk plus the reduce calls.
+    EXPECT_EQ(static_cast<int>(requests.size()), doc["usage"]["upstream_requests"].get<int>());
+    int maps = 0;
+    for (const auto& r : requests) maps += !MarkersIn(r.body["prompt"]).empty() && IsMapPrompt(r);
+    EXPECT_EQ(maps, chunks);
+    for (const auto& r : requests) {
+        const int64_t tokens = CountFakeTokens(r.body.value("system", "")) + CountFakeTokens(r.body["prompt"]);
+        const int64_t num_ctx = r.body["options"]["num_ctx"];
+        EXPECT_LE(tokens + r.body["options"]["num_predict"].get<int64_t>(), num_ctx)
+            << "prompt of " << tokens << " tokens plus its output does not fit num_ctx " << num_ctx;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(EnglishAndJapanese, MillionCharsTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Japanese" : "English"; });
+
+}  // namespace
+}  // namespace summarizer::testing

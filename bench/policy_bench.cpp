@@ -51,6 +51,7 @@ struct Options {
     double time_scale = 20;
     double load_ms = 3000;
     int output_tokens = 300;
+    double restore_idle_ms = 1000;  // simulated ms; vram.restore_idle_ms
     unsigned seed = 7;
     std::string cases_dir = SUMMARIZER_BENCH_CASES_DIR;
     std::string markdown;  // write the table here too
@@ -141,6 +142,7 @@ Outcome RunPolicy(const std::string& policy, const std::vector<Item>& workload, 
     config.scheduler.switch_max_wait_ms = scaled(config.scheduler.switch_max_wait_ms);
     config.scheduler.batch_max_wait_ms = scaled(config.scheduler.batch_max_wait_ms);
     config.scheduler.prefill_gate_max_ms = scaled(config.scheduler.prefill_gate_max_ms);
+    config.vram.restore_idle_ms = scaled(static_cast<int>(o.restore_idle_ms));
 
     OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
     HttpServer server(config, client);
@@ -222,6 +224,8 @@ int main(int argc, char** argv) {
     app.add_option("--time-scale", o.time_scale, "simulated seconds per real second")->check(CLI::PositiveNumber);
     app.add_option("--load-ms", o.load_ms, "simulated runner load time")->check(CLI::NonNegativeNumber);
     app.add_option("--output-tokens", o.output_tokens, "tokens the fake generates per call")->check(CLI::PositiveNumber);
+    app.add_option("--restore-idle-ms", o.restore_idle_ms, "vram.restore_idle_ms in simulated ms")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--seed", o.seed, "workload order");
     app.add_option("--cases-dir", o.cases_dir, "directory of the benchmark case texts");
     app.add_option("--markdown", o.markdown, "also write the result table to this file");

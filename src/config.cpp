@@ -190,6 +190,9 @@ const std::vector<Knob>& Registry() {
         add("vram.preload_hot_bucket", "SUMMARIZER_PRELOAD_HOT_BUCKET",
             [](Config& c) { return Ref{&c.vram.preload_hot_bucket}; }, 0, 0,
             "load the 16K bucket at start-up and again after the 60K bucket was used");
+        add("vram.restore_idle_ms", "SUMMARIZER_RESTORE_IDLE_MS",
+            [](Config& c) { return Ref{&c.vram.restore_idle_ms}; }, 0, 3600000,
+            "ms the 60K bucket must stay idle before the 16K bucket is loaded back (no reload ping-pong)");
         // degraded mode
         add("degraded.extractive_fallback", "SUMMARIZER_EXTRACTIVE_FALLBACK",
             [](Config& c) { return Ref{&c.degraded.extractive_fallback}; }, 0, 0,

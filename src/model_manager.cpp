@@ -131,6 +131,7 @@ void ModelManager::OnCallStart(const GenerateRequest& request) {
     if (!index) return;
     std::lock_guard lock(mutex_);
     ++buckets_[*index].pending;
+    if (*index != 0) other_activity_ = std::chrono::steady_clock::now();
 }
 
 void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<GenerateResult>& result) {
@@ -141,20 +142,19 @@ void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<Genera
         std::lock_guard lock(mutex_);
         Learned& b = buckets_[*index];
         b.pending = std::max(0, b.pending - 1);
+        if (*index != 0) other_activity_ = std::chrono::steady_clock::now();
         if (result.ok()) {
             const GenerateResult& r = *result;
             const double load_ms = static_cast<double>(r.load_duration_ns) / 1e6;
             if (load_ms > kRunnerLoadMs) {
                 reload_ms_ = reloads_seen_ == 0 ? load_ms : Ewma(reload_ms_, load_ms);
                 ++reloads_seen_;
-                const bool replaced = std::any_of(buckets_.begin(), buckets_.end(), [&](const Learned& o) {
-                    return &o != &b && o.loaded;
-                });
-                if (replaced && metrics_) metrics_->CountReload();
+                if (runner_ && *runner_ != *index && metrics_) metrics_->CountReload();
                 b.spill_counted = false;  // a new runner: its spill is a new event
                 refresh = true;
             }
             MarkLoadedLocked(*index);
+            runner_ = *index;
             // Rates are stored as if on the GPU alone: the router applies the spill slowdown itself.
             const double unspill = b.spilling ? std::max(1.0, config_.routing.cost_spill_slowdown) : 1.0;
             if (r.prompt_eval_count >= kMinPrefillSample && r.prompt_eval_duration_ns > 0) {
@@ -188,6 +188,20 @@ void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<Genera
 
 void ModelManager::LoadHotBucket(const std::string& why) {
     const BucketConfig& hot = config_.buckets.front();
+    if (why != "start-up") {
+        // Wait until the other bucket has been idle for restore_idle_ms (a new call restarts it).
+        const auto idle = std::chrono::milliseconds(config_.vram.restore_idle_ms);
+        for (;;) {
+            std::chrono::steady_clock::time_point until;
+            {
+                std::lock_guard lock(mutex_);
+                until = other_activity_ + idle;
+            }
+            if (std::chrono::steady_clock::now() >= until) break;
+            std::unique_lock work(work_mutex_);
+            if (work_cv_.wait_until(work, until, [&] { return stopping_; })) return;
+        }
+    }
     {
         std::lock_guard lock(mutex_);
         restore_queued_ = false;
@@ -205,15 +219,15 @@ void ModelManager::LoadHotBucket(const std::string& why) {
             char buf[96];
             std::snprintf(buf, sizeof buf, "ok (%s), load_duration %.0f ms", why.c_str(), load_ms);
             last_preload_ = buf;
+            // Ollama's load answer may carry no load_duration; the runner held another bucket anyway.
+            if (runner_ && *runner_ != 0 && metrics_) metrics_->CountReload();
             if (load_ms > kRunnerLoadMs) {
                 reload_ms_ = reloads_seen_ == 0 ? load_ms : Ewma(reload_ms_, load_ms);
                 ++reloads_seen_;
-                const bool replaced = std::any_of(buckets_.begin() + 1, buckets_.end(),
-                                                  [](const Learned& o) { return o.loaded; });
-                if (replaced && metrics_) metrics_->CountReload();
-                buckets_[0].spill_counted = false;
             }
+            if (!runner_ || *runner_ != 0) buckets_[0].spill_counted = false;  // a new runner
             MarkLoadedLocked(0);
+            runner_ = 0;
         } else {
             last_preload_ = "failed (" + why + "): " + result.error().message;
         }

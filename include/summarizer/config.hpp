@@ -103,6 +103,7 @@ struct VramConfig {
     std::string kv_cache_type = "f16";  // OLLAMA_KV_CACHE_TYPE: f16, q8_0, q4_0
     double kv_mb_per_1k_tokens = 24.0;  // f16 KV per 1K tokens per slot (sliding-window Gemma 3)
     bool preload_hot_bucket = true;  // load the 16K bucket at start-up and after 60K use
+    int restore_idle_ms = 1000;      // the other bucket idle this long before the hot one is loaded back
 };
 
 // What the service does when Ollama cannot be reached (or the circuit is open).

@@ -2,8 +2,9 @@
 // - At start-up: checks each bucket's estimated footprint (config `vram`) against the VRAM
 //   budget and warns, naming the bucket and the fix; preloads the hot (first, 16K) bucket with
 //   an empty-prompt load (vram.preload_hot_bucket).
-// - After another bucket was used and none of its calls is pending, loads the hot bucket again,
-//   so the next short request does not pay the reload.
+// - After another bucket was used and none of its calls has been pending for
+//   vram.restore_idle_ms, loads the hot bucket again, so the next short request does not pay
+//   the reload (and a burst of long requests does not ping-pong the runner).
 // - Watches Ollama's /api/ps: the measured footprint of each bucket (size, size_vram,
 //   context_length, expires_at). A bucket seen with size_vram < size spills to the CPU: it is
 //   flagged, logged and counted (Metrics::CountSpill).
@@ -13,6 +14,7 @@
 // Thread-safe. Background work (loads, /api/ps reads) runs on one worker thread owned here.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -139,6 +141,8 @@ private:
     int64_t preloads_ = 0;
     std::string last_preload_;
     bool restore_queued_ = false;
+    std::optional<size_t> runner_;  // bucket of the last call or load seen (not /api/ps: reads race calls)
+    std::chrono::steady_clock::time_point other_activity_{};  // last start/end of a non-hot call
     std::vector<std::string> warnings_;
 
     std::mutex work_mutex_;

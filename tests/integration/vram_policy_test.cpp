@@ -73,6 +73,7 @@ protected:
 
 TEST_F(VramPolicyTest, PreloadsTheHotBucketAtStartUpAndRestoresItAfter60kUse) {
     config.vram.preload_hot_bucket = true;
+    config.vram.restore_idle_ms = 50;
     StartService();
     ASSERT_TRUE(fake.WaitForRequests(1, 5s));
     ExpectHotLoad(fake.Requests().at(0));

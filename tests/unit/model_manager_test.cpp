@@ -168,6 +168,7 @@ TEST(ModelManager, CountsPendingCallsPerBucket) {
 
 TEST(ModelManager, RestoresTheHotBucketAfterTheLargeOneIsDone) {
     Config config;
+    config.vram.restore_idle_ms = 20;
     LoadRecordingBackend backend;
     backend.load_ns = 2'000'000'000;
     ModelManager manager(config, backend);
@@ -192,6 +193,7 @@ TEST(ModelManager, RestoresTheHotBucketAfterTheLargeOneIsDone) {
 
 TEST(ModelManager, NoRestoreWhileTheLargeBucketStillHasCalls) {
     Config config;
+    config.vram.restore_idle_ms = 20;
     LoadRecordingBackend backend;
     std::promise<void> release;
     std::shared_future<void> released = release.get_future().share();

@@ -72,8 +72,21 @@ TEST(RouterCost, WithoutCostsTheCostPolicyFallsBackToTheStaticRule) {
     EXPECT_EQ(plan.route, Route::k60k);
 }
 
+// Busy 16K bucket and a slow reload (20 s): the switch would stall everyone.
+RouteCosts BusySlowReload() {
+    RouteCosts costs = HotState(3);
+    costs.reload_ms = 20000;
+    return costs;
+}
+
 TEST(RouterCost, BusyHotBucketSendsAMidTextToMapReduce) {
     Plan plan = MustPlan(MidText(), CostConfig(), HotState(3));
+    EXPECT_EQ(plan.route, Route::kMapReduce) << plan.reason;
+    EXPECT_NE(plan.reason.find("switch from 16k (3 call(s) to drain"), std::string::npos) << plan.reason;
+}
+
+TEST(RouterCost, BusyHotBucketAndSlowReloadSendAMidTextToMapReduce) {
+    Plan plan = MustPlan(MidText(), CostConfig(), BusySlowReload());
     EXPECT_EQ(plan.route, Route::kMapReduce) << plan.reason;
     EXPECT_EQ(plan.model, "gemma3-4b-16k");
     EXPECT_GE(plan.chunks.size(), 2u);
@@ -167,7 +180,7 @@ TEST(RouterCost, SummarizerPassesTheManagersStateAndMarksCostChosenMapsInteracti
     Config config = CostConfig();
     testing::FakeLlmBackend backend;
     SummarizerObserver observer;
-    observer.route_costs = [] { return HotState(3); };
+    observer.route_costs = [] { return BusySlowReload(); };
     Summarizer summarizer(config, backend, observer);
     SummarizeRequest request;
     request.text = MidText();

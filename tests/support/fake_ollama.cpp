@@ -259,8 +259,18 @@ struct FakeOllama::Impl {
         }
     };
 
+    // httplib 0.11 listens with a backlog of 5 (Ollama's Go server: SOMAXCONN). A burst of new
+    // connections overflows it and a dropped handshake looks like a silent Ollama: listen again, wider.
+    class WideBacklogServer : public httplib::Server {
+    public:
+        void RaiseBacklog(int backlog) {
+            const auto sock = svr_sock_.load();
+            if (sock != INVALID_SOCKET) ::listen(sock, backlog);
+        }
+    };
+
     void Start(int wanted_port) {
-        auto svr = std::make_unique<httplib::Server>();
+        auto svr = std::make_unique<WideBacklogServer>();
         svr->new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
         svr->set_tcp_nodelay(true);
         svr->set_keep_alive_max_count(1'000'000);  // Go's server does not close busy keep-alive connections
@@ -269,6 +279,7 @@ struct FakeOllama::Impl {
                                           : svr->bind_to_any_port("127.0.0.1");
         if (bound <= 0) throw std::runtime_error("fake ollama: cannot bind 127.0.0.1:" + std::to_string(wanted_port));
         port = bound;
+        svr->RaiseBacklog(1024);
         server = std::move(svr);
         thread = std::thread([s = server.get()] { s->listen_after_bind(); });
         const auto deadline = Clock::now() + std::chrono::seconds(5);

@@ -139,6 +139,14 @@ int main(int argc, char** argv) {
     if (o.max_queue >= 0) env.push_back("SUMMARIZER_MAX_QUEUE=" + std::to_string(o.max_queue));
     if (o.queue_timeout_s > 0) env.push_back("SUMMARIZER_QUEUE_TIMEOUT_S=" + std::to_string(o.queue_timeout_s));
     env.push_back("SUMMARIZER_THREADS=" + std::to_string(std::max(32, o.clients + 16)));
+    // The scheduler's waits are in real time while the fake's GPU runs time_scale times faster:
+    // scale them the same way, or a large job's map calls wait 20 simulated minutes behind short ones.
+    const auto scaled_ms = [&](double ms) { return std::to_string(std::max(1, static_cast<int>(ms / o.time_scale))); };
+    // No start-up preload: the run waits for the fake's first call to know the large job is admitted.
+    env.push_back("SUMMARIZER_PRELOAD_HOT_BUCKET=false");
+    env.push_back("SUMMARIZER_BATCH_MAX_WAIT_MS=" + scaled_ms(20000));
+    env.push_back("SUMMARIZER_SWITCH_MAX_WAIT_MS=" + scaled_ms(15000));
+    env.push_back("SUMMARIZER_PREFILL_GATE_MAX_MS=" + scaled_ms(20000));
 
     const pid_t pid = fork();
     if (pid == 0) {

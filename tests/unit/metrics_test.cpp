@@ -53,17 +53,18 @@ TEST(Metrics, UpstreamOutcomesTokensAndGauges) {
     EXPECT_TRUE(Has(text, "summarizer_queued_requests 2")) << text;
 }
 
-TEST(Metrics, LoadsOfAnotherModelCountAsReloads) {
+TEST(Metrics, LoadsAndReloadsAreCountedApart) {
     Metrics m;
     m.ObserveLoad("gemma3-4b-16k", 3.0);   // first load: nothing was evicted
-    m.ObserveLoad("gemma3-4b-16k", 3.0);   // loaded again after keep_alive expired: not a swap
-    m.ObserveLoad("gemma3-4b-60k", 4.5);   // replaced the 16k runner
+    m.ObserveLoad("gemma3-4b-60k", 4.5);   // replaced the 16k runner: the model manager calls CountReload
+    m.CountReload();
     m.ObserveLoad("gemma3-4b-16k", 3.0);   // and back
+    m.CountReload();
     std::string text = m.Render();
-    EXPECT_TRUE(Has(text, R"(summarizer_model_loads_total{model="gemma3-4b-16k"} 3)")) << text;
+    EXPECT_TRUE(Has(text, R"(summarizer_model_loads_total{model="gemma3-4b-16k"} 2)")) << text;
     EXPECT_TRUE(Has(text, R"(summarizer_model_loads_total{model="gemma3-4b-60k"} 1)")) << text;
-    EXPECT_TRUE(Has(text, "summarizer_model_reloads_total 2")) << text;
-    EXPECT_TRUE(Has(text, "summarizer_model_load_seconds_total 13.5")) << text;
+    EXPECT_TRUE(Has(text, "summarizer_model_reloads_total 2")) << text;  // once each, not twice
+    EXPECT_TRUE(Has(text, "summarizer_model_load_seconds_total 10.5")) << text;
 }
 
 TEST(Metrics, LabelValuesAreEscaped) {

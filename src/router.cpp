@@ -207,6 +207,29 @@ Result<Plan> PlanRoute(std::string_view text, const TextStats& stats, const Conf
         plan.num_ctx = small.num_ctx;
         plan.keep_alive = small.keep_alive;
         plan.chunks = SplitIntoChunks(text, limits);
+        // n chunks on s parallel slots take ceil(n / s) rounds; just over a multiple of s, the last
+        // round runs one chunk alone while the other slots idle. Slightly smaller chunks that fill
+        // the last round cost the same prompt tokens and finish sooner.
+        const size_t slots = static_cast<size_t>(std::max(1, config.MapConcurrency()));
+        const size_t count = plan.chunks.size();
+        if (slots > 1 && count > slots && count % slots != 0) {
+            const size_t rounded = (count + slots - 1) / slots * slots;
+            int64_t total_chars = 0, total_tokens = 0;
+            for (const auto& c : plan.chunks) {
+                total_chars += c.chars;
+                total_tokens += c.estimated_tokens;
+            }
+            // Caps a little over an even share of `rounded`: the fewest chunks that fit them is `rounded`.
+            const double share = (1.0 + 0.5 / static_cast<double>(rounded)) / static_cast<double>(rounded);
+            ChunkLimits smaller = limits;
+            smaller.max_tokens = std::min(limits.max_tokens, static_cast<int64_t>(std::ceil(total_tokens * share)));
+            smaller.max_chars = std::min(limits.max_chars, static_cast<int64_t>(std::ceil(total_chars * share)));
+            std::vector<Chunk> resplit = SplitIntoChunks(text, smaller);
+            if (resplit.size() > count && resplit.size() <= rounded) {
+                plan.chunks = std::move(resplit);
+                limits = smaller;
+            }
+        }
         plan.estimated_prompt_tokens = 0;
         for (const auto& c : plan.chunks) plan.estimated_prompt_tokens += c.estimated_tokens + map_overhead;
         plan.reason = why + "; " + because + ": map-reduce over " + std::to_string(plan.chunks.size()) +

@@ -156,5 +156,37 @@ TEST(Router, SafetyFactorShrinksWhatFits) {
     EXPECT_NE(strict->reason.find("after an overflow"), std::string::npos);
 }
 
+// With 2 slots, a map phase of an odd number of chunks ends with one chunk running alone: the
+// plan takes one more, slightly smaller chunk instead, every chunk still within its budgets.
+TEST(Router, MapChunksFillTheLastRoundOfSlots) {
+    Config one_slot;
+    Config two_slots;
+    two_slots.ollama.num_parallel = 2;
+    RouteOptions options;
+    options.prompt.language = "en";
+    int checked = 0;
+    for (size_t chars = 160000; chars <= 400000 && checked < 2; chars += 20000) {
+        const std::string text = TextOfChars(kEnglishParagraph, chars);
+        const TextStats stats = ComputeTextStats(text);
+        auto natural = PlanRoute(text, stats, one_slot, options);
+        auto filled = PlanRoute(text, stats, two_slots, options);
+        ASSERT_TRUE(natural.ok() && filled.ok());
+        ASSERT_EQ(natural->route, Route::kMapReduce);
+        EXPECT_EQ(filled->chunks.size() % 2, 0u) << chars << ": " << natural->chunks.size() << " -> " << filled->chunks.size();
+        EXPECT_LE(filled->chunks.size(), natural->chunks.size() + 1) << chars;
+        int64_t covered = 0;
+        for (const auto& c : filled->chunks) {
+            EXPECT_LE(c.chars, two_slots.routing.hierarchical_chunk_max_chars);
+            EXPECT_LE(c.estimated_tokens + MapPromptOverheadTokens(options.prompt) +
+                          two_slots.map_reduce.map_num_predict + two_slots.routing.safety_margin_tokens,
+                      two_slots.small_bucket().num_ctx);
+            covered += c.chars;
+        }
+        EXPECT_EQ(covered, static_cast<int64_t>(chars));
+        if (natural->chunks.size() % 2 == 1) ++checked;  // a case where the rounding mattered
+    }
+    EXPECT_GE(checked, 1) << "no size in the range gave an odd number of chunks";
+}
+
 }  // namespace
 }  // namespace summarizer

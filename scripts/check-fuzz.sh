@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz/ with clang (-DSUMMARIZER_FUZZ=ON: libFuzzer,
 # AddressSanitizer, UndefinedBehaviorSanitizer) into build-fuzz/ (or $FUZZ_BUILD_DIR) and runs
-# each for a bounded time ($FUZZ_TIME seconds, default 20), nproc targets at a time, starting
+# each for a bounded time ($FUZZ_TIME seconds, default 10), nproc targets at a time, starting
 # from a copy of its seed corpus tests/fuzz/corpus/<target>/ (the repository is not modified).
 # A crash, an invariant violation (the targets abort), a leak, a slow input (> $FUZZ_TIMEOUT s)
 # or running out of memory is a finding: the script prints the log, keeps the input in
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
-fuzz_time=${FUZZ_TIME:-20}
+fuzz_time=${FUZZ_TIME:-10}
 fuzz_timeout=${FUZZ_TIMEOUT:-10}
 rss_limit_mb=${FUZZ_RSS_LIMIT_MB:-2048}
 

@@ -18,7 +18,8 @@ failures=0
 fail() { printf 'check-metrics: FAIL: %s\n' "$*" >&2; failures=$((failures + 1)); }
 
 start_fake_ollama --gpu --time-scale 200 --reply "A summary from the fake Ollama."
-start_summarizer --ollama-url "$FAKE_URL"
+# No start-up preload (nor its restore after the 60K bucket): the loads counted below are the traffic's own.
+start_summarizer --ollama-url "$FAKE_URL" --set vram.preload_hot_bucket=false
 good=$SUMMARIZER_URL
 start_fake_ollama --fail-status 500
 start_summarizer --ollama-url "$FAKE_URL" --set ollama.max_retries=0

@@ -30,9 +30,12 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "free_port.hpp"
 #include "fake_ollama.hpp"
 
 namespace {
+
+using summarizer::testing::FreePort;
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -60,19 +63,6 @@ std::string ReadFile(const std::string& path) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// A port nobody listens on now: bound to 0, read back, closed. (Not an httplib::Server: its socket
-// has SO_REUSEPORT and would go on sharing the service's connections.)
-int FreePort() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
 
 // Resident set of a process from /proc: current and peak (VmHWM), in KiB.
 std::pair<long, long> RssKib(pid_t pid) {

@@ -135,6 +135,14 @@ Result<ParsedRequest> ParseCliRequest(const std::string& text, const std::map<st
     return ParseSummarizeRequest(input, config);
 }
 
+// FILE (or - for standard input) as a validated request.
+Result<ParsedRequest> ReadRequest(const std::string& path, const std::map<std::string, std::string>& options,
+                                  const Config& config) {
+    auto text = ReadInput(path);
+    if (!text.ok()) return text.error();
+    return ParseCliRequest(*text, options, config);
+}
+
 int Serve(const Config& config) {
     // Signals are waited for in one thread; stop() is not async-signal-safe.
     sigset_t signals;
@@ -178,12 +186,7 @@ int Serve(const Config& config) {
 
 int Summarize(const Config& config, const std::string& path, const std::map<std::string, std::string>& options,
               bool json_out, bool quiet) {
-    auto text = ReadInput(path);
-    if (!text.ok()) {
-        std::cerr << "summarizer: " << text.error().message << "\n";
-        return 1;
-    }
-    auto parsed = ParseCliRequest(*text, options, config);
+    auto parsed = ReadRequest(path, options, config);
     if (!parsed.ok()) {
         std::cerr << "summarizer: " << parsed.error().message << "\n";
         return 1;
@@ -230,12 +233,7 @@ int Summarize(const Config& config, const std::string& path, const std::map<std:
 }
 
 int PlanCommand(const Config& config, const std::string& path, const std::map<std::string, std::string>& options) {
-    auto text = ReadInput(path);
-    if (!text.ok()) {
-        std::cerr << "summarizer: " << text.error().message << "\n";
-        return 1;
-    }
-    auto parsed = ParseCliRequest(*text, options, config);
+    auto parsed = ReadRequest(path, options, config);
     if (!parsed.ok()) {
         std::cerr << "summarizer: " << parsed.error().message << "\n";
         return 1;

@@ -166,7 +166,8 @@ std::string_view OpenApiDocument() {
                       "required": ["total_ms", "queue_ms", "ttft_ms", "load_ms", "prefill_tokens_per_s", "decode_tokens_per_s"],
                       "properties": {"total_ms": {"type": "number"}, "queue_ms": {"type": "number"}, "ttft_ms": {"type": "number"},
                                      "load_ms": {"type": "number"}, "prefill_tokens_per_s": {"type": "number"}, "decode_tokens_per_s": {"type": "number"}}},
-          "request_id": {"type": "string"}
+          "request_id": {"type": "string"},
+          "reason": {"type": "string", "description": "Why this route: the plan's reason, and any re-plan after Ollama found a prompt over num_ctx"}
         }
       },
       "Plan": {
@@ -196,7 +197,8 @@ std::string_view OpenApiDocument() {
           "event": {"type": "string", "enum": ["meta"]},
           "data": {"type": "object", "required": ["request_id", "route", "model", "chunks"],
                    "properties": {"request_id": {"type": "string"}, "route": {"$ref": "#/components/schemas/Route"},
-                                  "model": {"type": "string"}, "chunks": {"type": "integer"}}}
+                                  "model": {"type": "string"}, "chunks": {"type": "integer"},
+                                  "degraded": {"type": "boolean", "description": "true: the extractive fallback (a second meta follows an LLM route's when Ollama turned out unreachable)"}}}
         }
       },
       "ProgressEvent": {

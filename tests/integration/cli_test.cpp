@@ -17,6 +17,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "free_port.hpp"
 #include "fake_ollama.hpp"
 
 namespace summarizer::testing {
@@ -47,18 +48,6 @@ std::string TempFile(const std::string& name, const std::string& content) {
 
 const std::string kBinary = SUMMARIZER_BINARY;
 
-// A port nobody listens on now (bound to 0, read back, closed).
-int FreePort() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
 
 TEST(Cli, HelpDocumentsEveryEnvironmentVariable) {
     Outcome run = Execute(kBinary + " --help");

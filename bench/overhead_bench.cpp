@@ -202,6 +202,11 @@ int main(int argc, char** argv) {
     config.ollama.url = ollama.url();
     // Admission must not queue the 32 clients: this measures the service's own cost, not its policy.
     config.server.max_inflight = 64;
+    // Nor the upstream scheduler: the instant fake has as many slots as there are clients, and
+    // no prompt to prefill (no gate), no model to preload.
+    config.ollama.num_parallel = 64;
+    config.scheduler.prefill_gate = false;
+    config.vram.preload_hot_bucket = false;
     config.server.threads = std::max(config.server.threads, 40);
     summarizer::OllamaClient backend(summarizer::OllamaClientOptions::FromConfig(config.ollama));
     summarizer::HttpServer server(config, backend);

@@ -102,4 +102,23 @@ public:
     virtual Result<GenerateResult> Load(const std::string& model, int num_ctx, const std::string& keep_alive) = 0;
 };
 
+// A decorator's base: every call goes to `inner` unless the decorator overrides it.
+class ForwardingBackend : public LlmBackend {
+public:
+    explicit ForwardingBackend(LlmBackend& inner) : inner_(inner) {}
+
+    Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
+                                    const CancelToken& cancel) override {
+        return inner_.Generate(request, on_token, cancel);
+    }
+    Result<std::vector<std::string>> ListModels() override { return inner_.ListModels(); }
+    Result<std::vector<LoadedModel>> ListLoaded() override { return inner_.ListLoaded(); }
+    Result<GenerateResult> Load(const std::string& model, int num_ctx, const std::string& keep_alive) override {
+        return inner_.Load(model, num_ctx, keep_alive);
+    }
+
+protected:
+    LlmBackend& inner_;
+};
+
 }  // namespace summarizer

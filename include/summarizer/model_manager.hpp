@@ -155,20 +155,14 @@ private:
 
 // An LlmBackend that reports every Generate to a ModelManager (pending counts, learning) and
 // forwards everything to `inner`.
-class TrackedBackend : public LlmBackend {
+class TrackedBackend : public ForwardingBackend {
 public:
-    TrackedBackend(LlmBackend& inner, ModelManager& manager) : inner_(inner), manager_(manager) {}
+    TrackedBackend(LlmBackend& inner, ModelManager& manager) : ForwardingBackend(inner), manager_(manager) {}
 
     Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                     const CancelToken& cancel) override;
-    Result<std::vector<std::string>> ListModels() override { return inner_.ListModels(); }
-    Result<std::vector<LoadedModel>> ListLoaded() override { return inner_.ListLoaded(); }
-    Result<GenerateResult> Load(const std::string& model, int num_ctx, const std::string& keep_alive) override {
-        return inner_.Load(model, num_ctx, keep_alive);
-    }
 
 private:
-    LlmBackend& inner_;
     ModelManager& manager_;
 };
 

@@ -123,22 +123,17 @@ private:
 // when the call ends however it ends. The inner backend's retries run inside the one slot.
 // ListModels/ListLoaded/Load pass straight through (a load is not a generation and must not
 // queue behind a long job). Thread-safe; `inner` and `scheduler` must outlive it.
-class ScheduledBackend : public LlmBackend {
+class ScheduledBackend : public ForwardingBackend {
 public:
-    ScheduledBackend(LlmBackend& inner, UpstreamScheduler& scheduler) : inner_(inner), scheduler_(scheduler) {}
+    ScheduledBackend(LlmBackend& inner, UpstreamScheduler& scheduler)
+        : ForwardingBackend(inner), scheduler_(scheduler) {}
 
     Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                     const CancelToken& cancel) override;
-    Result<std::vector<std::string>> ListModels() override { return inner_.ListModels(); }
-    Result<std::vector<LoadedModel>> ListLoaded() override { return inner_.ListLoaded(); }
-    Result<GenerateResult> Load(const std::string& model, int num_ctx, const std::string& keep_alive) override {
-        return inner_.Load(model, num_ctx, keep_alive);
-    }
 
     UpstreamScheduler& scheduler() { return scheduler_; }
 
 private:
-    LlmBackend& inner_;
     UpstreamScheduler& scheduler_;
 };
 

@@ -204,6 +204,9 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
             // Map: every chunk in parallel (bounded), results kept in document order.
             const int total = static_cast<int>(plan.chunks.size());
             std::vector<std::string> partials(static_cast<size_t>(total));
+            // Each partial's length in tokens as Ollama counted it (eval_count): exact where an estimate from
+            // characters is not, so the merge prompts are sized with it.
+            std::vector<int64_t> partial_tokens(static_cast<size_t>(total), 0);
             std::atomic<int> done{0};
             CancelToken map_cancel = cancel.Child();
             PromptOptions map_opts = popts;
@@ -230,6 +233,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                                                     std::to_string(result->prompt_eval_count) + " reached num_ctx");
                 }
                 partials[static_cast<size_t>(i)] = std::move(result->text);
+                partial_tokens[static_cast<size_t>(i)] = result->eval_count;
                 progress("map", done.fetch_add(1) + 1, total);
                 return std::nullopt;
             });
@@ -237,11 +241,19 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
 
             // Reduce, level by level, until the partials fit one final prompt.
             std::vector<std::string> items = std::move(partials);
+            std::vector<int64_t> item_tokens = std::move(partial_tokens);
             const auto& bucket = config_.small_bucket();
             const int64_t margin = config_.routing.safety_margin_tokens;
-            auto reduce_tokens = [&](const std::vector<std::string>& group, bool final_pass) {
+            // The merge prompt's tokens: the template estimated, each partial at the larger of its estimate
+            // and the count Ollama reported for it when it was generated.
+            auto reduce_tokens = [&](const std::vector<std::string>& group, const std::vector<int64_t>& counts,
+                                     bool final_pass) {
                 Prompt p = BuildReducePrompt(group, final_pass, popts);
-                return static_cast<int64_t>(std::ceil((EstimateTokens(p.system) + EstimateTokens(p.prompt) + 16) * safety));
+                double tokens = static_cast<double>(EstimateTokens(p.system) + EstimateTokens(p.prompt) + 16);
+                for (size_t k = 0; k < group.size() && k < counts.size(); ++k) {
+                    tokens += static_cast<double>(std::max<int64_t>(0, counts[k] - EstimateTokens(group[k])));
+                }
+                return static_cast<int64_t>(std::ceil(tokens * safety));
             };
             int reduce_replans = 0;
             while (!failure) {
@@ -253,7 +265,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                     break;
                 }
                 std::optional<Error> level_failure;
-                if (reduce_tokens(items, true) + popts.max_tokens + margin <= bucket.num_ctx) {
+                if (reduce_tokens(items, item_tokens, true) + popts.max_tokens + margin <= bucket.num_ctx) {
                     Prompt prompt = BuildReducePrompt(items, true, popts);
                     auto result = call(make_request(plan, prompt, popts.max_tokens, "reduce final", true), final_sink, cancel);
                     if (!result.ok()) {
@@ -268,13 +280,17 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                     // Group consecutive partials greedily so each group's prompt fits.
                     const int64_t group_budget = bucket.num_ctx - config_.map_reduce.reduce_num_predict - margin;
                     std::vector<std::vector<std::string>> groups;
-                    for (auto& item : items) {
+                    std::vector<std::vector<int64_t>> group_tokens;
+                    for (size_t k = 0; k < items.size(); ++k) {
                         if (!groups.empty()) {
-                            groups.back().push_back(item);
-                            if (reduce_tokens(groups.back(), false) <= group_budget) continue;
+                            groups.back().push_back(items[k]);
+                            group_tokens.back().push_back(item_tokens[k]);
+                            if (reduce_tokens(groups.back(), group_tokens.back(), false) <= group_budget) continue;
                             groups.back().pop_back();
+                            group_tokens.back().pop_back();
                         }
-                        groups.push_back({item});
+                        groups.push_back({items[k]});
+                        group_tokens.push_back({item_tokens[k]});
                     }
                     if (groups.size() >= items.size()) {
                         failure = MakeError(ErrorCode::kUpstreamError,
@@ -284,6 +300,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                     }
                     const int group_count = static_cast<int>(groups.size());
                     std::vector<std::string> merged(groups.size());
+                    std::vector<int64_t> merged_tokens(groups.size(), 0);
                     std::atomic<int> reduced{0};
                     CancelToken reduce_cancel = cancel.Child();
                     PromptOptions reduce_opts = popts;
@@ -300,11 +317,13 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                                 return overflow_error(plan, "a reduce group reached num_ctx");
                             }
                             merged[static_cast<size_t>(g)] = std::move(result->text);
+                            merged_tokens[static_cast<size_t>(g)] = result->eval_count;
                             progress("reduce", reduced.fetch_add(1) + 1, group_count);
                             return std::nullopt;
                         });
                     if (!level_failure) {
                         items = std::move(merged);
+                        item_tokens = std::move(merged_tokens);
                         continue;
                     }
                 }

@@ -158,12 +158,17 @@ TEST_F(MapReduceTest, ChunkRetriedAloneAndDocumentOrderKeptWhenItFinishesLast) {
     EXPECT_EQ(in_reduce, expected) << reduce_prompt;
 }
 
-TEST_F(MapReduceTest, MultiLevelReduceForAVeryLargeInput) {
-    FakeBehavior b;
-    // Long chunk summaries (~375 tokens each): 120 of them cannot share one 16K reduce prompt.
+// Long chunk summaries (~375 tokens each by the fake's count, more than the service's estimate of
+// this repetitive English): 120 of them cannot share one 16K reduce prompt.
+std::string LongSummaryReply() {
     std::string reply;
     while (reply.size() < 1500) reply += "The council agreed on the library budget and a review of the bus timetable. ";
-    b.reply = reply;
+    return reply;
+}
+
+TEST_F(MapReduceTest, MultiLevelReduceForAVeryLargeInput) {
+    FakeBehavior b;
+    b.reply = LongSummaryReply();
     b.piece_chars = 64;
     fake.SetBehavior(b);
     config.routing.hierarchical_chunk_max_chars = 1000;
@@ -176,14 +181,43 @@ TEST_F(MapReduceTest, MultiLevelReduceForAVeryLargeInput) {
     const int chunks = doc["chunks"];
     EXPECT_GE(chunks, 60);
     EXPECT_GE(doc["levels"].get<int>(), 2);
+    int maps = 0, reduces = 0;
+    for (const auto& r : fake.Requests()) {
+        const std::string prompt = r.body["prompt"];
+        const int64_t tokens = CountFakeTokens(r.body.value("system", "")) + CountFakeTokens(prompt);
+        // The merge prompts are sized with the partials' eval_count, so even where the estimate from
+        // characters is low, none is over num_ctx.
+        EXPECT_LE(tokens, r.body["options"]["num_ctx"].get<int64_t>()) << (MarkersIn(prompt).empty() ? "merge" : "map");
+        (MarkersIn(prompt).empty() ? reduces : maps)++;
+    }
+    EXPECT_EQ(maps, chunks);
+    EXPECT_GE(reduces, 3);  // at least two intermediate merges and the final one
+    EXPECT_EQ(doc["usage"]["upstream_requests"].get<int>(), maps + reduces);
+    EXPECT_EQ(doc["reason"].get<std::string>().find("merged again"), std::string::npos) << doc["reason"];
+}
+
+TEST_F(MapReduceTest, RefusedMergeIsMergedAgainInSmallerGroupsWithoutRedoingTheMap) {
+    FakeBehavior b;
+    b.reply = LongSummaryReply();
+    b.piece_chars = 64;
+    // Ollama reports half the tokens the partials take when read back: a merge sized with those
+    // counts is over num_ctx, and Ollama refuses it ("truncate": false).
+    b.eval_count_scale = 0.5;
+    fake.SetBehavior(b);
+    config.routing.hierarchical_chunk_max_chars = 1000;
+    config.ollama.num_parallel = 4;
+    StartService();
+    auto res = PostMapReduce(MarkedText(400));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    auto doc = json::parse(res->body);
+    const int chunks = doc["chunks"];
     int maps = 0, reduces = 0, refused = 0;
     for (const auto& r : fake.Requests()) {
         const std::string prompt = r.body["prompt"];
         const int64_t tokens = CountFakeTokens(r.body.value("system", "")) + CountFakeTokens(prompt);
         if (tokens > r.body["options"]["num_ctx"].get<int64_t>()) {
-            // The fake counts this repetitive English more densely than the service's estimate: Ollama
-            // refuses the prompt ("truncate": false), nothing is cut silently, and the service merges
-            // the same partials again in smaller groups.
+            // Refused before a token: nothing is cut silently.
             ++refused;
             EXPECT_EQ(r.pieces_sent, 0);
             EXPECT_TRUE(MarkersIn(prompt).empty()) << "a map prompt was too long";
@@ -193,7 +227,9 @@ TEST_F(MapReduceTest, MultiLevelReduceForAVeryLargeInput) {
     }
     EXPECT_GE(refused, 1) << "the premise of the next check: some merge prompt was refused";
     EXPECT_EQ(maps, chunks) << "a refused merge must not redo the map";
-    EXPECT_GE(reduces, 3);  // at least two intermediate merges and the final one
+    EXPECT_NE(doc["reason"].get<std::string>().find("merged again in smaller groups"), std::string::npos)
+        << doc["reason"];
+    EXPECT_GE(doc["levels"].get<int>(), 2);
     // Calls cancelled while still queued in the scheduler (the siblings of a refused merge) count in
     // usage but never reach the fake.
     EXPECT_GE(doc["usage"]["upstream_requests"].get<int>(), maps + reduces + refused);

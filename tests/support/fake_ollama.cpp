@@ -677,7 +677,7 @@ struct FakeOllama::Impl {
             last["load_duration"] = load_ns;
             last["prompt_eval_count"] = prompt_count;
             last["prompt_eval_duration"] = Ns(prefill_s);
-            last["eval_count"] = eval_count;
+            last["eval_count"] = static_cast<int64_t>(std::ceil(static_cast<double>(eval_count) * b.eval_count_scale));
             last["eval_duration"] = Ns(eval_s);
         }
         return end_with(last.dump() + (c.stream ? "\n" : ""));

@@ -47,6 +47,9 @@ struct FakeBehavior {
     bool ignore_truncate_flag = false;
     // Multiply the fake token count (a tokenizer denser than the service's estimate).
     double token_scale = 1.0;
+    // Multiply the eval_count reported (< 1: generated text that takes more tokens when read back in a
+    // prompt than its generation counted).
+    double eval_count_scale = 1.0;
 
     // Models that answer 404 {"error":"model 'x' not found"}.
     std::vector<std::string> missing_models;

@@ -160,6 +160,44 @@ TEST_F(SummarizerTest, MultiLevelReduceForAVeryLargeInput) {
     }
 }
 
+TEST_F(SummarizerTest, MergePromptsAreSizedWithTheTokenCountsOllamaReported) {
+    // Partials whose text estimates at a few tokens but which Ollama counted at 1,500 (a tokenizer the
+    // estimate does not know). A backend like Ollama refuses a prompt over num_ctx, counting each
+    // partial at what it reported for it ("<n>#" markers). Sized by characters, twelve partials would
+    // go into one final reduce and be refused; sized by eval_count they are merged in groups first.
+    config.routing.hierarchical_chunk_max_chars = 10000;
+    std::atomic<int> refused{0};
+    backend.SetResponder([&](const GenerateRequest& g, int) -> Result<GenerateResult> {
+        static const std::regex marker("<(\\d+)#");
+        int64_t tokens = EstimateTokens(g.system) + EstimateTokens(g.prompt);
+        for (auto it = std::sregex_iterator(g.prompt.begin(), g.prompt.end(), marker); it != std::sregex_iterator(); ++it) {
+            tokens += std::stoll((*it)[1]);
+        }
+        if (tokens > g.num_ctx) {
+            ++refused;
+            return MakeError(ErrorCode::kContextOverflow, "Ollama answered 400: the input length exceeds the context length");
+        }
+        GenerateResult r = FakeLlmBackend::Default(g);
+        r.prompt_eval_count = tokens;
+        r.eval_count = g.tag.rfind("map ", 0) == 0 ? 1500 : g.tag.rfind("reduce ", 0) == 0 ? 600 : 10;
+        r.text = "<" + std::to_string(r.eval_count) + "# " + g.tag;
+        return r;
+    });
+    auto r = Run(MarkedText(600), {}, Strategy::kMapReduce);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_GE(r->chunks, 12);
+    EXPECT_EQ(r->levels, 2);
+    EXPECT_EQ(refused.load(), 0);
+    EXPECT_EQ(r->overflow_replans, 0);
+    // Every map partial reached exactly one merge.
+    int merged_partials = 0;
+    for (const auto& g : backend.requests()) {
+        if (g.tag.rfind("reduce 1.", 0) != 0) continue;
+        for (size_t pos = 0; (pos = g.prompt.find("<1500# map ", pos)) != std::string::npos; ++pos) ++merged_partials;
+    }
+    EXPECT_EQ(merged_partials, r->chunks);
+}
+
 TEST_F(SummarizerTest, TruncatedPromptIsReplannedNeverReturned) {
     // The first call comes back "cut": prompt_eval_count == num_ctx.
     backend.SetResponder([](const GenerateRequest& g, int index) -> Result<GenerateResult> {

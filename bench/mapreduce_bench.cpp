@@ -199,7 +199,10 @@ Bounds LowerBounds(const RunOutcome& run, const CostModel& model, int slots) {
     return b;
 }
 
-RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slots, int scheduler_slots,
+// `gpu_slots` is the fake's OLLAMA_NUM_PARALLEL and what the service is configured with (so the plan,
+// whose map chunks fill the slots); `concurrency` is how many calls the scheduler lets run at once:
+// gpu_slots for the real run, 1 for the baseline that runs the same plan one call at a time.
+RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slots, int concurrency,
                    const Options& opts) {
     testing::FakeOllama fake;
     testing::FakeGpuModel gpu;
@@ -221,9 +224,11 @@ RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slo
 
     Config config;
     config.ollama.url = fake.url();
-    config.ollama.num_parallel = scheduler_slots;
+    config.ollama.num_parallel = gpu_slots;
     config.scheduler.prefill_gate = opts.prefill_gate;
-    UpstreamScheduler scheduler(SchedulerOptionsFromConfig(config));
+    SchedulerOptions scheduler_options = SchedulerOptionsFromConfig(config);
+    scheduler_options.slots = concurrency;
+    UpstreamScheduler scheduler(scheduler_options);
     OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
     ScheduledBackend backend(client, scheduler);
 
@@ -406,10 +411,19 @@ int main(int argc, char** argv) {
         for (int64_t size : opts.sizes) {
             const std::string text = MakeDocument(paragraphs, size, static_cast<uint32_t>(size));
             const std::string name = std::to_string(size / 1000) + "K." + lang;
-            std::optional<RunOutcome> serial;
-            if (opts.serial) serial = BestOf(opts.repeat, [&] { return RunOnce(text, lang, 1, 1, opts); });
             for (int slots : opts.slots) {
                 RunOutcome run = BestOf(opts.repeat, [&] { return RunOnce(text, lang, slots, slots, opts); });
+                // The same plan (the router fills `slots` with chunks) run one call at a time.
+                std::optional<RunOutcome> serial;
+                if (opts.serial && slots > 1) {
+                    serial = BestOf(opts.repeat, [&] { return RunOnce(text, lang, slots, 1, opts); });
+                    if (serial->ok && run.ok && serial->calls.size() != run.calls.size()) {
+                        std::printf("| %s | %d | baseline made %zu calls, the run %zu: not the same plan |\n",
+                                    name.c_str(), slots, serial->calls.size(), run.calls.size());
+                        all_ok = false;
+                        continue;
+                    }
+                }
                 if (!run.ok || (serial && !serial->ok)) {
                     std::printf("| %s | %d | failed: %s |\n", name.c_str(), slots,
                                 (run.ok ? serial->error : run.error).c_str());

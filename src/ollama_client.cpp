@@ -135,12 +135,16 @@ public:
     }
     uint64_t Add(const Call& call) {
         uint64_t id;
+        bool asleep;
         {
             std::lock_guard lock(mutex_);
             id = ++next_id_;
             calls_.emplace(id, call);
+            asleep = asleep_;
         }
-        wake_.notify_all();
+        // A ticking watchdog sees the call within a tick; waking it for every call would cost a
+        // context switch per request.
+        if (asleep) wake_.notify_all();
         return id;
     }
     // After this returns the watchdog never touches the call again.
@@ -152,12 +156,18 @@ public:
 private:
     void Loop() {
         std::unique_lock lock(mutex_);
+        auto last_busy = Clock::now();
         while (!stopping_) {
-            if (calls_.empty()) {
+            if (!calls_.empty()) {
+                last_busy = Clock::now();
+            } else if (Clock::now() - last_busy > kIdleAfter) {
+                asleep_ = true;
                 wake_.wait(lock, [&] { return stopping_ || !calls_.empty(); });
+                asleep_ = false;
+                last_busy = Clock::now();
                 continue;
             }
-            wake_.wait_for(lock, std::chrono::milliseconds(5));
+            wake_.wait_for(lock, kTick);
             for (auto& [id, call] : calls_) {
                 if (call.stopped) continue;
                 const auto& o = *call.options;
@@ -182,11 +192,16 @@ private:
         }
     }
 
+    // Checks the calls every tick; sleeps until the next call once none has run for kIdleAfter.
+    static constexpr std::chrono::milliseconds kTick{5};
+    static constexpr std::chrono::seconds kIdleAfter{1};
+
     std::mutex mutex_;
     std::condition_variable wake_;
     std::map<uint64_t, Call> calls_;
     uint64_t next_id_ = 0;
     bool stopping_ = false;
+    bool asleep_ = false;  // in the untimed wait: a new call must wake it
     std::thread thread_;  // last: starts after the members it uses
 };
 

@@ -362,6 +362,42 @@ TEST(OllamaClientTimeouts, ConnectTimeoutIsBounded) {
     close(listener);
 }
 
+// The client's watchdog ticks while calls run and sleeps once none has run for a second; a call
+// must be watched from its start either way. Each call here is cancelled during a silent prefill,
+// where only the watchdog can notice: the first after the watchdog fell asleep, the second while
+// it still ticks.
+TEST(OllamaClientWatchdog, CancelDuringPrefillIsNoticedWhetherTheWatchdogSleptOrTicked) {
+    FakeOllama fake;
+    FakeBehavior b;
+    b.first_piece_delay_ms = 5000;
+    fake.SetBehavior(b);
+    OllamaClientOptions options;
+    options.base_url = fake.url();
+    OllamaClient client(options);
+    GenerateRequest request;
+    request.model = "gemma3-4b-16k";
+    request.prompt = "hello";
+    request.num_ctx = 16384;
+    request.keep_alive = "24h";
+    request.num_predict = 100;
+    std::this_thread::sleep_for(1300ms);  // past the watchdog's idle second
+    for (int call = 0; call < 2; ++call) {
+        CancelToken cancel;
+        std::thread canceller([&] {
+            std::this_thread::sleep_for(150ms);
+            cancel.Cancel();
+        });
+        const auto start = Clock::now();
+        auto result = client.Generate(request, nullptr, cancel);
+        const auto took = Clock::now() - start;
+        canceller.join();
+        ASSERT_FALSE(result.ok()) << "call " << call;
+        EXPECT_EQ(result.error().code, ErrorCode::kCancelled) << "call " << call << ": " << result.error().message;
+        EXPECT_LT(took, 2000ms) << "call " << call << " ran on in a prefill of 5 s";
+        EXPECT_TRUE(Eventually([&] { return fake.ClientDisconnects() >= call + 1; })) << "call " << call;
+    }
+}
+
 TEST_F(ServiceTest, RetriesAreBoundedInCountAndTime) {
     config.ollama.max_retries = 20;
     config.ollama.retry_backoff_ms = 200;

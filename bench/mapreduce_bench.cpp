@@ -142,6 +142,13 @@ std::string SummaryReply(const std::string& lang, int tokens) {
     std::string out;
     const std::string& unit = lang == "ja" ? ja : en;
     while (testing::CountFakeTokens(out) < tokens) out += unit;
+    // Exactly `tokens` by the fake's count, which reports that many as eval_count: a reply longer than
+    // its eval_count would be a tokenizer that counts the same text differently when it is read back.
+    while (testing::CountFakeTokens(out) > tokens) {
+        size_t end = out.size() - 1;
+        while (end > 0 && (static_cast<unsigned char>(out[end]) & 0xC0) == 0x80) --end;
+        out.resize(end);
+    }
     return out;
 }
 

@@ -87,8 +87,15 @@ bool Eventually(F condition, std::chrono::milliseconds timeout = 5000ms) {
     return condition();
 }
 
+// What RunWithLongSummaries saw.
+struct LongSummariesRun {
+    json doc;
+    int maps = 0, reduces = 0, refused = 0;
+};
+
 class MapReduceTest : public ServiceTest {
 protected:
+    LongSummariesRun RunWithLongSummaries(double eval_count_scale);
     void SetUp() override {
         ServiceTest::SetUp();
         config.routing.hierarchical_chunk_max_chars = 1500;
@@ -158,81 +165,68 @@ TEST_F(MapReduceTest, ChunkRetriedAloneAndDocumentOrderKeptWhenItFinishesLast) {
     EXPECT_EQ(in_reduce, expected) << reduce_prompt;
 }
 
-// Long chunk summaries (~375 tokens each by the fake's count, more than the service's estimate of
-// this repetitive English): 120 of them cannot share one 16K reduce prompt.
-std::string LongSummaryReply() {
-    std::string reply;
-    while (reply.size() < 1500) reply += "The council agreed on the library budget and a review of the bus timetable. ";
-    return reply;
-}
-
-TEST_F(MapReduceTest, MultiLevelReduceForAVeryLargeInput) {
+// A 120K-char input in 1K-char chunks whose summaries are long (~375 tokens each by the fake's count,
+// more than the service's estimate of this repetitive English): 120 of them cannot share one 16K
+// reduce prompt. The fake reports eval_count x `eval_count_scale`. Counts the calls the fake saw:
+// maps, merges and those it refused as over num_ctx.
+LongSummariesRun MapReduceTest::RunWithLongSummaries(double eval_count_scale) {
+    LongSummariesRun run;
     FakeBehavior b;
-    b.reply = LongSummaryReply();
+    while (b.reply.size() < 1500) b.reply += "The council agreed on the library budget and a review of the bus timetable. ";
     b.piece_chars = 64;
+    b.eval_count_scale = eval_count_scale;
     fake.SetBehavior(b);
     config.routing.hierarchical_chunk_max_chars = 1000;
     config.ollama.num_parallel = 4;
     StartService();
     auto res = PostMapReduce(MarkedText(400));
-    ASSERT_TRUE(res);
-    ASSERT_EQ(res->status, 200) << res->body;
-    auto doc = json::parse(res->body);
-    const int chunks = doc["chunks"];
-    EXPECT_GE(chunks, 60);
-    EXPECT_GE(doc["levels"].get<int>(), 2);
-    int maps = 0, reduces = 0;
-    for (const auto& r : fake.Requests()) {
-        const std::string prompt = r.body["prompt"];
-        const int64_t tokens = CountFakeTokens(r.body.value("system", "")) + CountFakeTokens(prompt);
-        // The merge prompts are sized with the partials' eval_count, so even where the estimate from
-        // characters is low, none is over num_ctx.
-        EXPECT_LE(tokens, r.body["options"]["num_ctx"].get<int64_t>()) << (MarkersIn(prompt).empty() ? "merge" : "map");
-        (MarkersIn(prompt).empty() ? reduces : maps)++;
-    }
-    EXPECT_EQ(maps, chunks);
-    EXPECT_GE(reduces, 3);  // at least two intermediate merges and the final one
-    EXPECT_EQ(doc["usage"]["upstream_requests"].get<int>(), maps + reduces);
-    EXPECT_EQ(doc["reason"].get<std::string>().find("merged again"), std::string::npos) << doc["reason"];
-}
-
-TEST_F(MapReduceTest, RefusedMergeIsMergedAgainInSmallerGroupsWithoutRedoingTheMap) {
-    FakeBehavior b;
-    b.reply = LongSummaryReply();
-    b.piece_chars = 64;
-    // Ollama reports half the tokens the partials take when read back: a merge sized with those
-    // counts is over num_ctx, and Ollama refuses it ("truncate": false).
-    b.eval_count_scale = 0.5;
-    fake.SetBehavior(b);
-    config.routing.hierarchical_chunk_max_chars = 1000;
-    config.ollama.num_parallel = 4;
-    StartService();
-    auto res = PostMapReduce(MarkedText(400));
-    ASSERT_TRUE(res);
-    ASSERT_EQ(res->status, 200) << res->body;
-    auto doc = json::parse(res->body);
-    const int chunks = doc["chunks"];
-    int maps = 0, reduces = 0, refused = 0;
+    EXPECT_TRUE(res);
+    if (!res) return run;
+    EXPECT_EQ(res->status, 200) << res->body;
+    run.doc = json::parse(res->body);
     for (const auto& r : fake.Requests()) {
         const std::string prompt = r.body["prompt"];
         const int64_t tokens = CountFakeTokens(r.body.value("system", "")) + CountFakeTokens(prompt);
         if (tokens > r.body["options"]["num_ctx"].get<int64_t>()) {
             // Refused before a token: nothing is cut silently.
-            ++refused;
+            ++run.refused;
             EXPECT_EQ(r.pieces_sent, 0);
             EXPECT_TRUE(MarkersIn(prompt).empty()) << "a map prompt was too long";
             continue;
         }
-        (MarkersIn(prompt).empty() ? reduces : maps)++;
+        (MarkersIn(prompt).empty() ? run.reduces : run.maps)++;
     }
-    EXPECT_GE(refused, 1) << "the premise of the next check: some merge prompt was refused";
-    EXPECT_EQ(maps, chunks) << "a refused merge must not redo the map";
-    EXPECT_NE(doc["reason"].get<std::string>().find("merged again in smaller groups"), std::string::npos)
-        << doc["reason"];
-    EXPECT_GE(doc["levels"].get<int>(), 2);
+    return run;
+}
+
+TEST_F(MapReduceTest, MultiLevelReduceForAVeryLargeInput) {
+    const auto run = RunWithLongSummaries(1.0);
+    ASSERT_TRUE(run.doc.is_object());
+    const int chunks = run.doc["chunks"];
+    EXPECT_GE(chunks, 60);
+    EXPECT_GE(run.doc["levels"].get<int>(), 2);
+    // The merge prompts are sized with the partials' eval_count, so even where the estimate from
+    // characters is low, none is over num_ctx.
+    EXPECT_EQ(run.refused, 0);
+    EXPECT_EQ(run.maps, chunks);
+    EXPECT_GE(run.reduces, 3);  // at least two intermediate merges and the final one
+    EXPECT_EQ(run.doc["usage"]["upstream_requests"].get<int>(), run.maps + run.reduces);
+    EXPECT_EQ(run.doc["reason"].get<std::string>().find("merged again"), std::string::npos) << run.doc["reason"];
+}
+
+TEST_F(MapReduceTest, RefusedMergeIsMergedAgainInSmallerGroupsWithoutRedoingTheMap) {
+    // Ollama reports half the tokens the partials take when read back: a merge sized with those
+    // counts is over num_ctx, and Ollama refuses it ("truncate": false).
+    const auto run = RunWithLongSummaries(0.5);
+    ASSERT_TRUE(run.doc.is_object());
+    EXPECT_GE(run.refused, 1) << "the premise of the next check: some merge prompt was refused";
+    EXPECT_EQ(run.maps, run.doc["chunks"].get<int>()) << "a refused merge must not redo the map";
+    EXPECT_NE(run.doc["reason"].get<std::string>().find("merged again in smaller groups"), std::string::npos)
+        << run.doc["reason"];
+    EXPECT_GE(run.doc["levels"].get<int>(), 2);
     // Calls cancelled while still queued in the scheduler (the siblings of a refused merge) count in
     // usage but never reach the fake.
-    EXPECT_GE(doc["usage"]["upstream_requests"].get<int>(), maps + reduces + refused);
+    EXPECT_GE(run.doc["usage"]["upstream_requests"].get<int>(), run.maps + run.reduces + run.refused);
 }
 
 TEST_F(MapReduceTest, PermanentChunkFailureIs502NamingTheChunkAndCancelsTheCallsInFlight) {

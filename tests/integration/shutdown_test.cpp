@@ -98,6 +98,16 @@ private:
 
 const char* kText = "The museum reopens on Saturday after two years of work. Entry is free for the first week.";
 
+// Asks for a summary as JSON in the background: (status, body), status 0 when nothing came back.
+std::future<std::pair<int, std::string>> StartPlain(int port) {
+    return std::async(std::launch::async, [port] {
+        httplib::Client client("127.0.0.1", port);
+        client.set_read_timeout(std::chrono::seconds(30));
+        auto res = client.Post("/summarize", json{{"text", kText}}.dump(), "application/json");
+        return res ? std::make_pair(res->status, res->body) : std::make_pair(0, std::string());
+    });
+}
+
 // Streams a summary; `first_delta` is set once a delta arrived.
 std::future<std::string> StartStream(int port, std::promise<void>& first_delta) {
     return std::async(std::launch::async, [port, &first_delta] {
@@ -137,12 +147,7 @@ TEST(Shutdown, InflightStreamAndRequestFinishWithinGraceThenExit0) {
     ASSERT_TRUE(serve.WaitUp()) << serve.Log();
     std::promise<void> first_delta;
     auto stream = StartStream(serve.port(), first_delta);
-    auto plain = std::async(std::launch::async, [&] {
-        httplib::Client client("127.0.0.1", serve.port());
-        client.set_read_timeout(std::chrono::seconds(30));
-        auto res = client.Post("/summarize", json{{"text", kText}}.dump(), "application/json");
-        return res ? res->status : 0;
-    });
+    auto plain = StartPlain(serve.port());
     first_delta.get_future().wait();
     ASSERT_TRUE(fake.WaitForRequests(2, 5s));
     const auto signalled = Clock::now();
@@ -158,7 +163,7 @@ TEST(Shutdown, InflightStreamAndRequestFinishWithinGraceThenExit0) {
     ASSERT_FALSE(events.empty());
     EXPECT_EQ(events.back().first, "done") << "the stream must finish within the grace period";
     EXPECT_EQ(events.back().second["summary"], slow.reply);
-    EXPECT_EQ(plain.get(), 200);
+    EXPECT_EQ(plain.get().first, 200);
     EXPECT_EQ(serve.WaitExit(8s), 0) << serve.Log();
     EXPECT_LT(Clock::now() - signalled, 8s);
     EXPECT_EQ(fake.ClientDisconnects(), 0) << "nothing was cancelled";
@@ -175,12 +180,7 @@ TEST(Shutdown, RequestsOverTheGraceAreCancelledUpstream) {
     ASSERT_TRUE(serve.WaitUp()) << serve.Log();
     std::promise<void> first_delta;
     auto stream = StartStream(serve.port(), first_delta);
-    auto plain = std::async(std::launch::async, [&] {
-        httplib::Client client("127.0.0.1", serve.port());
-        client.set_read_timeout(std::chrono::seconds(30));
-        auto res = client.Post("/summarize", json{{"text", kText}}.dump(), "application/json");
-        return res ? std::make_pair(res->status, res->body) : std::make_pair(0, std::string());
-    });
+    auto plain = StartPlain(serve.port());
     first_delta.get_future().wait();
     ASSERT_TRUE(fake.WaitForRequests(2, 5s));
     const auto signalled = Clock::now();

@@ -1,13 +1,8 @@
 // The access log as ops read it: the real binary, its stdout and stderr captured. One line per
 // request (id, route, status, sizes, timings), and never the text unless server.log_text is set.
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -19,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fake_ollama.hpp"
+#include "serve_process.hpp"
 
 namespace summarizer::testing {
 namespace {
@@ -27,57 +23,6 @@ using json = nlohmann::json;
 
 // A text no log line has any business containing.
 const std::string kSecret = "Confidential: the merger with Quokka Holdings closes on 17 March at 4711 per share.";
-
-std::string ReadFile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// `summarizer serve` on a free port with its stdout and stderr in a file; stopped by SIGTERM.
-class ServeProcess {
-public:
-    ServeProcess(const std::string& ollama_url, const std::string& env, const std::string& name) {
-        log_ = (std::filesystem::temp_directory_path() / ("summarizer_access_log_" + name + ".log")).string();
-        std::filesystem::remove(log_);
-        std::string command = env + " " + SUMMARIZER_BINARY + " serve --port 0 --ollama-url " + ollama_url + " > " +
-                              log_ + " 2>&1 & echo $!";
-        FILE* pipe = popen(command.c_str(), "r");
-        char buffer[64] = {};
-        if (pipe && fgets(buffer, sizeof buffer, pipe)) pid_ = std::atoi(buffer);
-        if (pipe) pclose(pipe);
-        const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
-        for (int i = 0; i < 400 && port_ == 0; ++i) {
-            std::smatch m;
-            std::string text = ReadFile(log_);
-            if (std::regex_search(text, m, listening)) port_ = std::stoi(m[1]);
-            else std::this_thread::sleep_for(std::chrono::milliseconds(25));
-        }
-    }
-    ~ServeProcess() { Stop(); }
-
-    int port() const { return port_; }
-    httplib::Client Client() const {
-        httplib::Client c("127.0.0.1", port_);
-        c.set_read_timeout(std::chrono::seconds(20));
-        return c;
-    }
-    // Stops the server (so every line is flushed) and returns everything it printed.
-    std::string Stop() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            for (int i = 0; i < 400 && kill(pid_, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-            pid_ = 0;
-        }
-        return ReadFile(log_);
-    }
-
-private:
-    std::string log_;
-    int pid_ = 0;
-    int port_ = 0;
-};
 
 std::vector<std::string> LinesWith(const std::string& log, const std::string& needle) {
     std::vector<std::string> lines;
@@ -89,7 +34,7 @@ std::vector<std::string> LinesWith(const std::string& log, const std::string& ne
 }
 
 // Sends one of each kind of request carrying kSecret; returns the request ids used.
-std::vector<std::string> SendTraffic(const ServeProcess& serve) {
+std::vector<std::string> SendTraffic(ServeProcess& serve) {
     auto client = serve.Client();
     std::vector<std::string> ids;
     auto id = [&](const std::string& kind) {
@@ -127,7 +72,7 @@ protected:
 };
 
 TEST_F(AccessLog, OneLinePerRequestAndNeverTheText) {
-    ServeProcess serve(fake.url(), "", "plain");
+    ServeProcess serve(fake.url(), {}, {}, "access_log_plain");
     ASSERT_GT(serve.port(), 0) << serve.Stop();
     auto ids = SendTraffic(serve);
     std::string log = serve.Stop();
@@ -155,7 +100,7 @@ TEST_F(AccessLog, OneLinePerRequestAndNeverTheText) {
 }
 
 TEST_F(AccessLog, JsonLinesCarryTheSameFieldsAndNoText) {
-    ServeProcess serve(fake.url(), "SUMMARIZER_LOG_JSON=true", "json");
+    ServeProcess serve(fake.url(), {"SUMMARIZER_LOG_JSON=true"}, {}, "access_log_json");
     ASSERT_GT(serve.port(), 0) << serve.Stop();
     auto ids = SendTraffic(serve);
     std::string log = serve.Stop();
@@ -175,7 +120,7 @@ TEST_F(AccessLog, JsonLinesCarryTheSameFieldsAndNoText) {
 
 // The debug option does log the text: the checks above would see it if it leaked.
 TEST_F(AccessLog, TheDebugOptionLogsTheText) {
-    ServeProcess serve(fake.url(), "SUMMARIZER_LOG_TEXT=true", "debug");
+    ServeProcess serve(fake.url(), {"SUMMARIZER_LOG_TEXT=true"}, {}, "access_log_debug");
     ASSERT_GT(serve.port(), 0) << serve.Stop();
     SendTraffic(serve);
     std::string log = serve.Stop();

@@ -1,16 +1,9 @@
 // Graceful shutdown of the real binary: on SIGTERM it stops accepting, lets running requests
 // (streams included) finish within server.shutdown_grace_s, cancels the rest upstream (the fake
 // Ollama sees the disconnect), and exits 0.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <thread>
 
@@ -18,8 +11,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "free_port.hpp"
 #include "fake_ollama.hpp"
+#include "serve_process.hpp"
 #include "service_fixture.hpp"
 
 namespace summarizer::testing {
@@ -30,71 +23,14 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 
-// The summarizer binary as a child process; stdout and stderr go to a log file.
-class Serve {
-public:
-    Serve(const std::string& ollama_url, int grace_s) : port_(FreePort()) {
-        log_ = (std::filesystem::temp_directory_path() / ("summarizer_shutdown_" + std::to_string(port_) + ".log")).string();
-        pid_ = fork();
-        if (pid_ == 0) {
-            FILE* out = freopen(log_.c_str(), "w", stdout);
-            (void)out;
-            dup2(fileno(stdout), fileno(stderr));
-            std::string grace = "SUMMARIZER_SHUTDOWN_GRACE_S=" + std::to_string(grace_s);
-            std::string binary = SUMMARIZER_BINARY;
-            std::string port = std::to_string(port_);
-            std::string config_file = SUMMARIZER_SOURCE_DIR "/config/summarizer.json";
-            const char* args[] = {binary.c_str(), "serve", "--port", port.c_str(), "--ollama-url", ollama_url.c_str(),
-                                  "--config", config_file.c_str(), nullptr};
-            // Two Ollama slots, so two generations run at once; no preload, so the fake's calls are
-            // the requests' own.
-            const char* env[] = {grace.c_str(), "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S=30", "OLLAMA_NUM_PARALLEL=2",
-                                 "SUMMARIZER_PRELOAD_HOT_BUCKET=false", nullptr};
-            execve(binary.c_str(), const_cast<char* const*>(args), const_cast<char* const*>(env));
-            _exit(127);
-        }
-    }
-    ~Serve() {
-        if (pid_ > 0 && !exited_) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    int port() const { return port_; }
-    bool WaitUp() {
-        httplib::Client client("127.0.0.1", port_);
-        for (int i = 0; i < 400; ++i) {
-            auto res = client.Get("/healthz");
-            if (res && res->status == 200) return true;
-            std::this_thread::sleep_for(25ms);
-        }
-        return false;
-    }
-    void Signal(int sig) { kill(pid_, sig); }
-    // The exit code, or -1 if it has not exited within `limit`.
-    int WaitExit(std::chrono::milliseconds limit) {
-        const auto until = Clock::now() + limit;
-        while (Clock::now() < until) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                exited_ = true;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-    std::string Log() const {
-        std::ifstream in(log_);
-        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-
-private:
-    int port_;
-    pid_t pid_ = -1;
-    bool exited_ = false;
-    std::string log_;
-};
+// The binary with the shutdown grace `grace_s`, two Ollama slots (two generations run at once) and
+// no preload (the fake's calls are the requests' own).
+ServeProcess Serve(const std::string& ollama_url, int grace_s) {
+    return ServeProcess(ollama_url,
+                        {"SUMMARIZER_SHUTDOWN_GRACE_S=" + std::to_string(grace_s), "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S=30",
+                         "OLLAMA_NUM_PARALLEL=2", "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
+                        {"--config", SUMMARIZER_SOURCE_DIR "/config/summarizer.json"}, "shutdown");
+}
 
 const char* kText = "The museum reopens on Saturday after two years of work. Entry is free for the first week.";
 
@@ -143,7 +79,7 @@ TEST(Shutdown, InflightStreamAndRequestFinishWithinGraceThenExit0) {
     slow.piece_chars = 4;
     slow.piece_delay_ms = 50;  // ~1.5 s per summary
     fake.SetBehavior(slow);
-    Serve serve(fake.url(), 10);
+    auto serve = Serve(fake.url(), 10);
     ASSERT_TRUE(serve.WaitUp()) << serve.Log();
     std::promise<void> first_delta;
     auto stream = StartStream(serve.port(), first_delta);
@@ -176,7 +112,7 @@ TEST(Shutdown, RequestsOverTheGraceAreCancelledUpstream) {
     endless.piece_chars = 4;
     endless.piece_delay_ms = 20;  // ~20 s: far beyond the grace
     fake.SetBehavior(endless);
-    Serve serve(fake.url(), 1);
+    auto serve = Serve(fake.url(), 1);
     ASSERT_TRUE(serve.WaitUp()) << serve.Log();
     std::promise<void> first_delta;
     auto stream = StartStream(serve.port(), first_delta);
@@ -202,7 +138,7 @@ TEST(Shutdown, RequestsOverTheGraceAreCancelledUpstream) {
 
 TEST(Shutdown, IdleServerExitsAtOnce) {
     FakeOllama fake;
-    Serve serve(fake.url(), 30);
+    auto serve = Serve(fake.url(), 30);
     ASSERT_TRUE(serve.WaitUp()) << serve.Log();
     const auto start = Clock::now();
     serve.Signal(SIGINT);

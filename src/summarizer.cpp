@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <thread>
 
@@ -204,9 +205,12 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
             // Map: every chunk in parallel (bounded), results kept in document order.
             const int total = static_cast<int>(plan.chunks.size());
             std::vector<std::string> partials(static_cast<size_t>(total));
-            // Each partial's length in tokens as Ollama counted it (eval_count): exact where an estimate from
-            // characters is not, so the merge prompts are sized with it.
-            std::vector<int64_t> partial_tokens(static_cast<size_t>(total), 0);
+            // Ollama counted each partial (eval_count) where an estimate from characters only guesses; a merge
+            // prompt counts the tokens a partial has beyond its estimate (`excess`) on top of the estimate.
+            std::vector<int64_t> partial_excess(static_cast<size_t>(total), 0);
+            auto excess = [](const GenerateResult& r) {
+                return std::max<int64_t>(0, r.eval_count - EstimateTokens(r.text));
+            };
             std::atomic<int> done{0};
             CancelToken map_cancel = cancel.Child();
             PromptOptions map_opts = popts;
@@ -232,8 +236,8 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                     return overflow_error(plan, "chunk " + std::to_string(i + 1) + ": prompt_eval_count " +
                                                     std::to_string(result->prompt_eval_count) + " reached num_ctx");
                 }
+                partial_excess[static_cast<size_t>(i)] = excess(*result);
                 partials[static_cast<size_t>(i)] = std::move(result->text);
-                partial_tokens[static_cast<size_t>(i)] = result->eval_count;
                 progress("map", done.fetch_add(1) + 1, total);
                 return std::nullopt;
             });
@@ -241,20 +245,17 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
 
             // Reduce, level by level, until the partials fit one final prompt.
             std::vector<std::string> items = std::move(partials);
-            std::vector<int64_t> item_tokens = std::move(partial_tokens);
+            std::vector<int64_t> item_excess = std::move(partial_excess);
             const auto& bucket = config_.small_bucket();
             const int64_t margin = config_.routing.safety_margin_tokens;
-            // The merge prompt's tokens: the template estimated, each partial at the larger of its estimate
-            // and the count Ollama reported for it when it was generated.
-            auto reduce_tokens = [&](const std::vector<std::string>& group, const std::vector<int64_t>& counts,
-                                     bool final_pass) {
+            // The merge prompt's tokens: the prompt estimated, plus what Ollama counted in its partials beyond
+            // their estimates.
+            auto reduce_tokens = [&](const std::vector<std::string>& group, int64_t group_excess, bool final_pass) {
                 Prompt p = BuildReducePrompt(group, final_pass, popts);
-                double tokens = static_cast<double>(EstimateTokens(p.system) + EstimateTokens(p.prompt) + 16);
-                for (size_t k = 0; k < group.size() && k < counts.size(); ++k) {
-                    tokens += static_cast<double>(std::max<int64_t>(0, counts[k] - EstimateTokens(group[k])));
-                }
-                return static_cast<int64_t>(std::ceil(tokens * safety));
+                return static_cast<int64_t>(
+                    std::ceil((EstimateTokens(p.system) + EstimateTokens(p.prompt) + 16 + group_excess) * safety));
             };
+            auto sum = [](const std::vector<int64_t>& v) { return std::accumulate(v.begin(), v.end(), int64_t{0}); };
             int reduce_replans = 0;
             while (!failure) {
                 ++levels;
@@ -265,7 +266,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                     break;
                 }
                 std::optional<Error> level_failure;
-                if (reduce_tokens(items, item_tokens, true) + popts.max_tokens + margin <= bucket.num_ctx) {
+                if (reduce_tokens(items, sum(item_excess), true) + popts.max_tokens + margin <= bucket.num_ctx) {
                     Prompt prompt = BuildReducePrompt(items, true, popts);
                     auto result = call(make_request(plan, prompt, popts.max_tokens, "reduce final", true), final_sink, cancel);
                     if (!result.ok()) {
@@ -280,17 +281,18 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                     // Group consecutive partials greedily so each group's prompt fits.
                     const int64_t group_budget = bucket.num_ctx - config_.map_reduce.reduce_num_predict - margin;
                     std::vector<std::vector<std::string>> groups;
-                    std::vector<std::vector<int64_t>> group_tokens;
+                    int64_t group_excess = 0;  // of groups.back()
                     for (size_t k = 0; k < items.size(); ++k) {
                         if (!groups.empty()) {
                             groups.back().push_back(items[k]);
-                            group_tokens.back().push_back(item_tokens[k]);
-                            if (reduce_tokens(groups.back(), group_tokens.back(), false) <= group_budget) continue;
+                            if (reduce_tokens(groups.back(), group_excess + item_excess[k], false) <= group_budget) {
+                                group_excess += item_excess[k];
+                                continue;
+                            }
                             groups.back().pop_back();
-                            group_tokens.back().pop_back();
                         }
                         groups.push_back({items[k]});
-                        group_tokens.push_back({item_tokens[k]});
+                        group_excess = item_excess[k];
                     }
                     if (groups.size() >= items.size()) {
                         failure = MakeError(ErrorCode::kUpstreamError,
@@ -300,7 +302,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                     }
                     const int group_count = static_cast<int>(groups.size());
                     std::vector<std::string> merged(groups.size());
-                    std::vector<int64_t> merged_tokens(groups.size(), 0);
+                    std::vector<int64_t> merged_excess(groups.size(), 0);
                     std::atomic<int> reduced{0};
                     CancelToken reduce_cancel = cancel.Child();
                     PromptOptions reduce_opts = popts;
@@ -316,14 +318,14 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                             if (LooksTruncated(*result, plan.num_ctx)) {
                                 return overflow_error(plan, "a reduce group reached num_ctx");
                             }
+                            merged_excess[static_cast<size_t>(g)] = excess(*result);
                             merged[static_cast<size_t>(g)] = std::move(result->text);
-                            merged_tokens[static_cast<size_t>(g)] = result->eval_count;
                             progress("reduce", reduced.fetch_add(1) + 1, group_count);
                             return std::nullopt;
                         });
                     if (!level_failure) {
                         items = std::move(merged);
-                        item_tokens = std::move(merged_tokens);
+                        item_excess = std::move(merged_excess);
                         continue;
                     }
                 }

@@ -6,6 +6,7 @@
 #include <regex>
 #include <set>
 
+#include "eventually.hpp"
 #include "service_fixture.hpp"
 
 namespace summarizer::testing {
@@ -56,35 +57,6 @@ bool IsMapPrompt(const RecordedRequest& r) {
     // Map prompts carry one chunk of the document; reduce prompts carry partial summaries.
     const std::string prompt = r.body.value("prompt", "");
     return prompt.find("Summary: [S") == std::string::npos;
-}
-
-// Streams POST /summarize; `on_data` sees the body so far; returning false disconnects.
-void StreamSummarize(int port, const json& body, const std::function<bool(const std::string&)>& on_data) {
-    httplib::Client client("127.0.0.1", port);
-    client.set_read_timeout(std::chrono::seconds(30));
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/summarize";
-    req.headers.emplace("Content-Type", "application/json");
-    req.body = body.dump();
-    std::string received;
-    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
-        received.append(data, length);
-        return on_data(received);
-    };
-    httplib::Response res;
-    httplib::Error error = httplib::Error::Success;
-    client.send(req, res, error);
-}
-
-template <typename F>
-bool Eventually(F condition, std::chrono::milliseconds timeout = 5000ms) {
-    const auto until = Clock::now() + timeout;
-    while (Clock::now() < until) {
-        if (condition()) return true;
-        std::this_thread::sleep_for(2ms);
-    }
-    return condition();
 }
 
 // What RunWithLongSummaries saw.
@@ -270,7 +242,8 @@ TEST_F(MapReduceTest, ClientGoneDuringMapCancelsEveryOutstandingCall) {
     slow.reply = std::string(400, 'y');  // 2 s per call if nobody cancels
     fake.SetBehavior(slow);
     StartService();
-    StreamSummarize(port, {{"text", MarkedText(40)}, {"strategy", "map_reduce"}, {"stream", true}},
+    std::string received;
+    StreamSummarize(port, {{"text", MarkedText(40)}, {"strategy", "map_reduce"}, {"stream", true}}, received,
                     [&](const std::string&) {
                         // Leave once the map is in full swing: three calls streaming.
                         EXPECT_TRUE(Eventually([&] { return fake.ActiveCalls() >= 3; }));

@@ -8,6 +8,7 @@
 
 #include <atomic>
 
+#include "eventually.hpp"
 #include "service_fixture.hpp"
 
 namespace summarizer::testing {
@@ -22,16 +23,6 @@ const char* kText =
     "The tram line will connect the central station with the university campus. Construction of the tram "
     "line starts next spring and costs 84 million euros. Council members argued for three hours about the "
     "tram line before the vote.";
-
-template <typename Pred>
-bool Eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
-    const auto until = Clock::now() + limit;
-    while (Clock::now() < until) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return pred();
-}
 
 // A reply that takes about `pieces` x `delay_ms` to stream.
 FakeBehavior Slow(int pieces, int delay_ms) {

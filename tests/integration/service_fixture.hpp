@@ -4,7 +4,10 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
+#include <utility>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -64,6 +67,29 @@ protected:
     std::thread thread;
     int port = 0;
 };
+
+// POST /summarize read as it streams: `received` grows with each piece of the body, and `on_data`
+// sees it so far after each; returning false disconnects.
+inline httplib::Error StreamSummarize(int port, const nlohmann::json& body, std::string& received,
+                                      const std::function<bool(const std::string&)>& on_data = nullptr,
+                                      httplib::Headers headers = {}) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(std::chrono::seconds(30));
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/summarize";
+    req.headers = std::move(headers);
+    req.headers.emplace("Content-Type", "application/json");
+    req.body = body.dump();
+    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
+        received.append(data, length);
+        return on_data ? on_data(received) : true;
+    };
+    httplib::Response res;
+    httplib::Error error = httplib::Error::Success;
+    client.send(req, res, error);
+    return error;
+}
 
 // Reads an SSE body into (event, data) pairs.
 inline std::vector<std::pair<std::string, nlohmann::json>> ParseSse(const std::string& body) {

@@ -47,29 +47,33 @@ std::future<std::pair<int, std::string>> StartPlain(int port) {
 // Streams a summary; `first_delta` is set once a delta arrived.
 std::future<std::string> StartStream(int port, std::promise<void>& first_delta) {
     return std::async(std::launch::async, [port, &first_delta] {
-        httplib::Client client("127.0.0.1", port);
-        client.set_read_timeout(std::chrono::seconds(30));
-        httplib::Request req;
-        req.method = "POST";
-        req.path = "/summarize";
-        req.headers.emplace("Content-Type", "application/json");
-        req.body = json{{"text", kText}, {"stream", true}}.dump();
         std::string body;
         bool signalled = false;
-        req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-            body.append(data, n);
-            if (!signalled && body.find("event: delta") != std::string::npos) {
+        StreamSummarize(port, {{"text", kText}, {"stream", true}}, body, [&](const std::string& so_far) {
+            if (!signalled && so_far.find("event: delta") != std::string::npos) {
                 signalled = true;
                 first_delta.set_value();
             }
             return true;
-        };
-        httplib::Response res;
-        httplib::Error error = httplib::Error::Success;
-        client.send(req, res, error);
+        });
         if (!signalled) first_delta.set_value();
         return body;
     });
+}
+
+// A streamed and a JSON summary running: the stream has had its first delta, and both calls have
+// reached `fake`.
+struct InFlight {
+    std::promise<void> first_delta;
+    std::future<std::string> stream;                 // the SSE body
+    std::future<std::pair<int, std::string>> plain;  // status (0: no answer) and body
+};
+
+void StartInFlight(int port, FakeOllama& fake, InFlight& in_flight) {
+    in_flight.stream = StartStream(port, in_flight.first_delta);
+    in_flight.plain = StartPlain(port);
+    in_flight.first_delta.get_future().wait();
+    ASSERT_TRUE(fake.WaitForRequests(2, 5s));
 }
 
 TEST(Shutdown, InflightStreamAndRequestFinishWithinGraceThenExit0) {
@@ -81,11 +85,8 @@ TEST(Shutdown, InflightStreamAndRequestFinishWithinGraceThenExit0) {
     fake.SetBehavior(slow);
     auto serve = Serve(fake.url(), 10);
     ASSERT_TRUE(serve.WaitUp()) << serve.Log();
-    std::promise<void> first_delta;
-    auto stream = StartStream(serve.port(), first_delta);
-    auto plain = StartPlain(serve.port());
-    first_delta.get_future().wait();
-    ASSERT_TRUE(fake.WaitForRequests(2, 5s));
+    InFlight in_flight;
+    ASSERT_NO_FATAL_FAILURE(StartInFlight(serve.port(), fake, in_flight));
     const auto signalled = Clock::now();
     serve.Signal(SIGTERM);
     std::this_thread::sleep_for(200ms);
@@ -95,11 +96,11 @@ TEST(Shutdown, InflightStreamAndRequestFinishWithinGraceThenExit0) {
     auto refused = late.Get("/healthz");
     EXPECT_FALSE(refused) << "still accepting after SIGTERM";
 
-    auto events = ParseSse(stream.get());
+    auto events = ParseSse(in_flight.stream.get());
     ASSERT_FALSE(events.empty());
     EXPECT_EQ(events.back().first, "done") << "the stream must finish within the grace period";
     EXPECT_EQ(events.back().second["summary"], slow.reply);
-    EXPECT_EQ(plain.get().first, 200);
+    EXPECT_EQ(in_flight.plain.get().first, 200);
     EXPECT_EQ(serve.WaitExit(8s), 0) << serve.Log();
     EXPECT_LT(Clock::now() - signalled, 8s);
     EXPECT_EQ(fake.ClientDisconnects(), 0) << "nothing was cancelled";
@@ -114,19 +115,16 @@ TEST(Shutdown, RequestsOverTheGraceAreCancelledUpstream) {
     fake.SetBehavior(endless);
     auto serve = Serve(fake.url(), 1);
     ASSERT_TRUE(serve.WaitUp()) << serve.Log();
-    std::promise<void> first_delta;
-    auto stream = StartStream(serve.port(), first_delta);
-    auto plain = StartPlain(serve.port());
-    first_delta.get_future().wait();
-    ASSERT_TRUE(fake.WaitForRequests(2, 5s));
+    InFlight in_flight;
+    ASSERT_NO_FATAL_FAILURE(StartInFlight(serve.port(), fake, in_flight));
     const auto signalled = Clock::now();
     serve.Signal(SIGTERM);
-    auto events = ParseSse(stream.get());
+    auto events = ParseSse(in_flight.stream.get());
     ASSERT_FALSE(events.empty());
     EXPECT_EQ(events.back().first, "error");
     EXPECT_EQ(events.back().second["error"]["code"], "upstream_unavailable");
     EXPECT_NE(events.back().second["error"]["message"].get<std::string>().find("shutting down"), std::string::npos);
-    auto [status, body] = plain.get();
+    auto [status, body] = in_flight.plain.get();
     EXPECT_EQ(status, 503) << body;
     EXPECT_EQ(serve.WaitExit(6s), 0) << serve.Log();
     const auto took = Clock::now() - signalled;

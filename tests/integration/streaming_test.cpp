@@ -12,28 +12,6 @@ const char* kText =
     "The library will close for renovation from the first of June to the end of August. During that time, "
     "books can be borrowed from the temporary branch in the town hall, which opens every weekday from nine to five.";
 
-// Streams POST /summarize; `on_data` sees each piece of the body; returning false disconnects.
-httplib::Error StreamSummarize(int port, const json& body, std::string& received,
-                               const std::function<bool(const std::string&)>& on_data = nullptr,
-                               httplib::Headers headers = {}) {
-    httplib::Client client("127.0.0.1", port);
-    client.set_read_timeout(std::chrono::seconds(30));
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/summarize";
-    req.headers = headers;
-    req.headers.emplace("Content-Type", "application/json");
-    req.body = body.dump();
-    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
-        received.append(data, length);
-        return on_data ? on_data(received) : true;
-    };
-    httplib::Response res;
-    httplib::Error error = httplib::Error::Success;
-    client.send(req, res, error);
-    return error;
-}
-
 TEST_F(ServiceTest, StreamsMetaDeltasAndDone) {
     FakeBehavior b;
     b.reply = "Library closed June to August; temporary branch in the town hall.";

@@ -2,6 +2,8 @@
 // with a plain httplib::Client, as the service would.
 #include "fake_ollama.hpp"
 
+#include "eventually.hpp"
+
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -14,6 +16,7 @@ namespace fake = summarizer::testing;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using fake::Eventually;
 
 std::unique_ptr<httplib::Client> MakeClient(int port) {
     auto client = std::make_unique<httplib::Client>("127.0.0.1", port);
@@ -62,14 +65,6 @@ json Generate(const std::string& model, const std::string& prompt) {
 }
 
 // Waits up to `timeout` for `done()`.
-bool Eventually(const std::function<bool()>& done, milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (!done()) {
-        if (Clock::now() > deadline) return false;
-        std::this_thread::sleep_for(milliseconds(1));
-    }
-    return true;
-}
 
 class FakeOllamaTest : public ::testing::Test {
 protected:

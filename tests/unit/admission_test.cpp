@@ -8,21 +8,14 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
+
 namespace summarizer {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// Waits (bounded) until `pred` holds.
-template <typename Pred>
-bool Eventually(Pred pred) {
-    for (int i = 0; i < 2000; ++i) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(1ms);
-    }
-    return pred();
-}
+using testing::Eventually;
 
 TEST(Admission, BoundsInflightAndQueue) {
     Metrics metrics;
@@ -31,7 +24,7 @@ TEST(Admission, BoundsInflightAndQueue) {
     EXPECT_EQ(admission.Enter(), AdmitResult::kAdmitted);
     std::atomic<int> third{-1};
     std::thread waiter([&] { third = static_cast<int>(admission.Enter()); });
-    ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }));
+    ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }, 2000ms));
     EXPECT_EQ(metrics.queued(), 1);
     EXPECT_EQ(metrics.inflight(), 2);
     EXPECT_EQ(admission.Enter(), AdmitResult::kQueueFull);  // 2 running + 1 waiting
@@ -62,7 +55,7 @@ TEST(Admission, QueueIsFirstInFirstOut) {
             }
             admission.Leave();
         });
-        ASSERT_TRUE(Eventually([&] { return admission.queued() == i + 1; }));
+        ASSERT_TRUE(Eventually([&] { return admission.queued() == i + 1; }, 2000ms));
     }
     admission.Leave();
     for (auto& t : waiters) t.join();
@@ -84,7 +77,7 @@ TEST(Admission, ClientGoneWhileQueuedFreesItsPlace) {
     std::atomic<bool> connected{true};
     std::atomic<int> outcome{-1};
     std::thread waiter([&] { outcome = static_cast<int>(admission.Enter([&] { return connected.load(); })); });
-    ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }));
+    ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }, 2000ms));
     EXPECT_EQ(admission.Enter(), AdmitResult::kQueueFull);
     connected = false;
     waiter.join();
@@ -93,7 +86,7 @@ TEST(Admission, ClientGoneWhileQueuedFreesItsPlace) {
     EXPECT_EQ(admission.inflight(), 1) << "an abandoned place never takes a slot";
     // The place is free again: another caller can queue.
     std::thread next([&] { EXPECT_EQ(admission.Enter(), AdmitResult::kAdmitted); });
-    ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }));
+    ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }, 2000ms));
     admission.Leave();
     next.join();
 }
@@ -129,7 +122,7 @@ TEST(Admission, RetryAfterGrowsWithTheQueue) {
     ASSERT_EQ(admission.Enter(), AdmitResult::kAdmitted);
     std::vector<std::thread> waiters;
     for (int i = 0; i < 5; ++i) waiters.emplace_back([&] { (void)admission.Enter(); });
-    ASSERT_TRUE(Eventually([&] { return admission.queued() == 5; }));
+    ASSERT_TRUE(Eventually([&] { return admission.queued() == 5; }, 2000ms));
     EXPECT_EQ(empty_queue, 1);
     EXPECT_EQ(admission.RetryAfterSeconds(), 6);  // position 6 at 1 request/s
     admission.Abort();
@@ -141,7 +134,7 @@ TEST(Admission, ShutdownRefusesNewcomersThenReleasesTheQueue) {
     ASSERT_EQ(admission.Enter(), AdmitResult::kAdmitted);
     std::atomic<int> queued_outcome{-1};
     std::thread waiter([&] { queued_outcome = static_cast<int>(admission.Enter()); });
-    ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }));
+    ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }, 2000ms));
     admission.BeginShutdown();
     EXPECT_EQ(admission.Enter(), AdmitResult::kShuttingDown);
     EXPECT_FALSE(admission.WaitIdle(Clock::now() + 50ms));

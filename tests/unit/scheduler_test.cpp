@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "fake_backend.hpp"
 #include "summarizer/summarizer.hpp"
 
@@ -26,18 +27,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using Lease = UpstreamScheduler::Lease;
+using testing::Eventually;
 
 // Polls `condition` until it holds or a generous deadline passes.
-template <typename F>
-bool Eventually(F condition, std::chrono::milliseconds timeout = 5000ms) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-        if (condition()) return true;
-        std::this_thread::sleep_for(1ms);
-    }
-    return condition();
-}
-
 SchedulerOptions Options(int slots, bool gate) {
     SchedulerOptions o;
     o.slots = slots;

@@ -571,8 +571,10 @@ TEST_F(FakeOllamaTest, GpuQueuedCallWhoseClientLeavesIsNoticed) {
     gpu.output_tokens = 1000;  // ~17 s: holds the only slot
     server.SetGpuModel(gpu);
     auto busy = std::async(std::launch::async, [&] {
+        // Gives up after 2 s of silence (its decode takes ~17 s), long after the checks below: a
+        // shorter wait left ~100 ms between them and the slot's release, too little on a loaded CI.
         auto own = MakeClient(server.port());
-        own->set_read_timeout(0, 300'000);
+        own->set_read_timeout(2, 0);
         return PostStream(*own, "/api/generate", Generate("gemma3-4b-16k", "hi"));
     });
     ASSERT_TRUE(server.WaitForRequests(1, milliseconds(1000)));

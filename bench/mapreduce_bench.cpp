@@ -237,7 +237,7 @@ RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slo
     scheduler_options.slots = concurrency;
     UpstreamScheduler scheduler(scheduler_options);
     OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
-    ScheduledBackend backend(client, scheduler);
+    ScheduledEngine backend(client, scheduler);
 
     RunOutcome out;
     std::mutex mutex;
@@ -248,8 +248,8 @@ RunOutcome RunOnce(const std::string& text, const std::string& lang, int gpu_slo
         c.tag = g.tag;
         c.ok = r.ok();
         if (r.ok()) {
-            c.prompt_tokens = r->prompt_eval_count;
-            c.output_tokens = r->eval_count;
+            c.prompt_tokens = r->prompt_tokens;
+            c.output_tokens = r->output_tokens;
         }
         out.calls.push_back(std::move(c));
     };
@@ -310,7 +310,7 @@ double ShortRequestLatencyS(const std::string& big, const std::string& short_tex
     if (!priority) config.scheduler.batch_max_wait_ms = 0;
     UpstreamScheduler scheduler(SchedulerOptionsFromConfig(config));
     OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
-    ScheduledBackend backend(client, scheduler);
+    ScheduledEngine backend(client, scheduler);
     Summarizer summarizer(config, backend);
     auto run = [&](const std::string& text) {
         SummarizeRequest request;

@@ -198,9 +198,12 @@ int HttpStatusFor(ErrorCode code) {
         case ErrorCode::kOverloaded: return 429;
         case ErrorCode::kUpstreamError:
         case ErrorCode::kContextOverflow: return 502;
-        case ErrorCode::kUpstreamUnavailable: return 503;
+        case ErrorCode::kUpstreamUnreachable:
+        case ErrorCode::kUpstreamUnavailable:
+        case ErrorCode::kUpstreamBusy: return 503;
         case ErrorCode::kUpstreamTimeout: return 504;
         case ErrorCode::kCancelled: return 499;
+        case ErrorCode::kUnsupported:
         case ErrorCode::kInternal: return 500;
     }
     return 500;

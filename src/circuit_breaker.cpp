@@ -7,9 +7,9 @@
 namespace summarizer {
 
 bool IsUpstreamUnreachable(const Error& error) {
-    // The Ollama client marks connection failures retryable and a missing model not: a server
-    // that says "model not found" is reachable, and falling back would hide a set-up mistake.
-    return error.code == ErrorCode::kUpstreamUnavailable && error.retryable;
+    // A server that says "model not found" is reachable (kUpstreamUnavailable): falling back would
+    // hide a set-up mistake.
+    return error.code == ErrorCode::kUpstreamUnreachable;
 }
 
 std::string_view CircuitStateName(CircuitState state) {
@@ -21,7 +21,7 @@ std::string_view CircuitStateName(CircuitState state) {
     return "closed";
 }
 
-CircuitBreaker::CircuitBreaker(LlmBackend& inner, CircuitBreakerOptions options,
+CircuitBreaker::CircuitBreaker(LlmEngine& inner, CircuitBreakerOptions options,
                                std::function<Clock::time_point()> now)
     : inner_(inner), options_(std::move(options)), now_(std::move(now)) {}
 
@@ -40,7 +40,7 @@ bool CircuitBreaker::Admit(bool* probe, Error* refusal) {
     double wait_s = std::max(0.0, std::chrono::duration<double>(reopen - now).count());
     std::string when = probing_ ? "a probe call is checking it now"
                                 : "the next probe is in " + std::to_string(static_cast<int>(std::ceil(wait_s))) + " s";
-    *refusal = MakeError(ErrorCode::kUpstreamUnavailable,
+    *refusal = MakeError(ErrorCode::kUpstreamUnreachable,
                          options_.upstream_name + " is unreachable (" + std::to_string(consecutive_failures_) +
                              " connection failures in a row; last: " + last_failure_ + "); failing fast while the "
                              "circuit is open, " + when,
@@ -52,7 +52,8 @@ void CircuitBreaker::Record(bool probe, const Error* error) {
     if (options_.failure_threshold <= 0) return;
     std::lock_guard lock(mutex_);
     if (probe) probing_ = false;
-    if (error && error->code == ErrorCode::kCancelled) return;  // says nothing about the server
+    // Neither a cancelled call nor one the engine cannot do (answered locally) says anything about the server.
+    if (error && (error->code == ErrorCode::kCancelled || error->code == ErrorCode::kUnsupported)) return;
     if (error && IsUpstreamUnreachable(*error)) {
         last_failure_ = error->message;
         ++consecutive_failures_;
@@ -88,16 +89,16 @@ Result<GenerateResult> CircuitBreaker::Generate(const GenerateRequest& request, 
     return Guard<GenerateResult>([&] { return inner_.Generate(request, on_token, cancel); });
 }
 
-Result<std::vector<std::string>> CircuitBreaker::ListModels() {
-    return Guard<std::vector<std::string>>([&] { return inner_.ListModels(); });
+Result<int64_t> CircuitBreaker::CountTokens(const std::string& model, const std::string& text) {
+    return Guard<int64_t>([&] { return inner_.CountTokens(model, text); });
 }
 
-Result<std::vector<LoadedModel>> CircuitBreaker::ListLoaded() {
-    return Guard<std::vector<LoadedModel>>([&] { return inner_.ListLoaded(); });
+Result<int64_t> CircuitBreaker::ContextSize(const std::string& model) {
+    return Guard<int64_t>([&] { return inner_.ContextSize(model); });
 }
 
-Result<GenerateResult> CircuitBreaker::Load(const std::string& model, int num_ctx, const std::string& keep_alive) {
-    return Guard<GenerateResult>([&] { return inner_.Load(model, num_ctx, keep_alive); });
+Result<EngineHealth> CircuitBreaker::Health() {
+    return Guard<EngineHealth>([&] { return inner_.Health(); });
 }
 
 CircuitState CircuitBreaker::state() const {

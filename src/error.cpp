@@ -12,9 +12,12 @@ std::string_view ErrorCodeName(ErrorCode code) {
         case ErrorCode::kInputTooLarge: return "input_too_large";
         case ErrorCode::kOverloaded: return "overloaded";
         case ErrorCode::kUpstreamError: return "upstream_error";
-        case ErrorCode::kUpstreamUnavailable: return "upstream_unavailable";
+        case ErrorCode::kUpstreamUnreachable:
+        case ErrorCode::kUpstreamUnavailable:
+        case ErrorCode::kUpstreamBusy: return "upstream_unavailable";
         case ErrorCode::kUpstreamTimeout: return "upstream_timeout";
         case ErrorCode::kContextOverflow: return "upstream_error";
+        case ErrorCode::kUnsupported: return "internal_error";
         case ErrorCode::kCancelled: return "cancelled";
         case ErrorCode::kInternal: return "internal_error";
     }

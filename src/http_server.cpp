@@ -234,11 +234,11 @@ struct HttpServer::Impl {
     // Fails fast while Ollama is unreachable; every request's upstream call goes through it. The
     // model manager's own calls (preloads, /api/ps) do not: the circuit counts request traffic only.
     CircuitBreaker breaker;
-    LlmBackend& backend;          // `breaker`
+    LlmEngine& backend;          // `breaker`
     UpstreamScheduler scheduler;  // one per process: every request's upstream calls share Ollama's slots
-    ScheduledBackend scheduled;
+    ScheduledEngine scheduled;
     ModelManager manager;      // VRAM/keep_alive policy; learns from every call through `tracked`
-    TrackedBackend tracked;    // outside the scheduler: its pending counts include waiting calls
+    TrackedEngine tracked;    // outside the scheduler: its pending counts include waiting calls
     Summarizer summarizer;
     Admission admission;
     DrainableServer server;
@@ -252,7 +252,7 @@ struct HttpServer::Impl {
     std::atomic<bool> stopping{false};
     std::atomic<bool> run_called{false};
 
-    Impl(const Config& c, LlmBackend& b)
+    Impl(const Config& c, OllamaClient& b)
         : config(c),
           breaker(b, CircuitBreakerOptions{c.ollama.circuit_failure_threshold,
                                            std::chrono::milliseconds(c.ollama.circuit_open_ms),
@@ -346,17 +346,21 @@ struct HttpServer::Impl {
             if (!r.ok()) {
                 switch (r.error().code) {
                     case ErrorCode::kUpstreamTimeout: outcome = "timeout"; break;
-                    case ErrorCode::kUpstreamUnavailable: outcome = "unavailable"; break;
+                    case ErrorCode::kUpstreamUnreachable:
+                    case ErrorCode::kUpstreamUnavailable:
+                    case ErrorCode::kUpstreamBusy: outcome = "unavailable"; break;
                     case ErrorCode::kCancelled: outcome = "cancelled"; break;
                     case ErrorCode::kContextOverflow: outcome = "overflow"; break;
                     default: outcome = "error";
                 }
             }
-            metrics.ObserveUpstream(outcome, ms / 1000.0, r.ok() ? r->prompt_eval_count : 0,
-                                    r.ok() ? r->eval_count : 0);
+            metrics.ObserveUpstream(outcome, ms / 1000.0, r.ok() ? r->prompt_tokens : 0,
+                                    r.ok() ? r->output_tokens : 0);
             // A warm model reports a load_duration of milliseconds; loading gemma3:4b takes seconds.
             constexpr int64_t kColdLoadNs = 500'000'000;
-            if (r.ok() && r->load_duration_ns >= kColdLoadNs) metrics.ObserveLoad(g.model, r->load_duration_ns / 1e9);
+            if (r.ok() && r->load.count() >= kColdLoadNs) {
+                metrics.ObserveLoad(g.model, std::chrono::duration<double>(r->load).count());
+            }
         };
         o.on_overflow = [this] { metrics.CountOverflow(); };
         o.route_costs = [this] { return manager.CurrentCosts(); };
@@ -596,12 +600,12 @@ struct HttpServer::Impl {
     void HandleReady(httplib::Response& res) {
         if (stopping) return SendJson(res, 503, {{"status", "unavailable"}, {"reason", "shutting down"}});
         // Through the breaker: an open circuit answers at once (and a half-open one probes).
-        auto models = backend.ListModels();
-        if (!models.ok()) {
+        auto health = backend.Health();
+        if (!health.ok()) {
             json body = {{"status", "unavailable"},
-                         {"reason", models.error().message},
+                         {"reason", health.error().message},
                          {"circuit", std::string(CircuitStateName(breaker.state()))}};
-            if (config.degraded.extractive_fallback && IsUpstreamUnreachable(models.error())) {
+            if (config.degraded.extractive_fallback && IsUpstreamUnreachable(health.error())) {
                 body["degraded"] = "summaries are extractive (route \"extractive\") until Ollama answers";
             }
             return SendJson(res, 503, body);
@@ -609,7 +613,7 @@ struct HttpServer::Impl {
         std::vector<std::string> missing;
         std::string fix;
         for (const auto& bucket : config.buckets) {
-            bool found = std::any_of(models->begin(), models->end(), [&](const std::string& name) {
+            bool found = std::any_of(health->models.begin(), health->models.end(), [&](const std::string& name) {
                 return name == bucket.model || name == bucket.model + ":latest";
             });
             if (!found) {
@@ -848,7 +852,7 @@ struct HttpServer::Impl {
     }
 };
 
-HttpServer::HttpServer(const Config& config, LlmBackend& backend) : impl_(std::make_unique<Impl>(config, backend)) {
+HttpServer::HttpServer(const Config& config, OllamaClient& ollama) : impl_(std::make_unique<Impl>(config, ollama)) {
     impl_->Setup();
 }
 

@@ -193,7 +193,7 @@ int Summarize(const Config& config, const std::string& path, const std::map<std:
     }
     OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
     UpstreamScheduler scheduler(SchedulerOptionsFromConfig(config));
-    ScheduledBackend scheduled(client, scheduler);
+    ScheduledEngine scheduled(client, scheduler);
     Summarizer summarizer(config, scheduled);
     SummarizeEvents events;
     const bool tty = isatty(fileno(stderr));

@@ -37,9 +37,9 @@ bool SameModel(const std::string& bucket_model, const std::string& name) {
 
 }  // namespace
 
-ModelManager::ModelManager(const Config& config, LlmBackend& backend, Metrics* metrics)
+ModelManager::ModelManager(const Config& config, ModelHost& host, Metrics* metrics)
     : config_(config),
-      backend_(backend),
+      host_(host),
       metrics_(metrics),
       buckets_(config.buckets.size()),
       reload_ms_(config.routing.cost_reload_ms) {
@@ -145,7 +145,7 @@ void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<Genera
         if (*index != 0) other_activity_ = std::chrono::steady_clock::now();
         if (result.ok()) {
             const GenerateResult& r = *result;
-            const double load_ms = static_cast<double>(r.load_duration_ns) / 1e6;
+            const double load_ms = std::chrono::duration<double, std::milli>(r.load).count();
             if (load_ms > kRunnerLoadMs) {
                 reload_ms_ = reloads_seen_ == 0 ? load_ms : Ewma(reload_ms_, load_ms);
                 ++reloads_seen_;
@@ -157,19 +157,16 @@ void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<Genera
             runner_ = *index;
             // Rates are stored as if on the GPU alone: the router applies the spill slowdown itself.
             const double unspill = b.spilling ? std::max(1.0, config_.routing.cost_spill_slowdown) : 1.0;
-            if (r.prompt_eval_count >= kMinPrefillSample && r.prompt_eval_duration_ns > 0) {
-                b.prefill = Ewma(b.prefill, unspill * static_cast<double>(r.prompt_eval_count) * 1e9 /
-                                                static_cast<double>(r.prompt_eval_duration_ns));
+            if (r.prompt_tokens >= kMinPrefillSample && r.prefill.count() > 0) {
+                b.prefill = Ewma(b.prefill, unspill * r.PrefillTokensPerSecond());
             }
-            if (r.eval_count >= kMinDecodeSample && r.eval_duration_ns > 0) {
-                b.decode = Ewma(b.decode, unspill * static_cast<double>(r.eval_count) * 1e9 /
-                                              static_cast<double>(r.eval_duration_ns));
+            if (r.output_tokens >= kMinDecodeSample && r.decode.count() > 0) {
+                b.decode = Ewma(b.decode, unspill * r.DecodeTokensPerSecond());
             }
-            const double call_ms = r.total_duration_ns > 0
-                                       ? static_cast<double>(r.total_duration_ns - r.load_duration_ns) / 1e6
-                                       : r.wall_ms;
+            using Ms = std::chrono::duration<double, std::milli>;
+            const double call_ms = r.total.count() > 0 ? Ms(r.total - r.load).count() : Ms(r.wall).count();
             if (call_ms > 0) b.call_ms = Ewma(b.call_ms, call_ms / unspill);
-            if (r.eval_count > 0) output_tokens_ = Ewma(output_tokens_, static_cast<double>(r.eval_count));
+            if (r.output_tokens > 0) output_tokens_ = Ewma(output_tokens_, static_cast<double>(r.output_tokens));
             ++b.calls;
         }
         // The hot bucket comes back once nothing else needs the other one.
@@ -211,11 +208,11 @@ void ModelManager::LoadHotBucket(const std::string& why) {
         if (why != "start-up" && (others_pending || buckets_[0].pending > 0 || buckets_[0].loaded)) return;
         ++preloads_;
     }
-    auto result = backend_.Load(hot.model, hot.num_ctx, hot.keep_alive);
+    auto result = host_.Load(hot.model, hot.num_ctx, hot.keep_alive);
     {
         std::lock_guard lock(mutex_);
         if (result.ok()) {
-            const double load_ms = static_cast<double>(result->load_duration_ns) / 1e6;
+            const double load_ms = std::chrono::duration<double, std::milli>(result->load).count();
             char buf[96];
             std::snprintf(buf, sizeof buf, "ok (%s), load_duration %.0f ms", why.c_str(), load_ms);
             last_preload_ = buf;
@@ -274,7 +271,7 @@ void ModelManager::ApplyLoadedLocked(const std::vector<LoadedModel>& loaded) {
 }
 
 void ModelManager::RefreshLoaded() {
-    auto loaded = backend_.ListLoaded();
+    auto loaded = host_.ListLoaded();
     if (!loaded.ok()) return;
     std::lock_guard lock(mutex_);
     ApplyLoadedLocked(*loaded);
@@ -309,7 +306,7 @@ RouteCosts ModelManager::CurrentCosts() const {
 }
 
 ManagerStatus ModelManager::Status() {
-    auto loaded = backend_.ListLoaded();
+    auto loaded = host_.ListLoaded();
     const RouteCosts costs = CurrentCosts();
     const double usable = config_.vram.budget_mb - config_.vram.reserve_mb;
     ManagerStatus s;
@@ -386,7 +383,7 @@ void ModelManager::WaitIdle() {
     work_cv_.wait(lock, [&] { return stopping_ || (tasks_.empty() && !busy_); });
 }
 
-Result<GenerateResult> TrackedBackend::Generate(const GenerateRequest& request, const TokenCallback& on_token,
+Result<GenerateResult> TrackedEngine::Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                                 const CancelToken& cancel) {
     manager_.OnCallStart(request);
     auto result = inner_.Generate(request, on_token, cancel);

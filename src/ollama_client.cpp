@@ -60,7 +60,7 @@ Error TransportError(httplib::Error error, const std::string& url) {
     switch (error) {
         case httplib::Error::Connection:
         case httplib::Error::ConnectionTimeout:
-            return MakeError(ErrorCode::kUpstreamUnavailable,
+            return MakeError(ErrorCode::kUpstreamUnreachable,
                              "cannot connect to Ollama at " + url + " (" + httplib::to_string(error) +
                                  "): start it (`ollama serve`) or set OLLAMA_HOST",
                              /*retryable=*/true);
@@ -84,14 +84,6 @@ Result<json> GetJson(const OllamaClientOptions& options, const std::string& path
 }
 
 }  // namespace
-
-double GenerateResult::PrefillTokensPerSecond() const {
-    return prompt_eval_duration_ns > 0 ? prompt_eval_count * 1e9 / prompt_eval_duration_ns : 0.0;
-}
-
-double GenerateResult::DecodeTokensPerSecond() const {
-    return eval_duration_ns > 0 ? eval_count * 1e9 / eval_duration_ns : 0.0;
-}
 
 OllamaClientOptions OllamaClientOptions::FromConfig(const OllamaConfig& config) {
     OllamaClientOptions options;
@@ -235,8 +227,8 @@ OllamaClient::~OllamaClient() = default;
 
 std::string BuildGenerateBody(const GenerateRequest& request) {
     json options = {
-        {"num_ctx", request.num_ctx},
-        {"num_predict", request.num_predict},
+        {"num_ctx", request.context_tokens},
+        {"num_predict", request.max_output_tokens},
         {"num_batch", request.num_batch},
         {"temperature", request.temperature},
         {"repeat_penalty", request.repeat_penalty},
@@ -265,7 +257,12 @@ Error ErrorFromOllamaStatus(int status, const std::string& body, const std::stri
     if (status == 400 && text.find("exceeds the context length") != std::string::npos) {
         return MakeError(ErrorCode::kContextOverflow, prefix);
     }
-    bool transient = status == 500 || status == 502 || status == 503 || status == 429;
+    if (status == 503 || status == 429) {
+        // "server busy, please try again. maximum pending requests exceeded" (OLLAMA_MAX_QUEUE): the
+        // server is fine, its queue is full. Retried; after that the client is told to come back later.
+        return MakeError(ErrorCode::kUpstreamBusy, prefix, /*retryable=*/true);
+    }
+    bool transient = status == 500 || status == 502;
     return MakeError(ErrorCode::kUpstreamError, prefix, transient);
 }
 
@@ -343,19 +340,20 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
         std::string piece;
         if (auto it = doc.find("response"); it != doc.end() && it->is_string()) piece = it->get<std::string>();
         if (!piece.empty()) {
-            if (result.text.empty()) result.ttft_ms = MsSince(start);
+            if (result.text.empty()) result.ttft = std::chrono::duration_cast<GenerateResult::Duration>(Clock::now() - start);
             result.text += piece;
             if (on_token) on_token(piece);
         }
         if (doc.value("done", false)) {
             final_seen = true;
-            result.done_reason = doc.value("done_reason", "");
-            result.prompt_eval_count = GetInt(doc, "prompt_eval_count");
-            result.eval_count = GetInt(doc, "eval_count");
-            result.total_duration_ns = GetInt(doc, "total_duration");
-            result.load_duration_ns = GetInt(doc, "load_duration");
-            result.prompt_eval_duration_ns = GetInt(doc, "prompt_eval_duration");
-            result.eval_duration_ns = GetInt(doc, "eval_duration");
+            result.finish_reason = doc.value("done_reason", "");
+            result.prompt_tokens = GetInt(doc, "prompt_eval_count");
+            result.output_tokens = GetInt(doc, "eval_count");
+            // Ollama's durations are nanoseconds.
+            result.total = std::chrono::nanoseconds(GetInt(doc, "total_duration"));
+            result.load = std::chrono::nanoseconds(GetInt(doc, "load_duration"));
+            result.prefill = std::chrono::nanoseconds(GetInt(doc, "prompt_eval_duration"));
+            result.decode = std::chrono::nanoseconds(GetInt(doc, "eval_duration"));
         }
         return !cancel.cancelled();
     };
@@ -382,7 +380,7 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     httplib::Error transport = httplib::Error::Success;
     bool sent = client->send(req, res, transport);
     watchdog_->Remove(watch);
-    result.wall_ms = MsSince(start);
+    result.wall = std::chrono::duration_cast<GenerateResult::Duration>(Clock::now() - start);
 
     // The final object may arrive without a trailing newline.
     if (sent && status == 200 && !final_seen && !stream_error && !reader.pending().empty() && !reader.overflowed()) {
@@ -431,16 +429,16 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     return result;
 }
 
-Result<std::vector<std::string>> OllamaClient::ListModels() {
+Result<EngineHealth> OllamaClient::Health() {
     auto doc = GetJson(options_, "/api/tags");
     if (!doc.ok()) return doc.error();
-    std::vector<std::string> names;
+    EngineHealth health;
     for (const auto& model : doc->value("models", json::array())) {
         if (model.is_object() && model.contains("name") && model["name"].is_string()) {
-            names.push_back(model["name"].get<std::string>());
+            health.models.push_back(model["name"].get<std::string>());
         }
     }
-    return names;
+    return health;
 }
 
 Result<std::vector<LoadedModel>> OllamaClient::ListLoaded() {
@@ -460,21 +458,21 @@ Result<std::vector<LoadedModel>> OllamaClient::ListLoaded() {
     return loaded;
 }
 
-Result<GenerateResult> OllamaClient::Load(const std::string& model, int num_ctx, const std::string& keep_alive) {
+Result<GenerateResult> OllamaClient::Load(const std::string& model, int context_tokens, const std::string& keep_alive) {
     auto client = MakeClient(options_, options_.first_token_timeout_s);
     json body = {{"model", model}, {"prompt", ""}, {"stream", false}, {"keep_alive", keep_alive}};
-    if (num_ctx > 0) body["options"] = {{"num_ctx", num_ctx}};
+    if (context_tokens > 0) body["options"] = {{"num_ctx", context_tokens}};
     const auto start = Clock::now();
     auto res = client->Post("/api/generate", body.dump(), "application/json");
     if (!res) return TransportError(res.error(), options_.base_url);
     if (res->status != 200) return ErrorFromOllamaStatus(res->status, res->body, model);
     GenerateResult result;
-    result.wall_ms = MsSince(start);
+    result.wall = std::chrono::duration_cast<GenerateResult::Duration>(Clock::now() - start);
     try {
         auto doc = json::parse(res->body);
-        result.done_reason = doc.value("done_reason", "");
-        result.load_duration_ns = GetInt(doc, "load_duration");
-        result.total_duration_ns = GetInt(doc, "total_duration");
+        result.finish_reason = doc.value("done_reason", "");
+        result.load = std::chrono::nanoseconds(GetInt(doc, "load_duration"));
+        result.total = std::chrono::nanoseconds(GetInt(doc, "total_duration"));
     } catch (const json::exception& e) {
         return MakeError(ErrorCode::kUpstreamError, std::string("Ollama sent malformed JSON for a load: ") + e.what());
     }

@@ -155,7 +155,7 @@ int UpstreamScheduler::Pending(const std::string& model) const {
     return count(waiting_) + count(running_);
 }
 
-Result<GenerateResult> ScheduledBackend::Generate(const GenerateRequest& request, const TokenCallback& on_token,
+Result<GenerateResult> ScheduledEngine::Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                                   const CancelToken& cancel) {
     auto lease = scheduler_.Acquire(request.model, request.interactive, cancel);
     if (!lease.ok()) return lease.error();

@@ -31,11 +31,11 @@ struct Accounting {
 
     void Add(const GenerateResult& r) {
         std::lock_guard lock(mutex);
-        usage.prompt_tokens += r.prompt_eval_count;
-        usage.completion_tokens += r.eval_count;
-        prompt_eval_ns += r.prompt_eval_duration_ns;
-        eval_ns += r.eval_duration_ns;
-        load_ns += r.load_duration_ns;
+        usage.prompt_tokens += r.prompt_tokens;
+        usage.completion_tokens += r.output_tokens;
+        prompt_eval_ns += r.prefill.count();
+        eval_ns += r.decode.count();
+        load_ns += r.load.count();
     }
     void Count() {
         std::lock_guard lock(mutex);
@@ -44,7 +44,7 @@ struct Accounting {
 };
 
 // True when Ollama evaluated as many prompt tokens as the context holds: it cut the prompt.
-bool LooksTruncated(const GenerateResult& r, int num_ctx) { return r.prompt_eval_count >= num_ctx; }
+bool LooksTruncated(const GenerateResult& r, int num_ctx) { return r.prompt_tokens >= num_ctx; }
 
 // Runs `count` jobs with at most `parallel` at once. A job returning an Error stops the others
 // from starting and cancels the running ones through `cancel`. Returns the first error.
@@ -75,7 +75,7 @@ std::optional<Error> RunBounded(int count, int parallel, const CancelToken& canc
 
 }  // namespace
 
-Summarizer::Summarizer(const Config& config, LlmBackend& backend, SummarizerObserver observer)
+Summarizer::Summarizer(const Config& config, LlmEngine& backend, SummarizerObserver observer)
     : config_(config), backend_(backend), observer_(std::move(observer)) {}
 
 std::string Summarizer::ResolveLanguage(const SummarizeRequest& request, const TextStats& stats) {
@@ -124,7 +124,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
             // Ollama refused the prompt as over num_ctx ("truncate": false): counted like a cut one.
             if (observer_.on_overflow) observer_.on_overflow();
             spdlog::warn("request {}: Ollama refused {} as over num_ctx {} ({}); re-planning with a stricter estimate",
-                         request.request_id, g.tag, g.num_ctx, result.error().message);
+                         request.request_id, g.tag, g.context_tokens, result.error().message);
         }
         return result;
     };
@@ -134,11 +134,11 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                             bool interactive) {
         GenerateRequest g;
         g.model = plan.model;
-        g.num_ctx = plan.num_ctx;
+        g.context_tokens = plan.num_ctx;
         g.keep_alive = plan.keep_alive;
         g.system = prompt.system;
         g.prompt = prompt.prompt;
-        g.num_predict = num_predict;
+        g.max_output_tokens = num_predict;
         g.num_batch = config_.generation.num_batch;
         g.temperature = config_.generation.temperature;
         g.repeat_penalty = config_.generation.repeat_penalty;
@@ -195,9 +195,9 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
             if (!result.ok()) {
                 failure = result.error();
             } else if (LooksTruncated(*result, plan.num_ctx)) {
-                failure = overflow_error(plan, "prompt_eval_count " + std::to_string(result->prompt_eval_count) +
+                failure = overflow_error(plan, "prompt_eval_count " + std::to_string(result->prompt_tokens) +
                                                    " reached num_ctx " + std::to_string(plan.num_ctx));
-                safety = std::max(safety * 1.25, 1.0 * result->prompt_eval_count / std::max<int64_t>(1, plan.estimated_prompt_tokens) + 0.1);
+                safety = std::max(safety * 1.25, 1.0 * result->prompt_tokens / std::max<int64_t>(1, plan.estimated_prompt_tokens) + 0.1);
             } else {
                 summary = std::move(result->text);
             }
@@ -209,7 +209,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
             // prompt counts the tokens a partial has beyond its estimate (`excess`) on top of the estimate.
             std::vector<int64_t> partial_excess(static_cast<size_t>(total), 0);
             auto excess = [](const GenerateResult& r) {
-                return std::max<int64_t>(0, r.eval_count - EstimateTokens(r.text));
+                return std::max<int64_t>(0, r.output_tokens - EstimateTokens(r.text));
             };
             std::atomic<int> done{0};
             CancelToken map_cancel = cancel.Child();
@@ -234,7 +234,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
                 }
                 if (LooksTruncated(*result, plan.num_ctx)) {
                     return overflow_error(plan, "chunk " + std::to_string(i + 1) + ": prompt_eval_count " +
-                                                    std::to_string(result->prompt_eval_count) + " reached num_ctx");
+                                                    std::to_string(result->prompt_tokens) + " reached num_ctx");
                 }
                 partial_excess[static_cast<size_t>(i)] = excess(*result);
                 partials[static_cast<size_t>(i)] = std::move(result->text);

@@ -1,4 +1,4 @@
-// A circuit breaker around an LlmBackend: after `failure_threshold` consecutive calls that
+// A circuit breaker around an LlmEngine: after `failure_threshold` consecutive calls that
 // could not reach the server (IsUpstreamUnreachable), the circuit opens and every call fails
 // fast with kUpstreamUnavailable instead of waiting for connect time-outs and retries. After
 // `open_duration` one call is let through as a probe (half-open): its success, or any answer
@@ -12,13 +12,13 @@
 #include <mutex>
 #include <string>
 
-#include "summarizer/llm_backend.hpp"
+#include "summarizer/llm_engine.hpp"
 
 namespace summarizer {
 
-// True for failures that mean "the server cannot be reached" (connection refused, connect
-// time-out, or an open circuit), as opposed to answers from it (error status, missing model,
-// a broken stream) or time-outs of a server that accepted the call.
+// True for failures that mean "the server cannot be reached" (kUpstreamUnreachable: connection
+// refused, connect time-out, or an open circuit), as opposed to answers from it (error status,
+// missing model, a broken stream) or time-outs of a server that accepted the call.
 bool IsUpstreamUnreachable(const Error& error);
 
 enum class CircuitState { kClosed, kOpen, kHalfOpen };
@@ -30,17 +30,17 @@ struct CircuitBreakerOptions {
     std::string upstream_name = "Ollama";                 // for messages
 };
 
-class CircuitBreaker : public LlmBackend {
+class CircuitBreaker : public LlmEngine {
 public:
     using Clock = std::chrono::steady_clock;
-    CircuitBreaker(LlmBackend& inner, CircuitBreakerOptions options,
+    CircuitBreaker(LlmEngine& inner, CircuitBreakerOptions options,
                    std::function<Clock::time_point()> now = [] { return Clock::now(); });
 
     Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                     const CancelToken& cancel) override;
-    Result<std::vector<std::string>> ListModels() override;
-    Result<std::vector<LoadedModel>> ListLoaded() override;
-    Result<GenerateResult> Load(const std::string& model, int num_ctx, const std::string& keep_alive) override;
+    Result<int64_t> CountTokens(const std::string& model, const std::string& text) override;
+    Result<int64_t> ContextSize(const std::string& model) override;
+    Result<EngineHealth> Health() override;
 
     // kOpen until the open duration has passed, then kHalfOpen until a probe decides.
     CircuitState state() const;
@@ -57,7 +57,7 @@ private:
     template <typename T, typename Call>
     Result<T> Guard(Call&& call);
 
-    LlmBackend& inner_;
+    LlmEngine& inner_;
     const CircuitBreakerOptions options_;
     const std::function<Clock::time_point()> now_;
     mutable std::mutex mutex_;

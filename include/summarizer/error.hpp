@@ -1,5 +1,5 @@
 // Expected failures as values: every fallible operation returns Result<T>.
-// Only http_server.cpp maps an ErrorCode to an HTTP status and body.
+// Only api.cpp maps an ErrorCode to an HTTP status and body.
 #pragma once
 
 #include <string>
@@ -16,11 +16,14 @@ enum class ErrorCode {
     kPayloadTooLarge,       // 413
     kUnsupportedMediaType,  // 415
     kInputTooLarge,         // 422: fits no bucket and the caller asked for one pass
-    kOverloaded,            // 429
-    kUpstreamError,         // 502: Ollama answered with an error or broke off
-    kUpstreamUnavailable,   // 503: Ollama unreachable, or a bucket model is missing
+    kOverloaded,            // 429: this service's queue is full (Retry-After)
+    kUpstreamError,         // 502: the engine answered with an error or broke off
+    kUpstreamUnreachable,   // 503: cannot connect to the engine (refused, connect time-out, open circuit)
+    kUpstreamUnavailable,   // 503: the engine answers but cannot serve: a bucket model is missing
+    kUpstreamBusy,          // 503: the engine's own queue is full (Ollama "server busy"), Retry-After
     kUpstreamTimeout,       // 504
-    kContextOverflow,       // the prompt did not fit num_ctx (Ollama refused or truncated it)
+    kContextOverflow,       // the prompt did not fit the context (the engine refused or truncated it)
+    kUnsupported,           // the engine cannot do this (e.g. count tokens); callers fall back
     kCancelled,             // the caller cancelled (client gone); never sent to a client
     kInternal,              // 500: a bug
 };
@@ -33,10 +36,12 @@ struct Error {
     std::string message;
     // Transient failures (connection refused, 500, 503, dropped stream) may be retried.
     bool retryable = false;
+    // Seconds a client should wait before trying again (429 and 503 send it as Retry-After); 0: none.
+    int retry_after_s = 0;
 };
 
 inline Error MakeError(ErrorCode code, std::string message, bool retryable = false) {
-    return Error{code, std::move(message), retryable};
+    return Error{code, std::move(message), retryable, 0};
 }
 
 // A value or an Error. Small by design: ok(), value(), error().

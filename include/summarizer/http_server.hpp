@@ -7,15 +7,15 @@
 
 #include "summarizer/config.hpp"
 #include "summarizer/error.hpp"
-#include "summarizer/llm_backend.hpp"
 #include "summarizer/metrics.hpp"
+#include "summarizer/ollama_client.hpp"
 
 namespace summarizer {
 
 class HttpServer {
 public:
-    // `config` and `backend` must outlive the server.
-    HttpServer(const Config& config, LlmBackend& backend);
+    // `config` and `ollama` must outlive the server.
+    HttpServer(const Config& config, OllamaClient& ollama);
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "summarizer/config.hpp"
-#include "summarizer/llm_backend.hpp"
+#include "summarizer/llm_engine.hpp"
 #include "summarizer/metrics.hpp"
 #include "summarizer/router.hpp"
 
@@ -79,9 +79,9 @@ struct ManagerStatus {
 
 class ModelManager {
 public:
-    // `backend` is what loads and /api/ps reads go through; `metrics` may be null. Both outlive
+    // `host` is what loads and /api/ps reads go through; `metrics` may be null. Both outlive
     // the manager.
-    ModelManager(const Config& config, LlmBackend& backend, Metrics* metrics = nullptr);
+    ModelManager(const Config& config, ModelHost& host, Metrics* metrics = nullptr);
     ~ModelManager();
     ModelManager(const ModelManager&) = delete;
     ModelManager& operator=(const ModelManager&) = delete;
@@ -94,7 +94,7 @@ public:
     // bucket, the numbers and the fix. Pure function of the config.
     static std::vector<std::string> CheckVramBudget(const Config& config);
 
-    // Call tracking (TrackedBackend calls these around every Generate).
+    // Call tracking (TrackedEngine calls these around every Generate).
     void OnCallStart(const GenerateRequest& request);
     void OnCallEnd(const GenerateRequest& request, const Result<GenerateResult>& result);
 
@@ -130,7 +130,7 @@ private:
     void MarkLoadedLocked(size_t index);
 
     const Config& config_;
-    LlmBackend& backend_;
+    ModelHost& host_;
     Metrics* metrics_;
 
     mutable std::mutex mutex_;
@@ -153,11 +153,11 @@ private:
     std::thread worker_;
 };
 
-// An LlmBackend that reports every Generate to a ModelManager (pending counts, learning) and
+// An LlmEngine that reports every Generate to a ModelManager (pending counts, learning) and
 // forwards everything to `inner`.
-class TrackedBackend : public ForwardingBackend {
+class TrackedEngine : public ForwardingEngine {
 public:
-    TrackedBackend(LlmBackend& inner, ModelManager& manager) : ForwardingBackend(inner), manager_(manager) {}
+    TrackedEngine(LlmEngine& inner, ModelManager& manager) : ForwardingEngine(inner), manager_(manager) {}
 
     Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                     const CancelToken& cancel) override;

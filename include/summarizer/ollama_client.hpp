@@ -1,4 +1,4 @@
-// LlmBackend over Ollama's HTTP API: the one place that knows Ollama's wire format.
+// LlmEngine and ModelHost over Ollama's HTTP API: the one place that knows Ollama's wire format.
 // Streams /api/generate NDJSON; every call carries num_ctx, keep_alive, the generation options
 // and "truncate": false. Time-outs and cancellation live here: a watchdog closes the upstream
 // socket when the cancel flag is set or a deadline passes, so a cancelled call ends within
@@ -10,7 +10,7 @@
 #include <string>
 
 #include "summarizer/config.hpp"
-#include "summarizer/llm_backend.hpp"
+#include "summarizer/llm_engine.hpp"
 
 namespace summarizer {
 
@@ -27,16 +27,17 @@ struct OllamaClientOptions {
     static OllamaClientOptions FromConfig(const OllamaConfig& config);
 };
 
-class OllamaClient : public LlmBackend {
+class OllamaClient : public LlmEngine, public ModelHost {
 public:
     explicit OllamaClient(OllamaClientOptions options);
     ~OllamaClient() override;
 
     Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                     const CancelToken& cancel) override;
-    Result<std::vector<std::string>> ListModels() override;
+    // /api/tags: Ollama answers and has these models.
+    Result<EngineHealth> Health() override;
     Result<std::vector<LoadedModel>> ListLoaded() override;
-    Result<GenerateResult> Load(const std::string& model, int num_ctx, const std::string& keep_alive) override;
+    Result<GenerateResult> Load(const std::string& model, int context_tokens, const std::string& keep_alive) override;
 
     const OllamaClientOptions& options() const { return options_; }
 

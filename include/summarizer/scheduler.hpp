@@ -26,7 +26,7 @@
 
 #include "summarizer/config.hpp"
 #include "summarizer/error.hpp"
-#include "summarizer/llm_backend.hpp"
+#include "summarizer/llm_engine.hpp"
 
 namespace summarizer {
 
@@ -118,15 +118,15 @@ private:
     Clock::time_point current_since_{};  // when current_model_ last changed
 };
 
-// An LlmBackend that runs every Generate through the scheduler: it waits for a slot (kCancelled
+// An LlmEngine that runs every Generate through the scheduler: it waits for a slot (kCancelled
 // if cancelled meanwhile), tells the scheduler about the call's first token, and frees the slot
 // when the call ends however it ends. The inner backend's retries run inside the one slot.
-// ListModels/ListLoaded/Load pass straight through (a load is not a generation and must not
+// Health, CountTokens and ContextSize pass straight through (they are not generations and must not
 // queue behind a long job). Thread-safe; `inner` and `scheduler` must outlive it.
-class ScheduledBackend : public ForwardingBackend {
+class ScheduledEngine : public ForwardingEngine {
 public:
-    ScheduledBackend(LlmBackend& inner, UpstreamScheduler& scheduler)
-        : ForwardingBackend(inner), scheduler_(scheduler) {}
+    ScheduledEngine(LlmEngine& inner, UpstreamScheduler& scheduler)
+        : ForwardingEngine(inner), scheduler_(scheduler) {}
 
     Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                     const CancelToken& cancel) override;

@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "summarizer/config.hpp"
-#include "summarizer/llm_backend.hpp"
+#include "summarizer/llm_engine.hpp"
 #include "summarizer/router.hpp"
 
 namespace summarizer {
@@ -74,7 +74,7 @@ struct SummarizerObserver {
 
 class Summarizer {
 public:
-    Summarizer(const Config& config, LlmBackend& backend, SummarizerObserver observer = {});
+    Summarizer(const Config& config, LlmEngine& backend, SummarizerObserver observer = {});
 
     // Validates max_tokens against config and plans. Errors: kInvalidRequest, kInputTooLarge.
     Result<Plan> MakePlan(const SummarizeRequest& request) const;
@@ -90,7 +90,7 @@ private:
     RouteOptions MakeRouteOptions(const SummarizeRequest& request, const TextStats& stats, double safety) const;
 
     const Config& config_;
-    LlmBackend& backend_;
+    LlmEngine& backend_;
     SummarizerObserver observer_;
 };
 

@@ -104,7 +104,8 @@ INSTANTIATE_TEST_SUITE_P(
         FaultCase{"Few500sAreRetried", Fault([](FakeBehavior& b) { b.fail_status = 500; b.fail_count = 2; }), 200, ""},
         FaultCase{"Few503sAreRetried", Fault([](FakeBehavior& b) { b.fail_status = 503; b.fail_count = 2; }), 200, ""},
         FaultCase{"Always500", Fault([](FakeBehavior& b) { b.fail_status = 500; }), 502, "upstream_error"},
-        FaultCase{"Always503", Fault([](FakeBehavior& b) { b.fail_status = 503; }), 502, "upstream_error"},
+        // Ollama's "server busy" (OLLAMA_MAX_QUEUE full) after the retries: come back later, not a bad gateway.
+        FaultCase{"Always503", Fault([](FakeBehavior& b) { b.fail_status = 503; }), 503, "upstream_unavailable"},
         FaultCase{"MalformedNdjson", Fault([](FakeBehavior& b) { b.garbage_after_pieces = 1; }), 502, "upstream_error"},
         FaultCase{"ErrorLine", Fault([](FakeBehavior& b) { b.error_line_after_pieces = 1; }), 502, "upstream_error"},
         FaultCase{"DroppedConnection", Fault([](FakeBehavior& b) { b.drop_after_pieces = 1; }), 502, "upstream_error"},

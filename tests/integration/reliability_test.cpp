@@ -347,7 +347,7 @@ TEST(OllamaClientTimeouts, ConnectTimeoutIsBounded) {
     auto result = client.Generate(request, nullptr, CancelToken{});
     const auto took = Clock::now() - start;
     ASSERT_FALSE(result.ok());
-    EXPECT_EQ(result.error().code, ErrorCode::kUpstreamUnavailable) << result.error().message;
+    EXPECT_EQ(result.error().code, ErrorCode::kUpstreamUnreachable) << result.error().message;
     EXPECT_LT(took, 2000ms);
     for (int fd : fillers) close(fd);
     close(listener);
@@ -368,9 +368,9 @@ TEST(OllamaClientWatchdog, CancelDuringPrefillIsNoticedWhetherTheWatchdogSleptOr
     GenerateRequest request;
     request.model = "gemma3-4b-16k";
     request.prompt = "hello";
-    request.num_ctx = 16384;
+    request.context_tokens = 16384;
     request.keep_alive = "24h";
-    request.num_predict = 100;
+    request.max_output_tokens = 100;
     std::this_thread::sleep_for(1300ms);  // past the watchdog's idle second
     for (int call = 0; call < 2; ++call) {
         CancelToken cancel;
@@ -402,7 +402,7 @@ TEST_F(ServiceTest, RetriesAreBoundedInCountAndTime) {
     auto res = PostJson({{"text", kText}});
     const auto took = Clock::now() - start;
     ASSERT_TRUE(res);
-    EXPECT_EQ(res->status, 502) << res->body;
+    EXPECT_EQ(res->status, 503) << res->body;  // Ollama busy: come back later
     EXPECT_LT(took, 2000ms);
     EXPECT_LT(fake.Requests().size(), 8u) << "the retry budget stops retries long before max_retries";
     EXPECT_GE(fake.Requests().size(), 2u);

@@ -1,4 +1,4 @@
-// In-process LlmBackend for unit tests: records every request and answers from a script.
+// In-process LlmEngine (and ModelHost) for unit tests: records every request and answers from a script.
 #pragma once
 
 #include <functional>
@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "summarizer/llm_backend.hpp"
+#include "summarizer/llm_engine.hpp"
 
 namespace summarizer::testing {
 
-class FakeLlmBackend : public LlmBackend {
+class FakeLlmEngine : public LlmEngine, public ModelHost {
 public:
     // Decides the answer to one call; the default echoes "summary of <tag>".
     using Responder = std::function<Result<GenerateResult>(const GenerateRequest&, int call_index)>;
@@ -41,18 +41,18 @@ public:
         }
         return result;
     }
-    Result<std::vector<std::string>> ListModels() override { return models; }
+    Result<EngineHealth> Health() override { return EngineHealth{models}; }
     Result<std::vector<LoadedModel>> ListLoaded() override { return loaded; }
     Result<GenerateResult> Load(const std::string&, int, const std::string&) override { return GenerateResult{}; }
 
     static GenerateResult Default(const GenerateRequest& request) {
         GenerateResult r;
         r.text = "summary of " + request.tag;
-        r.done_reason = "stop";
-        r.prompt_eval_count = static_cast<int64_t>(request.prompt.size() / 4);
-        r.eval_count = 10;
-        r.prompt_eval_duration_ns = 100'000'000;
-        r.eval_duration_ns = 200'000'000;
+        r.finish_reason = "stop";
+        r.prompt_tokens = static_cast<int64_t>(request.prompt.size() / 4);
+        r.output_tokens = 10;
+        r.prefill = std::chrono::milliseconds(100);
+        r.decode = std::chrono::milliseconds(200);
         return r;
     }
 

@@ -12,13 +12,13 @@
 namespace summarizer {
 namespace {
 
-using testing::FakeLlmBackend;
+using testing::FakeLlmEngine;
 using Clock = std::chrono::steady_clock;
 
-Error Refused() { return MakeError(ErrorCode::kUpstreamUnavailable, "cannot connect to Ollama", true); }
+Error Refused() { return MakeError(ErrorCode::kUpstreamUnreachable, "cannot connect to Ollama", true); }
 
 struct Harness {
-    FakeLlmBackend inner;
+    FakeLlmEngine inner;
     Clock::time_point now = Clock::time_point{} + std::chrono::hours(1);
     CircuitBreaker breaker{inner, CircuitBreakerOptions{3, std::chrono::milliseconds(1000), "Ollama"},
                            [this] { return now; }};
@@ -27,7 +27,7 @@ struct Harness {
     Harness() {
         inner.SetResponder([this](const GenerateRequest& r, int) -> Result<GenerateResult> {
             if (down) return Refused();
-            return FakeLlmBackend::Default(r);
+            return FakeLlmEngine::Default(r);
         });
     }
     Result<GenerateResult> Call() { return breaker.Generate(GenerateRequest{}, nullptr, CancelToken{}); }
@@ -52,11 +52,11 @@ TEST(CircuitBreaker, OpensAfterThresholdAndFailsFast) {
     EXPECT_EQ(h.breaker.opens(), 1);
     auto fast = h.Call();
     ASSERT_FALSE(fast.ok());
-    EXPECT_EQ(fast.error().code, ErrorCode::kUpstreamUnavailable);
+    EXPECT_EQ(fast.error().code, ErrorCode::kUpstreamUnreachable);
     EXPECT_TRUE(IsUpstreamUnreachable(fast.error()));
     EXPECT_NE(fast.error().message.find("circuit is open"), std::string::npos) << fast.error().message;
     EXPECT_EQ(h.calls(), 3u) << "an open circuit must not call the server";
-    EXPECT_FALSE(h.breaker.ListModels().ok());
+    EXPECT_FALSE(h.breaker.Health().ok());
     EXPECT_FALSE(h.breaker.last_failure().empty());
 }
 
@@ -111,7 +111,7 @@ TEST(CircuitBreaker, OnlyOneProbeAtATime) {
     h.inner.SetResponder([&](const GenerateRequest& r, int) -> Result<GenerateResult> {
         entered = true;
         while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        return FakeLlmBackend::Default(r);
+        return FakeLlmEngine::Default(r);
     });
     std::thread probe([&] { EXPECT_TRUE(h.Call().ok()); });
     while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -124,7 +124,7 @@ TEST(CircuitBreaker, OnlyOneProbeAtATime) {
 }
 
 TEST(CircuitBreaker, ThresholdZeroDisablesIt) {
-    FakeLlmBackend inner;
+    FakeLlmEngine inner;
     inner.SetResponder([](const GenerateRequest&, int) -> Result<GenerateResult> { return Refused(); });
     CircuitBreaker breaker(inner, CircuitBreakerOptions{0, std::chrono::milliseconds(1000), "Ollama"});
     for (int i = 0; i < 10; ++i) (void)breaker.Generate(GenerateRequest{}, nullptr, CancelToken{});

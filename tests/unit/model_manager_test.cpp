@@ -13,10 +13,10 @@
 namespace summarizer {
 namespace {
 
-using testing::FakeLlmBackend;
+using testing::FakeLlmEngine;
 
 // Records the loads the manager sends.
-class LoadRecordingBackend : public FakeLlmBackend {
+class LoadRecordingBackend : public FakeLlmEngine {
 public:
     struct LoadCall {
         std::string model;
@@ -28,8 +28,8 @@ public:
         loads_.push_back({model, num_ctx, keep_alive});
         loaded = {LoadedModel{model + ":latest", 4'000'000'000, 4'000'000'000, num_ctx, "2026-12-03T01:00:00Z"}};
         GenerateResult r;
-        r.done_reason = "load";
-        r.load_duration_ns = load_ns;
+        r.finish_reason = "load";
+        r.load = std::chrono::nanoseconds(load_ns);
         return r;
     }
     std::vector<LoadCall> loads() const {
@@ -46,7 +46,7 @@ private:
 GenerateRequest RequestFor(const Config& config, size_t bucket) {
     GenerateRequest g;
     g.model = config.buckets[bucket].model;
-    g.num_ctx = config.buckets[bucket].num_ctx;
+    g.context_tokens = config.buckets[bucket].num_ctx;
     g.keep_alive = config.buckets[bucket].keep_alive;
     g.prompt = std::string(4000, 'x');
     return g;
@@ -56,12 +56,12 @@ GenerateResult Timed(int64_t prompt_tokens, int64_t out_tokens, double prefill_t
                      double load_ms) {
     GenerateResult r;
     r.text = "ok";
-    r.prompt_eval_count = prompt_tokens;
-    r.eval_count = out_tokens;
-    r.prompt_eval_duration_ns = static_cast<int64_t>(prompt_tokens / prefill_tok_s * 1e9);
-    r.eval_duration_ns = static_cast<int64_t>(out_tokens / decode_tok_s * 1e9);
-    r.load_duration_ns = static_cast<int64_t>(load_ms * 1e6);
-    r.total_duration_ns = r.prompt_eval_duration_ns + r.eval_duration_ns + r.load_duration_ns;
+    r.prompt_tokens = prompt_tokens;
+    r.output_tokens = out_tokens;
+    r.prefill = std::chrono::nanoseconds(static_cast<int64_t>(prompt_tokens / prefill_tok_s * 1e9));
+    r.decode = std::chrono::nanoseconds(static_cast<int64_t>(out_tokens / decode_tok_s * 1e9));
+    r.load = std::chrono::nanoseconds(static_cast<int64_t>(load_ms * 1e6));
+    r.total = r.prefill + r.decode + r.load;
     return r;
 }
 
@@ -115,14 +115,14 @@ TEST(ModelManager, NoPreloadWhenDisabled) {
 TEST(ModelManager, LearnsReloadTimeAndRatesFromCalls) {
     Config config;
     config.vram.preload_hot_bucket = false;
-    FakeLlmBackend backend;
+    FakeLlmEngine backend;
     backend.SetResponder([](const GenerateRequest&, int index) -> Result<GenerateResult> {
         return Timed(2000, 300, 2500, 50, index == 0 ? 3200 : 5);
     });
     // What /api/ps shows once the 60K call has loaded its runner (the manager reads it after a load).
     backend.loaded = {LoadedModel{"gemma3-4b-60k:latest", 5'000'000'000, 5'000'000'000, 61440, ""}};
     ModelManager manager(config, backend);
-    TrackedBackend tracked(backend, manager);
+    TrackedEngine tracked(backend, manager);
     for (int i = 0; i < 3; ++i) {
         auto r = tracked.Generate(RequestFor(config, 1), nullptr, CancelToken{});
         ASSERT_TRUE(r.ok());
@@ -144,7 +144,7 @@ TEST(ModelManager, LearnsReloadTimeAndRatesFromCalls) {
 
 TEST(ModelManager, CountsPendingCallsPerBucket) {
     Config config;
-    FakeLlmBackend backend;
+    FakeLlmEngine backend;
     std::promise<void> release;
     std::shared_future<void> released = release.get_future().share();
     std::atomic<int> entered{0};
@@ -154,7 +154,7 @@ TEST(ModelManager, CountsPendingCallsPerBucket) {
         return Timed(100, 10, 1000, 10, 0);
     });
     ModelManager manager(config, backend);
-    TrackedBackend tracked(backend, manager);
+    TrackedEngine tracked(backend, manager);
     auto a = std::async(std::launch::async, [&] { return tracked.Generate(RequestFor(config, 1), nullptr, {}); });
     auto b = std::async(std::launch::async, [&] { return tracked.Generate(RequestFor(config, 1), nullptr, {}); });
     while (entered < 2) std::this_thread::yield();
@@ -172,7 +172,7 @@ TEST(ModelManager, RestoresTheHotBucketAfterTheLargeOneIsDone) {
     LoadRecordingBackend backend;
     backend.load_ns = 2'000'000'000;
     ModelManager manager(config, backend);
-    TrackedBackend tracked(backend, manager);
+    TrackedEngine tracked(backend, manager);
     manager.Start();
     manager.WaitIdle();
     ASSERT_EQ(backend.loads().size(), 1u);  // the start-up preload
@@ -204,7 +204,7 @@ TEST(ModelManager, NoRestoreWhileTheLargeBucketStillHasCalls) {
         return Timed(100, 10, 1000, 10, 0);
     });
     ModelManager manager(config, backend);
-    TrackedBackend tracked(backend, manager);
+    TrackedEngine tracked(backend, manager);
     auto slow = std::async(std::launch::async, [&] { return tracked.Generate(RequestFor(config, 1), nullptr, {}); });
     while (calls < 1) std::this_thread::yield();
     ASSERT_TRUE(tracked.Generate(RequestFor(config, 1), nullptr, {}).ok());
@@ -219,7 +219,7 @@ TEST(ModelManager, NoRestoreWhileTheLargeBucketStillHasCalls) {
 
 TEST(ModelManager, FlagsAndCountsASpillingBucketOncePerLoad) {
     Config config;
-    FakeLlmBackend backend;
+    FakeLlmEngine backend;
     backend.loaded = {LoadedModel{"gemma3-4b-60k:latest", 5'000'000'000, 4'000'000'000, 61440, "2026-12-02T03:00:00Z"}};
     Metrics metrics;
     ModelManager manager(config, backend, &metrics);
@@ -252,7 +252,7 @@ TEST(ModelManager, FlagsAndCountsASpillingBucketOncePerLoad) {
 TEST(ModelManager, EstimatedSpillCountsUntilMeasured) {
     Config config;
     config.ollama.num_parallel = 4;  // f16: the 60K bucket does not fit
-    FakeLlmBackend backend;
+    FakeLlmEngine backend;
     ModelManager manager(config, backend);
     EXPECT_TRUE(manager.CurrentCosts().buckets[1].spilling);
     EXPECT_FALSE(manager.CurrentCosts().buckets[0].spilling);

@@ -178,7 +178,7 @@ TEST(RouterCost, LongTextJoinsASwitchThatIsQueuedAnyway) {
 
 TEST(RouterCost, SummarizerPassesTheManagersStateAndMarksCostChosenMapsInteractive) {
     Config config = CostConfig();
-    testing::FakeLlmBackend backend;
+    testing::FakeLlmEngine backend;
     SummarizerObserver observer;
     observer.route_costs = [] { return BusySlowReload(); };
     Summarizer summarizer(config, backend, observer);
@@ -202,7 +202,7 @@ TEST(RouterCost, SummarizerPassesTheManagersStateAndMarksCostChosenMapsInteracti
         asked = true;
         return HotState(3);
     };
-    testing::FakeLlmBackend static_backend;
+    testing::FakeLlmEngine static_backend;
     Summarizer static_summarizer(static_config, static_backend, static_observer);
     auto big = static_summarizer.Run(request, {}, CancelToken{});
     ASSERT_TRUE(big.ok()) << big.error().message;

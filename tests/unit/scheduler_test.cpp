@@ -1,6 +1,6 @@
 // The upstream scheduler: slot limit, prefill gate, interactive before batch without starvation,
 // bucket affinity with a bounded switch wait, cancellation while waiting, and the
-// ScheduledBackend decorator (first token opens the gate even for calls without a callback).
+// ScheduledEngine decorator (first token opens the gate even for calls without a callback).
 // Each test drives the scheduler step by step: it holds leases itself and waits until the
 // scheduler reports a call as waiting before queueing the next, so start orders are exact.
 #include "summarizer/scheduler.hpp"
@@ -319,7 +319,7 @@ TEST(UpstreamScheduler, MovedLeaseReleasesOnce) {
 }
 
 // A backend whose calls send one token and then wait until the test lets them finish.
-class GatedBackend : public testing::FakeLlmBackend {
+class GatedBackend : public testing::FakeLlmEngine {
 public:
     Result<GenerateResult> Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                     const CancelToken& cancel) override {
@@ -363,10 +363,10 @@ private:
     bool open_ = false;
 };
 
-TEST(ScheduledBackend, FirstTokenOfACallWithoutCallbackOpensTheGate) {
+TEST(ScheduledEngine, FirstTokenOfACallWithoutCallbackOpensTheGate) {
     GatedBackend inner;
     UpstreamScheduler scheduler(Options(2, true));
-    ScheduledBackend backend(inner, scheduler);
+    ScheduledEngine backend(inner, scheduler);
     GenerateRequest request;
     request.model = "m";
     request.interactive = false;
@@ -386,12 +386,12 @@ TEST(ScheduledBackend, FirstTokenOfACallWithoutCallbackOpensTheGate) {
     EXPECT_EQ(scheduler.stats().active, 0);
 }
 
-TEST(ScheduledBackend, ForwardsTokensAndFreesTheSlotOnError) {
+TEST(ScheduledEngine, ForwardsTokensAndFreesTheSlotOnError) {
     GatedBackend inner;
     inner.fail = true;
     inner.Open();
     UpstreamScheduler scheduler(Options(1, true));
-    ScheduledBackend backend(inner, scheduler);
+    ScheduledEngine backend(inner, scheduler);
     GenerateRequest request;
     request.model = "m";
     std::string seen;
@@ -405,10 +405,10 @@ TEST(ScheduledBackend, ForwardsTokensAndFreesTheSlotOnError) {
     EXPECT_TRUE(backend.Generate(request, nullptr, CancelToken()).ok());
 }
 
-TEST(ScheduledBackend, CancelledWhileQueuedNeverReachesTheBackend) {
+TEST(ScheduledEngine, CancelledWhileQueuedNeverReachesTheBackend) {
     GatedBackend inner;
     UpstreamScheduler scheduler(Options(1, false));
-    ScheduledBackend backend(inner, scheduler);
+    ScheduledEngine backend(inner, scheduler);
     GenerateRequest request;
     request.model = "m";
     auto running = std::async(std::launch::async, [&] { return backend.Generate(request, nullptr, CancelToken()); });
@@ -448,7 +448,7 @@ TEST(SummarizerThroughScheduler, MarksInteractiveCallsAndKeepsWithinTheSlots) {
     config.routing.hierarchical_chunk_max_chars = 3000;
     config.ollama.num_parallel = 2;
     config.map_reduce.concurrency = 6;  // more threads than slots: the scheduler must hold them back
-    testing::FakeLlmBackend inner;
+    testing::FakeLlmEngine inner;
     std::atomic<int> active{0}, max_active{0};
     inner.SetResponder([&](const GenerateRequest& r, int) -> Result<GenerateResult> {
         int now = ++active;
@@ -457,10 +457,10 @@ TEST(SummarizerThroughScheduler, MarksInteractiveCallsAndKeepsWithinTheSlots) {
         }
         std::this_thread::sleep_for(2ms);
         --active;
-        return testing::FakeLlmBackend::Default(r);
+        return testing::FakeLlmEngine::Default(r);
     });
     UpstreamScheduler scheduler(SchedulerOptionsFromConfig(config));
-    ScheduledBackend backend(inner, scheduler);
+    ScheduledEngine backend(inner, scheduler);
     Summarizer summarizer(config, backend);
 
     std::string text;

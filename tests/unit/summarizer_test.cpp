@@ -16,7 +16,7 @@
 namespace summarizer {
 namespace {
 
-using testing::FakeLlmBackend;
+using testing::FakeLlmEngine;
 
 // Paragraphs that each carry a marker "[P<n>]" so tests can see which text reached which call.
 std::string MarkedText(int paragraphs, bool japanese = false) {
@@ -61,7 +61,7 @@ protected:
         return summarizer.Run(request, events, cancel);
     }
     Config config;
-    FakeLlmBackend backend;
+    FakeLlmEngine backend;
     CancelToken cancel;
 };
 
@@ -82,7 +82,7 @@ TEST_F(SummarizerTest, SinglePassStreamsDeltasAndCountsUsage) {
 TEST_F(SummarizerTest, MapReduceKeepsDocumentOrderWhateverFinishesFirst) {
     // Later chunks answer sooner: completion order is the reverse of document order.
     backend.SetResponder([](const GenerateRequest& g, int) -> Result<GenerateResult> {
-        GenerateResult r = FakeLlmBackend::Default(g);
+        GenerateResult r = FakeLlmEngine::Default(g);
         if (g.tag.rfind("map ", 0) == 0) {
             int index = std::stoi(g.tag.substr(4));
             std::this_thread::sleep_for(std::chrono::milliseconds(5 * (20 - std::min(index, 20))));
@@ -133,7 +133,7 @@ TEST_F(SummarizerTest, MapConcurrencyIsBoundedBySlots) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         --active;
-        return FakeLlmBackend::Default(g);
+        return FakeLlmEngine::Default(g);
     });
     auto r = Run(MarkedText(60), {}, Strategy::kMapReduce);
     ASSERT_TRUE(r.ok());
@@ -145,9 +145,9 @@ TEST_F(SummarizerTest, MultiLevelReduceForAVeryLargeInput) {
     config.map_reduce.map_num_predict = 2000;
     config.routing.hierarchical_chunk_max_chars = 20000;
     backend.SetResponder([](const GenerateRequest& g, int) -> Result<GenerateResult> {
-        GenerateResult r = FakeLlmBackend::Default(g);
+        GenerateResult r = FakeLlmEngine::Default(g);
         if (g.tag.rfind("map ", 0) == 0 || g.tag.rfind("reduce ", 0) == 0) {
-            r.text = g.tag + ": " + std::string(static_cast<size_t>(g.num_predict) * 3, 'x');
+            r.text = g.tag + ": " + std::string(static_cast<size_t>(g.max_output_tokens) * 3, 'x');
         }
         return r;
     });
@@ -156,7 +156,7 @@ TEST_F(SummarizerTest, MultiLevelReduceForAVeryLargeInput) {
     EXPECT_EQ(r->route, Route::kMapReduce);
     EXPECT_GE(r->levels, 2);
     for (const auto& g : backend.requests()) {
-        EXPECT_LE(EstimateTokens(g.prompt) + EstimateTokens(g.system) + g.num_predict, g.num_ctx) << g.tag;
+        EXPECT_LE(EstimateTokens(g.prompt) + EstimateTokens(g.system) + g.max_output_tokens, g.context_tokens) << g.tag;
     }
 }
 
@@ -173,14 +173,14 @@ TEST_F(SummarizerTest, MergePromptsAreSizedWithTheTokenCountsOllamaReported) {
         for (auto it = std::sregex_iterator(g.prompt.begin(), g.prompt.end(), marker); it != std::sregex_iterator(); ++it) {
             tokens += std::stoll((*it)[1]);
         }
-        if (tokens > g.num_ctx) {
+        if (tokens > g.context_tokens) {
             ++refused;
             return MakeError(ErrorCode::kContextOverflow, "Ollama answered 400: the input length exceeds the context length");
         }
-        GenerateResult r = FakeLlmBackend::Default(g);
-        r.prompt_eval_count = tokens;
-        r.eval_count = g.tag.rfind("map ", 0) == 0 ? 1500 : g.tag.rfind("reduce ", 0) == 0 ? 600 : 10;
-        r.text = "<" + std::to_string(r.eval_count) + "# " + g.tag;
+        GenerateResult r = FakeLlmEngine::Default(g);
+        r.prompt_tokens = tokens;
+        r.output_tokens = g.tag.rfind("map ", 0) == 0 ? 1500 : g.tag.rfind("reduce ", 0) == 0 ? 600 : 10;
+        r.text = "<" + std::to_string(r.output_tokens) + "# " + g.tag;
         return r;
     });
     auto r = Run(MarkedText(600), {}, Strategy::kMapReduce);
@@ -201,9 +201,9 @@ TEST_F(SummarizerTest, MergePromptsAreSizedWithTheTokenCountsOllamaReported) {
 TEST_F(SummarizerTest, TruncatedPromptIsReplannedNeverReturned) {
     // The first call comes back "cut": prompt_eval_count == num_ctx.
     backend.SetResponder([](const GenerateRequest& g, int index) -> Result<GenerateResult> {
-        GenerateResult r = FakeLlmBackend::Default(g);
+        GenerateResult r = FakeLlmEngine::Default(g);
         if (index == 0) {
-            r.prompt_eval_count = g.num_ctx;
+            r.prompt_tokens = g.context_tokens;
             r.text = "summary of the tail only";
         }
         return r;
@@ -218,11 +218,11 @@ TEST_F(SummarizerTest, TruncatedPromptIsReplannedNeverReturned) {
 
 TEST_F(SummarizerTest, OllamaRefusingTheLengthIsReplannedToABiggerBucket) {
     backend.SetResponder([](const GenerateRequest& g, int) -> Result<GenerateResult> {
-        if (g.num_ctx == 16384) {
+        if (g.context_tokens == 16384) {
             return MakeError(ErrorCode::kContextOverflow,
                              "Ollama answered 400: the input length exceeds the context length");
         }
-        return FakeLlmBackend::Default(g);
+        return FakeLlmEngine::Default(g);
     });
     // Close to the 16K limit by estimate, so a stricter estimate moves it to 60K.
     std::string text;
@@ -240,7 +240,7 @@ TEST_F(SummarizerTest, PermanentChunkFailureNamesTheChunkAndCancelsTheRest) {
             return MakeError(ErrorCode::kUpstreamError, "Ollama answered 400: bad request");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(30));
-        return FakeLlmBackend::Default(g);
+        return FakeLlmEngine::Default(g);
     });
     auto r = Run(MarkedText(60), {}, Strategy::kMapReduce);
     ASSERT_FALSE(r.ok());
@@ -256,7 +256,7 @@ TEST_F(SummarizerTest, CancelStopsMapReduce) {
     backend.SetResponder([&](const GenerateRequest& g, int index) -> Result<GenerateResult> {
         if (index == 2) cancel.Cancel();
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        return FakeLlmBackend::Default(g);
+        return FakeLlmEngine::Default(g);
     });
     auto r = Run(MarkedText(60), {}, Strategy::kMapReduce);
     ASSERT_FALSE(r.ok());

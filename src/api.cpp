@@ -223,7 +223,7 @@ double Round1(double v) { return std::round(v * 10.0) / 10.0; }
 json ResponseJson(const SummarizeResponse& r) {
     return json{
         {"summary", r.summary},
-        {"route", std::string(RouteName(r.route))},
+        {"route", r.route},
         {"model", r.model},
         {"chunks", r.chunks},
         {"levels", r.levels},
@@ -248,7 +248,7 @@ json PlanJson(const Plan& plan) {
     json chunks = json::array();
     for (const auto& c : plan.chunks) chunks.push_back({{"chars", c.chars}, {"estimated_tokens", c.estimated_tokens}});
     return json{
-        {"route", std::string(RouteName(plan.route))},
+        {"route", RouteName(plan)},
         {"model", plan.model},
         {"num_ctx", plan.num_ctx},
         {"chars", plan.chars},

@@ -94,21 +94,6 @@ const std::vector<Knob>& Registry() {
         add("ollama.circuit_open_ms", "SUMMARIZER_CIRCUIT_OPEN_MS",
             [](Config& c) { return Ref{&c.ollama.circuit_open_ms}; }, 10, 3600000,
             "how long an open circuit fails fast before one probe call is let through");
-        // buckets
-        const char* names[] = {"16k", "60k"};
-        for (int i = 0; i < 2; ++i) {
-            std::string n = names[i];
-            std::string upper = n == "16k" ? "16K" : "60K";
-            add("buckets." + n + ".model", "SUMMARIZER_BUCKET_" + upper + "_MODEL",
-                [i](Config& c) { return Ref{&c.buckets[i].model}; }, 0, 0,
-                "Ollama model of the " + n + " bucket (ollama create ... -f config/Modelfile." + n + ")");
-            add("buckets." + n + ".num_ctx", "SUMMARIZER_BUCKET_" + upper + "_NUM_CTX",
-                [i](Config& c) { return Ref{&c.buckets[i].num_ctx}; }, 1024, 1048576,
-                "context window in tokens, sent with every request");
-            add("buckets." + n + ".keep_alive", "SUMMARIZER_BUCKET_" + upper + "_KEEP_ALIVE",
-                [i](Config& c) { return Ref{&c.buckets[i].keep_alive}; }, 0, 0,
-                "how long Ollama keeps the bucket loaded after use");
-        }
         // generation
         add("generation.num_batch", "SUMMARIZER_NUM_BATCH", [](Config& c) { return Ref{&c.generation.num_batch}; }, 1,
             65536, "prompt tokens per batch");
@@ -206,11 +191,65 @@ const std::vector<Knob>& Registry() {
     return knobs;
 }
 
-const Knob* FindKnob(std::string_view path) {
-    for (const auto& knob : Registry()) {
-        if (knob.path == path) return &knob;
+// The bucket named `name` in `config`, appended (with no model yet) if the config has none.
+BucketConfig& BucketNamed(Config& config, const std::string& name) {
+    for (auto& b : config.buckets) {
+        if (b.name == name) return b;
     }
-    return nullptr;
+    config.buckets.push_back(BucketConfig{name, "", 16384, "", false});
+    return config.buckets.back();
+}
+
+std::string Upper(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) {
+        return std::isalnum(c) ? static_cast<char>(std::toupper(c)) : '_';
+    });
+    return s;
+}
+
+// The knobs of one bucket: buckets.<name>.{model,num_ctx,keep_alive,hot}, environment
+// SUMMARIZER_BUCKET_<NAME>_<FIELD>.
+std::vector<Knob> BucketKnobs(const std::string& name) {
+    const std::string path = "buckets." + name + ".";
+    const std::string env = "SUMMARIZER_BUCKET_" + Upper(name) + "_";
+    return {
+        Knob{path + "model", env + "MODEL", [name](Config& c) { return Ref{&BucketNamed(c, name).model}; }, 0, 0,
+             "model of the " + name + " bucket (Ollama: ollama create ... -f config/Modelfile." + name + ")"},
+        Knob{path + "num_ctx", env + "NUM_CTX", [name](Config& c) { return Ref{&BucketNamed(c, name).num_ctx}; }, 1024,
+             1048576, "context window in tokens, sent with every request; buckets are listed smallest first"},
+        Knob{path + "keep_alive", env + "KEEP_ALIVE",
+             [name](Config& c) { return Ref{&BucketNamed(c, name).keep_alive}; }, 0, 0,
+             "how long Ollama keeps the bucket loaded after use"},
+        Knob{path + "hot", env + "HOT", [name](Config& c) { return Ref{&BucketNamed(c, name).hot}; }, 0, 0,
+             "kept loaded (preloaded, restored after another bucket ran) and used for map-reduce; at most one"},
+    };
+}
+
+// Every knob of `config`: the fixed ones and those of each of its buckets.
+std::vector<Knob> KnobsOf(const Config& config) {
+    std::vector<Knob> knobs = Registry();
+    for (const auto& b : config.buckets) {
+        auto more = BucketKnobs(b.name);
+        knobs.insert(knobs.end(), more.begin(), more.end());
+    }
+    return knobs;
+}
+
+std::optional<Knob> FindKnob(std::string_view path) {
+    for (const auto& knob : Registry()) {
+        if (knob.path == path) return knob;
+    }
+    // buckets.<name>.<field>: any name (a new one adds a bucket).
+    if (path.rfind("buckets.", 0) == 0) {
+        const std::string_view rest = path.substr(8);
+        const size_t dot = rest.rfind('.');
+        if (dot != std::string_view::npos && dot > 0) {
+            for (auto& knob : BucketKnobs(std::string(rest.substr(0, dot)))) {
+                if (knob.path == path) return knob;
+            }
+        }
+    }
+    return std::nullopt;
 }
 
 json RefToJson(const Ref& ref) {
@@ -319,30 +358,72 @@ void Flatten(const json& node, const std::string& prefix, std::vector<std::pair<
     }
 }
 
-Status ApplyFile(Config& config, const std::string& path, std::map<std::string, std::string>& origin) {
+Status SetFromFile(Config& config, const std::string& key, const json& value, const std::string& path,
+                   std::map<std::string, std::string>& origin) {
+    auto knob = FindKnob(key);
+    if (!knob) {
+        return MakeError(ErrorCode::kInvalidRequest,
+                         "unknown key '" + key + "' in " + path + " (see `summarizer config --list`)");
+    }
+    std::string source = "file " + path;
+    if (auto st = SetFromJson(config, *knob, value, source); !st.ok()) return st.error();
+    origin[knob->path] = source;
+    return OkStatus();
+}
+
+// A file's "buckets": {"<name>": {"model", "num_ctx", "keep_alive", "hot"} or null (removes it)}. A
+// name the defaults lack adds a bucket. The names the file lists, in its order, go to `listed`.
+Status ApplyFileBuckets(Config& config, const nlohmann::ordered_json& buckets, const std::string& path,
+                        std::map<std::string, std::string>& origin, std::vector<std::string>& listed) {
+    if (!buckets.is_object()) {
+        return MakeError(ErrorCode::kInvalidRequest, path + ": buckets must be an object of bucket name -> "
+                                                            "{\"model\", \"num_ctx\", \"keep_alive\", \"hot\"}");
+    }
+    std::vector<std::string> order;
+    for (const auto& [name, spec] : buckets.items()) {
+        if (!name.empty() && name[0] == '_') continue;
+        if (spec.is_null()) {
+            std::erase_if(config.buckets, [&](const BucketConfig& b) { return b.name == name; });
+            continue;
+        }
+        if (!spec.is_object()) {
+            return MakeError(ErrorCode::kInvalidRequest, "buckets." + name + " in " + path +
+                                                             ": must be an object with model, num_ctx, keep_alive, hot");
+        }
+        order.push_back(name);
+        for (const auto& [field, value] : spec.items()) {
+            if (!field.empty() && field[0] == '_') continue;
+            if (auto st = SetFromFile(config, "buckets." + name + "." + field, json(value), path, origin); !st.ok()) {
+                return st;
+            }
+        }
+    }
+    listed.insert(listed.end(), order.begin(), order.end());
+    return OkStatus();
+}
+
+Status ApplyFile(Config& config, const std::string& path, std::map<std::string, std::string>& origin,
+                 std::vector<std::string>& listed) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return MakeError(ErrorCode::kInvalidRequest, "cannot read config file " + path);
     std::stringstream buffer;
     buffer << in.rdbuf();
-    json doc;
+    nlohmann::ordered_json doc;  // ordered: the buckets' order is the file's
     try {
-        doc = json::parse(buffer.str(), nullptr, true, /*ignore_comments=*/true);
-    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
+        doc = nlohmann::ordered_json::parse(buffer.str(), nullptr, true, /*ignore_comments=*/true);
+    } catch (const nlohmann::ordered_json::exception& e) {  // parse_error, and out_of_range for 1e999
         return MakeError(ErrorCode::kInvalidRequest, path + ": malformed JSON: " + e.what());
     }
     if (!doc.is_object()) return MakeError(ErrorCode::kInvalidRequest, path + ": the top level must be an object");
+    if (auto it = doc.find("buckets"); it != doc.end()) {
+        if (auto st = ApplyFileBuckets(config, *it, path, origin, listed); !st.ok()) return st;
+        doc.erase(it);
+    }
     std::vector<std::pair<std::string, json>> leaves;
-    Flatten(doc, "", leaves);
+    Flatten(json(doc), "", leaves);
     for (const auto& [key, value] : leaves) {
         if (!key.empty() && key[0] == '_') continue;  // "_comment" keys document the file
-        const Knob* knob = FindKnob(key);
-        if (!knob) {
-            return MakeError(ErrorCode::kInvalidRequest,
-                             "unknown key '" + key + "' in " + path + " (see `summarizer config --list`)");
-        }
-        std::string source = "file " + path;
-        if (auto st = SetFromJson(config, *knob, value, source); !st.ok()) return st.error();
-        origin[knob->path] = source;
+        if (auto st = SetFromFile(config, key, value, path, origin); !st.ok()) return st;
     }
     return OkStatus();
 }
@@ -367,6 +448,22 @@ const BucketConfig* Config::FindBucket(std::string_view name) const {
         if (b.name == name) return &b;
     }
     return nullptr;
+}
+
+const BucketConfig* Config::HotBucket() const {
+    for (const auto& b : buckets) {
+        if (b.hot) return &b;
+    }
+    return nullptr;
+}
+
+const BucketConfig& Config::MapBucket() const {
+    const BucketConfig* hot = HotBucket();
+    return hot ? *hot : buckets.at(0);
+}
+
+size_t Config::BucketIndex(const BucketConfig& bucket) const {
+    return static_cast<size_t>(&bucket - buckets.data());
 }
 
 int Config::MapConcurrency() const {
@@ -454,9 +551,47 @@ double EstimateBucketVramMb(const Config& config, const BucketConfig& bucket) {
     return config.vram.weights_mb + config.vram.fixed_mb + kv;
 }
 
+// Bucket names are route names in the API and parts of knob paths and environment variables.
+Status ValidateBuckets(const Config& config) {
+    if (config.buckets.empty()) return MakeError(ErrorCode::kInvalidRequest, "buckets: at least one bucket is needed");
+    const BucketConfig* hot = nullptr;
+    for (size_t i = 0; i < config.buckets.size(); ++i) {
+        const BucketConfig& b = config.buckets[i];
+        const bool name_ok = !b.name.empty() && b.name.size() <= 32 &&
+                             std::all_of(b.name.begin(), b.name.end(), [](unsigned char c) {
+                                 return std::isalnum(c) || c == '_' || c == '-';
+                             }) &&
+                             std::any_of(b.name.begin(), b.name.end(), [](unsigned char c) { return std::isalpha(c); });
+        if (!name_ok || b.name == "map_reduce" || b.name == "extractive" || b.name == "none") {
+            return MakeError(ErrorCode::kInvalidRequest,
+                             "buckets." + b.name + ": a bucket name has letters, digits, '_' or '-' (at least one "
+                             "letter, at most 32) and is not map_reduce, extractive or none");
+        }
+        if (b.model.empty()) return MakeError(ErrorCode::kInvalidRequest, "buckets." + b.name + ".model: must not be empty");
+        if (!ParseKeepAlive(b.keep_alive)) {
+            return MakeError(ErrorCode::kInvalidRequest,
+                             "buckets." + b.name + ".keep_alive = " + b.keep_alive +
+                                 ": not a duration Ollama understands (e.g. \"24h\", \"15m\", \"300ms\", \"-1\", \"0\")");
+        }
+        if (i > 0 && b.num_ctx <= config.buckets[i - 1].num_ctx) {
+            const BucketConfig& prev = config.buckets[i - 1];
+            return MakeError(ErrorCode::kInvalidRequest,
+                             "buckets." + b.name + ".num_ctx = " + std::to_string(b.num_ctx) + ": must be larger than buckets." +
+                                 prev.name + ".num_ctx (" + std::to_string(prev.num_ctx) +
+                                 "); buckets are listed smallest context first");
+        }
+        if (b.hot && hot) {
+            return MakeError(ErrorCode::kInvalidRequest, "buckets." + b.name + ".hot: only one bucket can be hot (" +
+                                                             hot->name + " is)");
+        }
+        if (b.hot) hot = &b;
+    }
+    return OkStatus();
+}
+
 Status ValidateConfig(const Config& config) {
     Config copy = config;
-    for (const auto& knob : Registry()) {
+    for (const auto& knob : KnobsOf(config)) {
         Ref ref = knob.ref(copy);
         if (knob.min == 0 && knob.max == 0) continue;
         double v = std::visit(
@@ -473,29 +608,20 @@ Status ValidateConfig(const Config& config) {
             return MakeError(ErrorCode::kInvalidRequest, knob.path + " = " + Describe(RefToJson(ref)) + ": " + why.str());
         }
     }
-    for (const auto& b : config.buckets) {
-        if (b.model.empty()) return MakeError(ErrorCode::kInvalidRequest, "buckets." + b.name + ".model: must not be empty");
-        if (!ParseKeepAlive(b.keep_alive)) {
-            return MakeError(ErrorCode::kInvalidRequest,
-                             "buckets." + b.name + ".keep_alive = " + b.keep_alive +
-                                 ": not a duration Ollama understands (e.g. \"24h\", \"15m\", \"300ms\", \"-1\", \"0\")");
-        }
-    }
-    if (config.large_bucket().num_ctx <= config.small_bucket().num_ctx) {
-        return MakeError(ErrorCode::kInvalidRequest, "buckets.60k.num_ctx must be larger than buckets.16k.num_ctx");
-    }
+    if (auto st = ValidateBuckets(config); !st.ok()) return st;
     if (config.generation.num_predict > config.generation.max_num_predict) {
         return MakeError(ErrorCode::kInvalidRequest,
                          "generation.num_predict = " + std::to_string(config.generation.num_predict) +
                              ": must not exceed generation.max_num_predict (" +
                              std::to_string(config.generation.max_num_predict) + ")");
     }
-    int64_t small_budget = config.small_bucket().num_ctx - config.routing.safety_margin_tokens -
-                           std::max(config.map_reduce.map_num_predict, config.map_reduce.reduce_num_predict);
-    if (small_budget < 1024) {
+    const BucketConfig& map_bucket = config.MapBucket();
+    int64_t map_budget = map_bucket.num_ctx - config.routing.safety_margin_tokens -
+                         std::max(config.map_reduce.map_num_predict, config.map_reduce.reduce_num_predict);
+    if (map_budget < 1024) {
         return MakeError(ErrorCode::kInvalidRequest,
-                         "routing.safety_margin_tokens and map_reduce.*_num_predict leave under 1024 tokens of the 16k "
-                         "bucket for input; lower them");
+                         "routing.safety_margin_tokens and map_reduce.*_num_predict leave under 1024 tokens of the " +
+                             map_bucket.name + " bucket (map-reduce runs there) for input; lower them");
     }
     if (config.routing.policy != "static" && config.routing.policy != "cost") {
         return MakeError(ErrorCode::kInvalidRequest,
@@ -513,13 +639,37 @@ Status ValidateConfig(const Config& config) {
     return OkStatus();
 }
 
+// The order of the buckets: those a file listed (in its order) and those the defaults lack are
+// merged by context size into the default buckets left (in their order). A set-up that only
+// changes values keeps the default order, so a 60k bucket made smaller than 16k is an error.
+void OrderBuckets(Config& config, const std::vector<std::string>& listed) {
+    const Config defaults;
+    std::vector<BucketConfig> placed, rest;
+    for (const auto& name : listed) {
+        if (const BucketConfig* b = config.FindBucket(name)) placed.push_back(*b);
+    }
+    for (const auto& b : config.buckets) {
+        const bool named = std::find(listed.begin(), listed.end(), b.name) != listed.end();
+        if (named) continue;
+        (defaults.FindBucket(b.name) ? rest : placed).push_back(b);
+    }
+    std::vector<BucketConfig> merged;
+    size_t i = 0, j = 0;
+    while (i < placed.size() || j < rest.size()) {
+        const bool take_placed = j == rest.size() || (i < placed.size() && placed[i].num_ctx <= rest[j].num_ctx);
+        merged.push_back(take_placed ? placed[i++] : rest[j++]);
+    }
+    config.buckets = std::move(merged);
+}
+
 Result<Config> LoadConfig(const ConfigSources& sources) {
     Config config;
     std::map<std::string, std::string> origin;  // knob path -> where its value came from
+    std::vector<std::string> listed;            // buckets a file listed, in its order
     if (sources.file) {
-        if (auto st = ApplyFile(config, *sources.file, origin); !st.ok()) return st.error();
+        if (auto st = ApplyFile(config, *sources.file, origin, listed); !st.ok()) return st.error();
     }
-    for (const auto& knob : Registry()) {
+    for (const auto& knob : KnobsOf(config)) {
         auto it = sources.env.find(knob.env);
         if (it == sources.env.end() || it->second.empty()) continue;
         std::string source = "env " + knob.env;
@@ -527,13 +677,14 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
         origin[knob.path] = source;
     }
     for (const auto& [path, value] : sources.flags) {
-        const Knob* knob = FindKnob(path);
-        if (!knob) return MakeError(ErrorCode::kInvalidRequest, "unknown setting '" + path + "' (flag)");
+        auto knob = FindKnob(path);
+        if (!knob) return MakeError(ErrorCode::kInvalidRequest, "unknown setting '" + path + "'");
         std::string source = "flag --" + path;
         if (auto st = SetFromString(config, *knob, value, source); !st.ok()) return st.error();
         origin[knob->path] = source;
     }
     if (auto url = NormalizeOllamaHost(config.ollama.url)) config.ollama.url = *url;
+    OrderBuckets(config, listed);
     if (auto st = ValidateConfig(config); !st.ok()) {
         // Name where the offending value came from: the message starts with its key.
         std::string message = st.error().message;
@@ -555,7 +706,7 @@ const std::vector<KnobInfo>& Knobs() {
     static const std::vector<KnobInfo> infos = [] {
         std::vector<KnobInfo> out;
         Config defaults;
-        for (const auto& knob : Registry()) {
+        for (const auto& knob : KnobsOf(defaults)) {
             out.push_back(KnobInfo{knob.path, knob.env, Describe(RefToJson(knob.ref(defaults))), knob.help});
         }
         return out;
@@ -566,7 +717,7 @@ const std::vector<KnobInfo>& Knobs() {
 std::string ConfigToJson(const Config& config) {
     Config copy = config;
     json doc = json::object();
-    for (const auto& knob : Registry()) {
+    for (const auto& knob : KnobsOf(copy)) {
         json value = RefToJson(knob.ref(copy));
         if (knob.path == "server.api_key") value = copy.server.api_key.empty() ? "" : "<set>";
         doc[json::json_pointer("/" + [&] {

@@ -303,7 +303,7 @@ struct HttpServer::Impl {
         auto extract = SummarizeExtractive(request.text, options);
         SummarizeResponse r;
         r.summary = std::move(extract.text);
-        r.route = Route::kExtractive;
+        r.route = std::string(kExtractiveRoute);
         r.model = "none";
         r.chunks = 1;
         r.levels = 0;
@@ -425,7 +425,7 @@ struct HttpServer::Impl {
             return Finish(req, res, "none", arrival, 0);
         }
         SendJson(res, 200, PlanJson(*plan));
-        Finish(req, res, std::string(RouteName(plan->route)), arrival, 0);
+        Finish(req, res, RouteName(*plan), arrival, 0);
     }
 
     void HandleSummarize(const httplib::Request& req, httplib::Response& res, const std::string& id) {
@@ -482,8 +482,8 @@ struct HttpServer::Impl {
             return Finish(req, res, "none", arrival, 0);
         }
         SendJson(res, 200, ResponseJson(*result));
-        metrics.ObserveTtft(std::string(RouteName(result->route)), result->timings.ttft_ms / 1000.0);
-        Finish(req, res, std::string(RouteName(result->route)), arrival, result->timings.ttft_ms);
+        metrics.ObserveTtft(result->route, result->timings.ttft_ms / 1000.0);
+        Finish(req, res, result->route, arrival, result->timings.ttft_ms);
     }
 
     void Finish(const httplib::Request& req, const httplib::Response& res, const std::string& route,
@@ -507,9 +507,9 @@ struct HttpServer::Impl {
             std::atomic<bool> delta_sent{false};
             events.on_plan = [&](const Plan& plan) {
                 state->Push(FormatSseEvent("meta", {{"request_id", request.request_id},
-                                                    {"route", std::string(RouteName(plan.route))},
+                                                    {"route", RouteName(plan)},
                                                     {"model", plan.model},
-                                                    {"chunks", plan.route == Route::kMapReduce ? plan.chunks.size() : 1},
+                                                    {"chunks", plan.kind == RouteKind::kMapReduce ? plan.chunks.size() : 1},
                                                     {"degraded", false}}));
             };
             events.on_progress = [&](std::string_view phase, int done, int total) {
@@ -524,13 +524,13 @@ struct HttpServer::Impl {
                 if (result->degraded) {
                     // A (second) meta tells the client the route changed, then the summary in one delta.
                     state->Push(FormatSseEvent("meta", {{"request_id", request.request_id},
-                                                        {"route", std::string(RouteName(result->route))},
+                                                        {"route", result->route},
                                                         {"model", result->model},
                                                         {"chunks", 1},
                                                         {"degraded", true}}));
                     state->Push(FormatSseEvent("delta", {{"text", result->summary}}));
                 }
-                *route = std::string(RouteName(result->route));
+                *route = result->route;
                 *ttft = result->timings.ttft_ms;
                 state->Push(FormatSseEvent("done", ResponseJson(*result)));
             } else {

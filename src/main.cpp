@@ -225,7 +225,7 @@ int Summarize(const Config& config, const std::string& path, const std::map<std:
         if (!result->summary.empty() && result->summary.back() != '\n') std::cout << "\n";
         if (!quiet) {
             std::fprintf(stderr, "[route %s, model %s, %d chunk(s), %.1f s, ttft %.0f ms, decode %.1f tok/s]\n",
-                         std::string(RouteName(result->route)).c_str(), result->model.c_str(), result->chunks,
+                         result->route.c_str(), result->model.c_str(), result->chunks,
                          result->timings.total_ms / 1000, result->timings.ttft_ms, result->timings.decode_tokens_per_s);
         }
     }

@@ -42,6 +42,7 @@ ModelManager::ModelManager(const Config& config, ModelHost& host, Metrics* metri
       host_(host),
       metrics_(metrics),
       buckets_(config.buckets.size()),
+      hot_(config.HotBucket() ? std::optional<size_t>(config.BucketIndex(*config.HotBucket())) : std::nullopt),
       reload_ms_(config.routing.cost_reload_ms) {
     worker_ = std::thread([this] { WorkerLoop(); });
 }
@@ -106,7 +107,7 @@ void ModelManager::Start() {
         std::lock_guard lock(mutex_);
         warnings_ = std::move(warnings);
     }
-    if (config_.vram.preload_hot_bucket && !config_.buckets.empty()) {
+    if (config_.vram.preload_hot_bucket && hot_) {
         Post([this] { LoadHotBucket("start-up"); });
     } else {
         Post([this] { RefreshLoaded(); });
@@ -120,6 +121,13 @@ std::optional<size_t> ModelManager::BucketIndexOf(const std::string& model) cons
     return std::nullopt;
 }
 
+bool ModelManager::OthersPendingLocked() const {
+    for (size_t i = 0; i < buckets_.size(); ++i) {
+        if (i != hot_ && buckets_[i].pending > 0) return true;
+    }
+    return false;
+}
+
 void ModelManager::MarkLoadedLocked(size_t index) {
     // The buckets are built FROM the same weights file, and Ollama keeps one runner per file:
     // loading one unloads the others. The next /api/ps read corrects this if they do not share.
@@ -131,7 +139,7 @@ void ModelManager::OnCallStart(const GenerateRequest& request) {
     if (!index) return;
     std::lock_guard lock(mutex_);
     ++buckets_[*index].pending;
-    if (*index != 0) other_activity_ = std::chrono::steady_clock::now();
+    if (*index != hot_) other_activity_ = std::chrono::steady_clock::now();
 }
 
 void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<GenerateResult>& result) {
@@ -142,7 +150,7 @@ void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<Genera
         std::lock_guard lock(mutex_);
         Learned& b = buckets_[*index];
         b.pending = std::max(0, b.pending - 1);
-        if (*index != 0) other_activity_ = std::chrono::steady_clock::now();
+        if (*index != hot_) other_activity_ = std::chrono::steady_clock::now();
         if (result.ok()) {
             const GenerateResult& r = *result;
             const double load_ms = std::chrono::duration<double, std::milli>(r.load).count();
@@ -170,10 +178,8 @@ void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<Genera
             ++b.calls;
         }
         // The hot bucket comes back once nothing else needs the other one.
-        if (*index != 0 && config_.vram.preload_hot_bucket && !restore_queued_) {
-            bool others_pending = false;
-            for (size_t i = 1; i < buckets_.size(); ++i) others_pending |= buckets_[i].pending > 0;
-            if (!others_pending) restore = restore_queued_ = true;
+        if (hot_ && *index != *hot_ && config_.vram.preload_hot_bucket && !restore_queued_) {
+            if (!OthersPendingLocked()) restore = restore_queued_ = true;
         }
     }
     if (restore) {
@@ -184,7 +190,8 @@ void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<Genera
 }
 
 void ModelManager::LoadHotBucket(const std::string& why) {
-    const BucketConfig& hot = config_.buckets.front();
+    const size_t h = *hot_;  // only posted when there is a hot bucket
+    const BucketConfig& hot = config_.buckets[h];
     if (why != "start-up") {
         // Wait until the other bucket has been idle for restore_idle_ms (a new call restarts it).
         const auto idle = std::chrono::milliseconds(config_.vram.restore_idle_ms);
@@ -202,10 +209,8 @@ void ModelManager::LoadHotBucket(const std::string& why) {
     {
         std::lock_guard lock(mutex_);
         restore_queued_ = false;
-        bool others_pending = false;
-        for (size_t i = 1; i < buckets_.size(); ++i) others_pending |= buckets_[i].pending > 0;
         // Another bucket is in use again, or short requests are about to load it anyway.
-        if (why != "start-up" && (others_pending || buckets_[0].pending > 0 || buckets_[0].loaded)) return;
+        if (why != "start-up" && (OthersPendingLocked() || buckets_[h].pending > 0 || buckets_[h].loaded)) return;
         ++preloads_;
     }
     auto result = host_.Load(hot.model, hot.num_ctx, hot.keep_alive);
@@ -217,14 +222,14 @@ void ModelManager::LoadHotBucket(const std::string& why) {
             std::snprintf(buf, sizeof buf, "ok (%s), load_duration %.0f ms", why.c_str(), load_ms);
             last_preload_ = buf;
             // Ollama's load answer may carry no load_duration; the runner held another bucket anyway.
-            if (runner_ && *runner_ != 0 && metrics_) metrics_->CountReload();
+            if (runner_ && *runner_ != h && metrics_) metrics_->CountReload();
             if (load_ms > kRunnerLoadMs) {
                 reload_ms_ = reloads_seen_ == 0 ? load_ms : Ewma(reload_ms_, load_ms);
                 ++reloads_seen_;
             }
-            if (!runner_ || *runner_ != 0) buckets_[0].spill_counted = false;  // a new runner
-            MarkLoadedLocked(0);
-            runner_ = 0;
+            if (!runner_ || *runner_ != h) buckets_[h].spill_counted = false;  // a new runner
+            MarkLoadedLocked(h);
+            runner_ = h;
         } else {
             last_preload_ = "failed (" + why + "): " + result.error().message;
         }
@@ -341,7 +346,7 @@ ManagerStatus ModelManager::Status() {
     }
     s.warnings = warnings_;
     s.policy = config_.routing.policy;
-    s.hot_bucket = config_.buckets.empty() ? "" : config_.buckets.front().name;
+    s.hot_bucket = hot_ ? config_.buckets[*hot_].name : "";
     s.preload_hot_bucket = config_.vram.preload_hot_bucket;
     s.preloads = preloads_;
     s.last_preload = last_preload_;

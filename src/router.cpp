@@ -20,14 +20,13 @@ std::string Num(int64_t v) {
 
 }  // namespace
 
-std::string_view RouteName(Route route) {
-    switch (route) {
-        case Route::k16k: return "16k";
-        case Route::k60k: return "60k";
-        case Route::kMapReduce: return "map_reduce";
-        case Route::kExtractive: return "extractive";
+std::string RouteName(const Plan& plan) {
+    switch (plan.kind) {
+        case RouteKind::kSingle: return plan.bucket;
+        case RouteKind::kMapReduce: return std::string(kMapReduceRoute);
+        case RouteKind::kExtractive: return std::string(kExtractiveRoute);
     }
-    return "16k";
+    return plan.bucket;
 }
 
 int64_t SinglePromptOverheadTokens(const PromptOptions& options) {
@@ -78,7 +77,7 @@ Access AccessCost(const Config& config, const RouteCosts& costs, size_t target, 
     }
     // Calls already queued for `target` make any switch (and the load back) happen anyway.
     double back_ms = 0;
-    if (t.pending == 0 && costs.restore_hot && target != 0) back_ms = costs.reload_ms;
+    if (t.pending == 0 && costs.restore_hot && !config.buckets[target].hot) back_ms = costs.reload_ms;
     if (t.pending == 0 && !t.loaded && loaded && costs.buckets[*loaded].pending > 0) back_ms = costs.reload_ms;
     if (t.loaded) {
         a.wait_ms = t.pending * t.mean_call_ms / slots;
@@ -117,7 +116,7 @@ Access AccessCost(const Config& config, const RouteCosts& costs, size_t target, 
 RouteEstimate EstimateSingleRoute(const Config& config, const RouteCosts& costs, size_t bucket_index,
                                   int64_t prompt_tokens, int64_t max_output_tokens) {
     RouteEstimate e;
-    e.route = bucket_index == 0 ? Route::k16k : Route::k60k;
+    e.route = config.buckets[bucket_index].name;
     const auto& b = costs.buckets[bucket_index];
     const double out = costs.output_tokens > 0 ? std::min<double>(costs.output_tokens, max_output_tokens)
                                                : static_cast<double>(max_output_tokens);
@@ -136,8 +135,9 @@ RouteEstimate EstimateMapReduceRoute(const Config& config, const RouteCosts& cos
                                      int64_t map_prompt_tokens, int64_t reduce_overhead_tokens,
                                      int64_t max_output_tokens) {
     RouteEstimate e;
-    e.route = Route::kMapReduce;
-    const auto& b = costs.buckets[0];
+    e.route = std::string(kMapReduceRoute);
+    const size_t map_index = config.BucketIndex(config.MapBucket());
+    const auto& b = costs.buckets[map_index];
     const int64_t n = std::max<int64_t>(1, chunks);
     const double learned = costs.output_tokens > 0 ? costs.output_tokens : 1e18;
     const double map_out = std::min<double>(learned, config.map_reduce.map_num_predict);
@@ -148,153 +148,195 @@ RouteEstimate EstimateMapReduceRoute(const Config& config, const RouteCosts& cos
     const double reduce_ms =
         CallMs(b, costs, static_cast<double>(n) * map_out + static_cast<double>(reduce_overhead_tokens), final_out);
     const double own = map_ms + reduce_ms;
-    Access a = AccessCost(config, costs, 0, own);
+    Access a = AccessCost(config, costs, map_index, own);
     e.total_ms = own + a.wait_ms + a.penalty_ms;
     e.detail = "map_reduce ~ " + Seconds(e.total_ms) + " (" + std::to_string(n) + " map call(s) in " +
                std::to_string(waves) + " wave(s) " + Seconds(map_ms) + " + reduce " + Seconds(reduce_ms) + " on " +
-               config.buckets[0].name + (b.spilling ? " incl. CPU spill" : "") + "; " + a.detail + ")";
+               config.buckets[map_index].name + (b.spilling ? " incl. CPU spill" : "") + "; " + a.detail + ")";
     return e;
 }
 
-Result<Plan> PlanRoute(std::string_view text, const TextStats& stats, const Config& config,
-                       const RouteOptions& options) {
-    const auto& small = config.small_bucket();
-    const auto& large = config.large_bucket();
+namespace {
+
+// What every candidate plan of one text shares: its size, and why in words.
+struct Sizing {
+    Plan base;                  // chars and text_tokens filled
+    int64_t prompt_tokens = 0;  // single-pass prompt
+    int64_t needed = 0;         // prompt + output cap + margin
+    std::string why;
+    bool under_threshold = true;
+};
+
+Sizing SizeText(std::string_view text, const TextStats& stats, const Config& config, const RouteOptions& options) {
+    Sizing s;
     const int64_t margin = config.routing.safety_margin_tokens;
     const int64_t output = options.prompt.max_tokens;
+    s.base.chars = static_cast<int64_t>(stats.chars);
+    s.base.text_tokens = Scaled(EstimateTokens(text), options.token_safety);
+    s.prompt_tokens = s.base.text_tokens + SinglePromptOverheadTokens(options.prompt);
+    s.needed = s.prompt_tokens + output + margin;
+    s.under_threshold = s.base.chars <= config.routing.hierarchical_threshold_chars;
+    std::ostringstream why;
+    why << Num(s.base.chars) << " chars ~ " << Num(s.prompt_tokens) << " prompt tokens";
+    if (options.token_safety > 1.0) why << " (estimate x" << options.token_safety << " after an overflow)";
+    why << " + " << Num(output) << " output + " << Num(margin) << " margin = " << Num(s.needed) << " tokens";
+    s.why = why.str();
+    return s;
+}
 
-    Plan base;
-    base.chars = static_cast<int64_t>(stats.chars);
-    base.text_tokens = Scaled(EstimateTokens(text), options.token_safety);
-    const int64_t prompt_tokens = base.text_tokens + SinglePromptOverheadTokens(options.prompt);
-    const int64_t needed = prompt_tokens + output + margin;
-    const bool fits_small = needed <= small.num_ctx;
-    const bool fits_large_tokens = needed <= large.num_ctx;
-    const bool under_threshold = base.chars <= config.routing.hierarchical_threshold_chars;
+std::string BucketWithCtx(const BucketConfig& b) { return b.name + " bucket (num_ctx " + Num(b.num_ctx) + ")"; }
 
-    std::ostringstream why_stream;
-    why_stream << Num(base.chars) << " chars ~ " << Num(prompt_tokens) << " prompt tokens";
-    if (options.token_safety > 1.0) why_stream << " (estimate x" << options.token_safety << " after an overflow)";
-    why_stream << " + " << Num(output) << " output + " << Num(margin) << " margin = " << Num(needed) << " tokens";
-    const std::string why = why_stream.str();
+// "fits the 16k bucket (num_ctx 16,384)"; for a larger bucket also the one it was too big for.
+std::string FitsWhy(const Config& config, size_t index) {
+    if (index == 0) return "fits the " + BucketWithCtx(config.buckets[0]);
+    return "over the " + BucketWithCtx(config.buckets[index - 1]) + ", fits the " + BucketWithCtx(config.buckets[index]);
+}
 
-    auto single = [&](const BucketConfig& bucket, Route route, const std::string& because) {
-        Plan plan = base;
-        plan.route = route;
-        plan.model = bucket.model;
-        plan.num_ctx = bucket.num_ctx;
-        plan.keep_alive = bucket.keep_alive;
-        plan.estimated_prompt_tokens = prompt_tokens;
-        plan.chunks = {Chunk{0, text.size(), 0, plan.chars, plan.text_tokens}};
-        plan.reason = why + "; " + because;
-        return plan;
-    };
-    const std::string fits_small_why = "fits the " + small.name + " bucket (num_ctx " + Num(small.num_ctx) + ")";
-    const std::string fits_large_why = "over the " + small.name + " bucket (num_ctx " + Num(small.num_ctx) +
-                                       "), fits the " + large.name + " bucket (num_ctx " + Num(large.num_ctx) + ")";
+// The first bucket whose context holds the whole prompt, if any.
+std::optional<size_t> SmallestFit(const Config& config, int64_t needed) {
+    for (size_t i = 0; i < config.buckets.size(); ++i) {
+        if (needed <= config.buckets[i].num_ctx) return i;
+    }
+    return std::nullopt;
+}
 
-    // Map-reduce: chunks sized so that each map prompt fits the small bucket.
+Plan SinglePlan(std::string_view text, const Sizing& s, const BucketConfig& bucket, const std::string& because) {
+    Plan plan = s.base;
+    plan.kind = RouteKind::kSingle;
+    plan.bucket = bucket.name;
+    plan.model = bucket.model;
+    plan.num_ctx = bucket.num_ctx;
+    plan.keep_alive = bucket.keep_alive;
+    plan.estimated_prompt_tokens = s.prompt_tokens;
+    plan.chunks = {Chunk{0, text.size(), 0, plan.chars, plan.text_tokens}};
+    plan.reason = s.why + "; " + because;
+    return plan;
+}
+
+// n chunks on s parallel slots take ceil(n / s) rounds; just over a multiple of s, the last round
+// runs one chunk alone while the other slots idle. Slightly smaller chunks that fill the last
+// round cost the same prompt tokens and finish sooner. Returns the limits the chunks were cut with.
+ChunkLimits FillLastRound(std::string_view text, const Config& config, ChunkLimits limits, std::vector<Chunk>& chunks) {
+    const size_t slots = static_cast<size_t>(std::max(1, config.MapConcurrency()));
+    const size_t count = chunks.size();
+    if (slots <= 1 || count <= slots || count % slots == 0) return limits;
+    const size_t rounded = (count + slots - 1) / slots * slots;
+    int64_t total_chars = 0, total_tokens = 0;
+    for (const auto& c : chunks) {
+        total_chars += c.chars;
+        total_tokens += c.estimated_tokens;
+    }
+    // Caps a little over an even share of `rounded`: the fewest chunks that fit them is `rounded`.
+    const double share = (1.0 + 0.5 / static_cast<double>(rounded)) / static_cast<double>(rounded);
+    ChunkLimits smaller = limits;
+    smaller.max_tokens = std::min(limits.max_tokens, static_cast<int64_t>(std::ceil(total_tokens * share)));
+    smaller.max_chars = std::min(limits.max_chars, static_cast<int64_t>(std::ceil(total_chars * share)));
+    std::vector<Chunk> resplit = SplitIntoChunks(text, smaller);
+    if (resplit.size() <= count || resplit.size() > rounded) return limits;
+    chunks = std::move(resplit);
+    return smaller;
+}
+
+// Map-reduce: chunks sized so that each map prompt fits the map bucket.
+Plan MapReducePlan(std::string_view text, const Sizing& s, const Config& config, const RouteOptions& options,
+                   const std::string& because) {
+    const BucketConfig& bucket = config.MapBucket();
     const int64_t map_overhead = MapPromptOverheadTokens(options.prompt);
-    auto map_reduce = [&](const std::string& because) {
-        ChunkLimits limits;
-        limits.max_tokens = small.num_ctx - map_overhead - config.map_reduce.map_num_predict - margin;
-        limits.max_chars = config.routing.hierarchical_chunk_max_chars;
-        limits.overlap_chars = config.routing.chunk_overlap_chars;
-        limits.token_safety = options.token_safety;
-        Plan plan = base;
-        plan.route = Route::kMapReduce;
-        plan.model = small.model;
-        plan.num_ctx = small.num_ctx;
-        plan.keep_alive = small.keep_alive;
-        plan.chunks = SplitIntoChunks(text, limits);
-        // n chunks on s parallel slots take ceil(n / s) rounds; just over a multiple of s, the last
-        // round runs one chunk alone while the other slots idle. Slightly smaller chunks that fill
-        // the last round cost the same prompt tokens and finish sooner.
-        const size_t slots = static_cast<size_t>(std::max(1, config.MapConcurrency()));
-        const size_t count = plan.chunks.size();
-        if (slots > 1 && count > slots && count % slots != 0) {
-            const size_t rounded = (count + slots - 1) / slots * slots;
-            int64_t total_chars = 0, total_tokens = 0;
-            for (const auto& c : plan.chunks) {
-                total_chars += c.chars;
-                total_tokens += c.estimated_tokens;
-            }
-            // Caps a little over an even share of `rounded`: the fewest chunks that fit them is `rounded`.
-            const double share = (1.0 + 0.5 / static_cast<double>(rounded)) / static_cast<double>(rounded);
-            ChunkLimits smaller = limits;
-            smaller.max_tokens = std::min(limits.max_tokens, static_cast<int64_t>(std::ceil(total_tokens * share)));
-            smaller.max_chars = std::min(limits.max_chars, static_cast<int64_t>(std::ceil(total_chars * share)));
-            std::vector<Chunk> resplit = SplitIntoChunks(text, smaller);
-            if (resplit.size() > count && resplit.size() <= rounded) {
-                plan.chunks = std::move(resplit);
-                limits = smaller;
-            }
-        }
-        plan.estimated_prompt_tokens = 0;
-        for (const auto& c : plan.chunks) plan.estimated_prompt_tokens += c.estimated_tokens + map_overhead;
-        plan.reason = why + "; " + because + ": map-reduce over " + std::to_string(plan.chunks.size()) +
-                      " chunks of <= " + Num(limits.max_tokens) + " tokens / " + Num(limits.max_chars) +
-                      " chars for the " + small.name + " bucket";
-        return plan;
-    };
+    ChunkLimits limits;
+    limits.max_tokens =
+        bucket.num_ctx - map_overhead - config.map_reduce.map_num_predict - config.routing.safety_margin_tokens;
+    limits.max_chars = config.routing.hierarchical_chunk_max_chars;
+    limits.overlap_chars = config.routing.chunk_overlap_chars;
+    limits.token_safety = options.token_safety;
+    Plan plan = s.base;
+    plan.kind = RouteKind::kMapReduce;
+    plan.bucket = bucket.name;
+    plan.model = bucket.model;
+    plan.num_ctx = bucket.num_ctx;
+    plan.keep_alive = bucket.keep_alive;
+    plan.chunks = SplitIntoChunks(text, limits);
+    limits = FillLastRound(text, config, limits, plan.chunks);
+    plan.estimated_prompt_tokens = 0;
+    for (const auto& c : plan.chunks) plan.estimated_prompt_tokens += c.estimated_tokens + map_overhead;
+    plan.reason = s.why + "; " + because + ": map-reduce over " + std::to_string(plan.chunks.size()) + " chunks of <= " +
+                  Num(limits.max_tokens) + " tokens / " + Num(limits.max_chars) + " chars for the " + bucket.name +
+                  " bucket";
+    return plan;
+}
 
+// The cost policy: every bucket that holds the text, and map-reduce when the map bucket does not;
+// the cheapest expected time wins. nullopt when there is nothing to weigh.
+std::optional<Plan> ChooseByCost(std::string_view text, const Sizing& s, const Config& config,
+                                 const RouteOptions& options, size_t first_fit) {
+    const RouteCosts& costs = *options.costs;
+    const int64_t output = options.prompt.max_tokens;
+    std::vector<std::pair<Plan, RouteEstimate>> candidates;
+    for (size_t i = first_fit; i < config.buckets.size(); ++i) {
+        const std::string because = i == first_fit ? FitsWhy(config, i) : "fits the " + config.buckets[i].name + " bucket too";
+        candidates.emplace_back(SinglePlan(text, s, config.buckets[i], because),
+                                EstimateSingleRoute(config, costs, i, s.prompt_tokens, output));
+    }
+    if (s.needed > config.MapBucket().num_ctx) {
+        Plan mr = MapReducePlan(text, s, config, options, FitsWhy(config, first_fit) + ", but map-reduce is cheaper now");
+        const int64_t reduce_overhead = SinglePromptOverheadTokens(options.prompt);
+        candidates.emplace_back(mr, EstimateMapReduceRoute(config, costs, static_cast<int64_t>(mr.chunks.size()),
+                                                           mr.estimated_prompt_tokens, reduce_overhead, output));
+    }
+    if (candidates.size() < 2) return std::nullopt;
+    size_t best = 0;
+    for (size_t i = 1; i < candidates.size(); ++i) {
+        if (candidates[i].second.total_ms < candidates[best].second.total_ms) best = i;
+    }
+    Plan chosen = std::move(candidates[best].first);
+    std::string compared;
+    for (const auto& [plan, estimate] : candidates) compared += (compared.empty() ? "" : " vs ") + estimate.detail;
+    chosen.reason += "; cost policy: " + compared + " -> " + RouteName(chosen);
+    chosen.estimated_ms = candidates[best].second.total_ms;
+    chosen.interactive_maps = chosen.kind == RouteKind::kMapReduce;
+    return chosen;
+}
+
+}  // namespace
+
+Result<Plan> PlanRoute(std::string_view text, const TextStats& stats, const Config& config,
+                       const RouteOptions& options) {
+    const Sizing s = SizeText(text, stats, config, options);
+    const std::optional<size_t> fit = SmallestFit(config, s.needed);
+    const bool fits_map_bucket = s.needed <= config.MapBucket().num_ctx;
     // The cost policy chooses between the feasible routes of an automatic request; a text over
     // the threshold keeps the record's rule (always map-reduce).
     const bool weigh = config.routing.policy == "cost" && options.costs &&
-                       options.costs->buckets.size() >= config.buckets.size() && config.buckets.size() >= 2 &&
-                       options.strategy == Strategy::kAuto && fits_large_tokens && (fits_small || under_threshold);
+                       options.costs->buckets.size() >= config.buckets.size() && options.strategy == Strategy::kAuto &&
+                       fit && (fits_map_bucket || s.under_threshold);
     if (weigh) {
-        const RouteCosts& costs = *options.costs;
-        std::vector<std::pair<Plan, RouteEstimate>> candidates;
-        if (fits_small) {
-            candidates.emplace_back(single(small, Route::k16k, fits_small_why),
-                                    EstimateSingleRoute(config, costs, 0, prompt_tokens, output));
-            candidates.emplace_back(single(large, Route::k60k, "fits the " + large.name + " bucket too"),
-                                    EstimateSingleRoute(config, costs, 1, prompt_tokens, output));
-        } else {
-            candidates.emplace_back(single(large, Route::k60k, fits_large_why),
-                                    EstimateSingleRoute(config, costs, 1, prompt_tokens, output));
-            Plan mr = map_reduce(fits_large_why + ", but map-reduce is cheaper now");
-            const int64_t reduce_overhead = SinglePromptOverheadTokens(options.prompt);
-            candidates.emplace_back(mr, EstimateMapReduceRoute(config, costs, static_cast<int64_t>(mr.chunks.size()),
-                                                               mr.estimated_prompt_tokens, reduce_overhead, output));
-        }
-        size_t best = 0;
-        for (size_t i = 1; i < candidates.size(); ++i) {
-            if (candidates[i].second.total_ms < candidates[best].second.total_ms) best = i;
-        }
-        Plan chosen = std::move(candidates[best].first);
-        std::string compared;
-        for (const auto& [plan, estimate] : candidates) compared += (compared.empty() ? "" : " vs ") + estimate.detail;
-        chosen.reason += "; cost policy: " + compared + " -> " + std::string(RouteName(chosen.route));
-        chosen.estimated_ms = candidates[best].second.total_ms;
-        chosen.interactive_maps = chosen.route == Route::kMapReduce;
-        return chosen;
+        if (auto chosen = ChooseByCost(text, s, config, options, *fit)) return *chosen;
     }
-
-    if (options.strategy != Strategy::kMapReduce) {
-        if (fits_small) return single(small, Route::k16k, fits_small_why);
-        if (fits_large_tokens && (under_threshold || options.strategy == Strategy::kSingle)) {
-            std::string because = fits_large_why;
-            if (!under_threshold) because += "; over HIERARCHICAL_THRESHOLD_CHARS but strategy is single";
-            return single(large, Route::k60k, because);
-        }
-        if (options.strategy == Strategy::kSingle) {
-            return MakeError(ErrorCode::kInputTooLarge,
-                             why + ": fits no bucket (largest num_ctx " + Num(large.num_ctx) +
-                                 "). Use \"strategy\": \"auto\" or \"map_reduce\", or send a shorter text.");
+    if (options.strategy != Strategy::kMapReduce && fit) {
+        // Over the threshold, a text goes to map-reduce unless one pass on the map bucket holds it.
+        const bool map_bucket = &config.buckets[*fit] == &config.MapBucket();
+        if (map_bucket || *fit == 0 || s.under_threshold || options.strategy == Strategy::kSingle) {
+            std::string because = FitsWhy(config, *fit);
+            if (!s.under_threshold && !map_bucket && *fit != 0) {
+                because += "; over HIERARCHICAL_THRESHOLD_CHARS but strategy is single";
+            }
+            return SinglePlan(text, s, config.buckets[*fit], because);
         }
     }
-
+    const BucketConfig& largest = config.buckets.back();
+    if (options.strategy == Strategy::kSingle) {
+        return MakeError(ErrorCode::kInputTooLarge,
+                         s.why + ": fits no bucket (largest num_ctx " + Num(largest.num_ctx) +
+                             "). Use \"strategy\": \"auto\" or \"map_reduce\", or send a shorter text.");
+    }
     std::string because;
     if (options.strategy == Strategy::kMapReduce) {
         because = "strategy map_reduce";
-    } else if (fits_large_tokens) {
+    } else if (fit) {
         because = "over HIERARCHICAL_THRESHOLD_CHARS (" + Num(config.routing.hierarchical_threshold_chars) + ")";
     } else {
-        because = "over the " + large.name + " bucket (num_ctx " + Num(large.num_ctx) + ")";
+        because = "over the " + BucketWithCtx(largest);
     }
-    return map_reduce(because);
+    return MapReducePlan(text, s, config, options, because);
 }
 
 }  // namespace summarizer

@@ -189,7 +189,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
         std::string summary;
         int levels = 0;
 
-        if (plan.route != Route::kMapReduce) {
+        if (plan.kind != RouteKind::kMapReduce) {
             Prompt prompt = BuildSinglePrompt(request.text, popts);
             auto result = call(make_request(plan, prompt, popts.max_tokens, "single", true), final_sink, cancel);
             if (!result.ok()) {
@@ -246,7 +246,7 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
             // Reduce, level by level, until the partials fit one final prompt.
             std::vector<std::string> items = std::move(partials);
             std::vector<int64_t> item_excess = std::move(partial_excess);
-            const auto& bucket = config_.small_bucket();
+            const auto& bucket = config_.MapBucket();
             const int64_t margin = config_.routing.safety_margin_tokens;
             // The merge prompt's tokens: the prompt estimated, plus what Ollama counted in its partials beyond
             // their estimates.
@@ -347,9 +347,9 @@ Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const
 
         if (!failure) {
             response.summary = std::move(summary);
-            response.route = plan.route;
+            response.route = RouteName(plan);
             response.model = plan.model;
-            response.chunks = plan.route == Route::kMapReduce ? static_cast<int>(plan.chunks.size()) : 1;
+            response.chunks = plan.kind == RouteKind::kMapReduce ? static_cast<int>(plan.chunks.size()) : 1;
             response.levels = levels;
             response.reason = plan.reason + replan_notes;
             break;

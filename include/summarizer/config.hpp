@@ -14,12 +14,15 @@
 
 namespace summarizer {
 
-// One Ollama model with a fixed context window: a "bucket" of the design record.
+// One model with a fixed context window: a "bucket" of the design record. The config lists any
+// number of them, smallest context first; the router picks the smallest that fits a text.
 struct BucketConfig {
-    std::string name;        // route name in the API: "16k" or "60k"
-    std::string model;       // Ollama model name, created from config/Modelfile.*
-    int num_ctx = 16384;     // tokens; sent with every request (and set in the Modelfile)
+    std::string name;        // route name in the API ("16k", "60k"); not "map_reduce", "extractive", "none"
+    std::string model;       // model name on the engine (Ollama: created from config/Modelfile.<name>)
+    int num_ctx = 16384;     // context window in tokens; sent with every request (and set in the Modelfile)
     std::string keep_alive;  // Ollama duration ("24h", "15m", "-1", "0"); sent with every request
+    bool hot = false;        // kept loaded: preloaded at start-up, restored after another bucket ran, and the
+                             // bucket map-reduce chunks are sized for; at most one bucket is hot
 };
 
 // Sampling options sent to Ollama (the design record's values).
@@ -116,8 +119,8 @@ struct Config {
     ServerConfig server;
     OllamaConfig ollama;
     std::vector<BucketConfig> buckets = {
-        {"16k", "gemma3-4b-16k", 16384, "24h"},
-        {"60k", "gemma3-4b-60k", 61440, "15m"},
+        {"16k", "gemma3-4b-16k", 16384, "24h", true},
+        {"60k", "gemma3-4b-60k", 61440, "15m", false},
     };
     GenerationOptions generation;
     RoutingConfig routing;
@@ -126,9 +129,11 @@ struct Config {
     VramConfig vram;
     DegradedConfig degraded;
 
-    const BucketConfig& small_bucket() const { return buckets.at(0); }
-    const BucketConfig& large_bucket() const { return buckets.at(1); }
     const BucketConfig* FindBucket(std::string_view name) const;
+    const BucketConfig* HotBucket() const;       // the bucket marked hot, if any
+    // The bucket map chunks and merges run on: the hot one (no reload), else the smallest.
+    const BucketConfig& MapBucket() const;
+    size_t BucketIndex(const BucketConfig& bucket) const;  // its position in `buckets`
     int MapConcurrency() const;  // map_reduce.concurrency, or Ollama's slots
     int MaxInflight() const;     // server.max_inflight, or 2 x Ollama's slots
 };

@@ -1,7 +1,7 @@
 // The VRAM and keep_alive policy: which bucket Ollama should have loaded, and what each costs.
 // - At start-up: checks each bucket's estimated footprint (config `vram`) against the VRAM
-//   budget and warns, naming the bucket and the fix; preloads the hot (first, 16K) bucket with
-//   an empty-prompt load (vram.preload_hot_bucket).
+//   budget and warns, naming the bucket and the fix; preloads the hot bucket (BucketConfig::hot,
+//   16K by default) with an empty-prompt load (vram.preload_hot_bucket).
 // - After another bucket was used and none of its calls has been pending for
 //   vram.restore_idle_ms, loads the hot bucket again, so the next short request does not pay
 //   the reload (and a burst of long requests does not ping-pong the runner).
@@ -128,6 +128,7 @@ private:
     void LoadHotBucket(const std::string& why);
     void ApplyLoadedLocked(const std::vector<LoadedModel>& loaded);
     void MarkLoadedLocked(size_t index);
+    bool OthersPendingLocked() const;  // a call for a bucket other than the hot one waits or runs
 
     const Config& config_;
     ModelHost& host_;
@@ -135,6 +136,7 @@ private:
 
     mutable std::mutex mutex_;
     std::vector<Learned> buckets_;
+    const std::optional<size_t> hot_;  // Config::HotBucket's index
     double reload_ms_;
     int64_t reloads_seen_ = 0;
     double output_tokens_ = 0;

@@ -1,4 +1,5 @@
-// The Plan for one input (pure): the 16k bucket, the 60k bucket, or map-reduce with its chunks.
+// The Plan for one input (pure): one pass on the smallest bucket that fits (however many buckets
+// the config lists), or map-reduce with its chunks on the map bucket (Config::MapBucket).
 // Never plans a prompt whose estimated size (template + text + output cap + safety margin)
 // exceeds the bucket's num_ctx. Every threshold comes from Config.
 // With routing.policy "cost" and RouteCosts given, the choice among the feasible routes weighs
@@ -20,11 +21,14 @@
 
 namespace summarizer {
 
+// How a plan runs. No bucket is named here: a single pass names its bucket in Plan::bucket.
 // kExtractive is never planned: it names the in-process degraded answer when Ollama is unreachable.
-enum class Route { k16k, k60k, kMapReduce, kExtractive };
+enum class RouteKind { kSingle, kMapReduce, kExtractive };
 enum class Strategy { kAuto, kSingle, kMapReduce };
 
-std::string_view RouteName(Route route);
+// The API's route names besides the buckets' own.
+inline constexpr std::string_view kMapReduceRoute = "map_reduce";
+inline constexpr std::string_view kExtractiveRoute = "extractive";
 
 // What the cost policy knows about one bucket right now (the ModelManager observes and learns it).
 struct BucketCosts {
@@ -54,7 +58,8 @@ struct RouteOptions {
 };
 
 struct Plan {
-    Route route = Route::k16k;
+    RouteKind kind = RouteKind::kSingle;
+    std::string bucket;          // the bucket the calls run on (map-reduce: the map bucket)
     std::string model;           // the model that writes the final summary
     int num_ctx = 0;             // of that model's bucket
     std::string keep_alive;
@@ -69,10 +74,13 @@ struct Plan {
     bool interactive_maps = false;
 };
 
+// The API's route name of a plan: its bucket's name for a single pass, "map_reduce", "extractive".
+std::string RouteName(const Plan& plan);
+
 // Expected milliseconds of one route under `costs` (own time + waits + the switch penalty, as the
 // cost policy weighs it), with its explanation. Exposed for tests and /status.
 struct RouteEstimate {
-    Route route = Route::k16k;
+    std::string route;           // as RouteName
     double total_ms = 0;
     std::string detail;
 };
@@ -81,7 +89,7 @@ struct RouteEstimate {
 int64_t SinglePromptOverheadTokens(const PromptOptions& options);
 int64_t MapPromptOverheadTokens(const PromptOptions& options);
 
-// Expected time of a single pass on config.buckets[bucket_index], and of map-reduce on the small
+// Expected time of a single pass on config.buckets[bucket_index], and of map-reduce on the map
 // bucket with `chunks` map prompts totalling `map_prompt_tokens`. Requires costs.buckets to
 // cover config.buckets.
 RouteEstimate EstimateSingleRoute(const Config& config, const RouteCosts& costs, size_t bucket_index,

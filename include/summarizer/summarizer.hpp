@@ -44,7 +44,7 @@ struct Timings {
 
 struct SummarizeResponse {
     std::string summary;
-    Route route = Route::k16k;
+    std::string route;        // RouteName: the bucket's name, "map_reduce" or "extractive"
     std::string model;
     int chunks = 1;
     int levels = 0;
@@ -54,7 +54,7 @@ struct SummarizeResponse {
     std::string reason;       // the plan's reason, plus any re-plan
     int overflow_replans = 0; // times Ollama reported a prompt over num_ctx
     std::string language;     // resolved language of the summary
-    bool degraded = false;    // true: not written by the model (route kExtractive, Ollama unreachable)
+    bool degraded = false;    // true: not written by the model (route "extractive", Ollama unreachable)
 };
 
 // Callbacks for streaming; each may be empty. Called from worker threads, never concurrently.

@@ -17,12 +17,12 @@ std::string WriteTemp(const std::string& name, const std::string& content) {
 TEST(Config, DefaultsAreTheDesignRecords) {
     auto config = LoadConfig({});
     ASSERT_TRUE(config.ok()) << config.error().message;
-    EXPECT_EQ(config->small_bucket().model, "gemma3-4b-16k");
-    EXPECT_EQ(config->small_bucket().num_ctx, 16384);
-    EXPECT_EQ(config->small_bucket().keep_alive, "24h");
-    EXPECT_EQ(config->large_bucket().model, "gemma3-4b-60k");
-    EXPECT_EQ(config->large_bucket().num_ctx, 61440);
-    EXPECT_EQ(config->large_bucket().keep_alive, "15m");
+    EXPECT_EQ(config->buckets.at(0).model, "gemma3-4b-16k");
+    EXPECT_EQ(config->buckets.at(0).num_ctx, 16384);
+    EXPECT_EQ(config->buckets.at(0).keep_alive, "24h");
+    EXPECT_EQ(config->buckets.at(1).model, "gemma3-4b-60k");
+    EXPECT_EQ(config->buckets.at(1).num_ctx, 61440);
+    EXPECT_EQ(config->buckets.at(1).keep_alive, "15m");
     EXPECT_EQ(config->routing.hierarchical_threshold_chars, 150000);
     EXPECT_EQ(config->generation.num_batch, 1024);
     EXPECT_DOUBLE_EQ(config->generation.temperature, 0.15);
@@ -126,14 +126,101 @@ TEST(Config, EveryKnobIsDocumentedWithEnvAndDefault) {
 
 TEST(Config, VramEstimateGrowsWithContextAndSlots) {
     Config config;
-    double small = EstimateBucketVramMb(config, config.small_bucket());
-    double large = EstimateBucketVramMb(config, config.large_bucket());
+    double small = EstimateBucketVramMb(config, config.buckets.at(0));
+    double large = EstimateBucketVramMb(config, config.buckets.at(1));
     EXPECT_GT(large, small);
     config.ollama.num_parallel = 2;
-    double two_slots = EstimateBucketVramMb(config, config.large_bucket());
+    double two_slots = EstimateBucketVramMb(config, config.buckets.at(1));
     EXPECT_GT(two_slots, large);
     config.vram.kv_cache_type = "q8_0";
-    EXPECT_LT(EstimateBucketVramMb(config, config.large_bucket()), two_slots);
+    EXPECT_LT(EstimateBucketVramMb(config, config.buckets.at(1)), two_slots);
+}
+
+}  // namespace
+}  // namespace summarizer
+
+namespace summarizer {
+namespace {
+
+TEST(ConfigBuckets, AFileListsAnyNumberOfBucketsSmallestFirst) {
+    std::string file = WriteTemp("three_buckets", R"({"buckets": {
+        "8k": {"model": "gemma3-4b-8k", "num_ctx": 8192, "keep_alive": "24h", "hot": true},
+        "16k": {"hot": false},
+        "60k": {},
+        "120k": {"model": "gemma3-4b-120k", "num_ctx": 122880, "keep_alive": "5m"}}})");
+    auto config = LoadConfig({.file = file});
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    std::vector<std::string> names;
+    for (const auto& b : config->buckets) names.push_back(b.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"8k", "16k", "60k", "120k"}));
+    EXPECT_EQ(config->MapBucket().name, "8k");
+    EXPECT_EQ(config->buckets[1].model, "gemma3-4b-16k");  // the default's other fields stay
+
+    // A bucket the defaults lack is placed by its size among them; a file's own list must be in order.
+    auto added = LoadConfig({.file = WriteTemp("added", R"({"buckets": {
+        "120k": {"model": "m", "num_ctx": 122880, "keep_alive": "5m"}, "4k": {"model": "s", "num_ctx": 4096,
+        "keep_alive": "5m"}}})")});
+    ASSERT_FALSE(added.ok());
+    EXPECT_NE(added.error().message.find("must be larger than buckets.120k.num_ctx"),
+              std::string::npos)
+        << added.error().message;
+    EXPECT_NE(added.error().message.find("smallest context first"), std::string::npos);
+    auto one = LoadConfig({.file = WriteTemp("added_one", R"({"buckets": {
+        "120k": {"model": "m", "num_ctx": 122880, "keep_alive": "5m"}}})")});
+    ASSERT_TRUE(one.ok()) << one.error().message;
+    names.clear();
+    for (const auto& b : one->buckets) names.push_back(b.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"16k", "60k", "120k"}));
+}
+
+TEST(ConfigBuckets, NullRemovesADefaultBucketAndTheHotOneIsWhereMapReduceRuns) {
+    std::string file = WriteTemp("one_bucket", R"({"buckets": {"60k": null, "16k": {"num_ctx": 32768}}})");
+    auto config = LoadConfig({.file = file});
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    ASSERT_EQ(config->buckets.size(), 1u);
+    EXPECT_EQ(config->buckets[0].num_ctx, 32768);
+    EXPECT_EQ(config->MapBucket().name, "16k");
+    EXPECT_EQ(config->HotBucket(), &config->buckets[0]);
+
+    std::string three = WriteTemp("hot_middle", R"({"buckets": {
+        "8k": {"model": "m8", "num_ctx": 8192, "keep_alive": "5m"}, "16k": {"hot": false}, "60k": {"hot": true}}})");
+    auto hot60 = LoadConfig({.file = three});
+    ASSERT_TRUE(hot60.ok()) << hot60.error().message;
+    EXPECT_EQ(hot60->MapBucket().name, "60k");
+    EXPECT_EQ(hot60->BucketIndex(hot60->MapBucket()), 2u);
+}
+
+TEST(ConfigBuckets, BucketsAreSetFromFlagsAndEnvironmentByName) {
+    std::string file = WriteTemp("new_bucket", R"({"buckets": {"120k": {"model": "big", "num_ctx": 122880,
+                                                                      "keep_alive": "5m"}}})");
+    auto config = LoadConfig({.file = file,
+                              .env = {{"SUMMARIZER_BUCKET_120K_KEEP_ALIVE", "1m"}},
+                              .flags = {{"buckets.120k.model", "bigger"}}});
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    const BucketConfig* b = config->FindBucket("120k");
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->model, "bigger");
+    EXPECT_EQ(b->keep_alive, "1m");
+    EXPECT_NE(ConfigToJson(*config).find("\"120k\""), std::string::npos);
+}
+
+TEST(ConfigBuckets, BadBucketsAreRejectedNamingTheKey) {
+    struct Case {
+        std::string json, needle;
+    };
+    for (const auto& c : std::vector<Case>{
+             {R"({"buckets": {"8k": {"model": "m", "num_ctx": 8192, "keep_alive": "5m", "hot": true}}})",
+              "only one bucket can be hot"},
+             {R"({"buckets": {"map_reduce": {"model": "m", "num_ctx": 99999, "keep_alive": "5m"}}})", "map_reduce"},
+             {R"({"buckets": {"2k": {"num_ctx": 2048, "keep_alive": "5m"}}})", "buckets.2k.model"},
+             {R"({"buckets": {"16k": null, "60k": null}})", "at least one bucket"},
+             {R"({"buckets": {"16k": {"color": "red"}}})", "unknown key 'buckets.16k.color'"},
+             {R"({"buckets": ["16k"]})", "buckets must be an object"},
+         }) {
+        auto config = LoadConfig({.file = WriteTemp("bad_bucket", c.json)});
+        ASSERT_FALSE(config.ok()) << c.json;
+        EXPECT_NE(config.error().message.find(c.needle), std::string::npos) << config.error().message;
+    }
 }
 
 }  // namespace

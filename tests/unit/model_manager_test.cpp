@@ -102,6 +102,39 @@ TEST(ModelManager, StartPreloadsTheHotBucketWithItsKeepAlive) {
     EXPECT_EQ(manager.Status().preloads, 1);
 }
 
+// The hot bucket is data: any bucket can be it, and with none marked nothing is preloaded or restored.
+TEST(ModelManager, TheHotBucketIsWhicheverTheConfigMarks) {
+    Config config;
+    config.vram.restore_idle_ms = 20;
+    config.buckets[0].hot = false;
+    config.buckets[1].hot = true;
+    LoadRecordingBackend backend;
+    backend.load_ns = 2'000'000'000;
+    ModelManager manager(config, backend);
+    TrackedEngine tracked(backend, manager);
+    manager.Start();
+    manager.WaitIdle();
+    ASSERT_EQ(backend.loads().size(), 1u);
+    EXPECT_EQ(backend.loads()[0].model, "gemma3-4b-60k");
+    EXPECT_EQ(manager.Status().hot_bucket, "60k");
+    ASSERT_TRUE(tracked.Generate(RequestFor(config, 0), nullptr, {}).ok());  // the 16k bucket, now the other one
+    manager.WaitIdle();
+    ASSERT_EQ(backend.loads().size(), 2u);
+    EXPECT_EQ(backend.loads()[1].model, "gemma3-4b-60k");  // restored
+
+    Config none;
+    none.buckets[0].hot = false;
+    LoadRecordingBackend quiet;
+    ModelManager unmanaged(none, quiet);
+    TrackedEngine quiet_tracked(quiet, unmanaged);
+    unmanaged.Start();
+    unmanaged.WaitIdle();
+    ASSERT_TRUE(quiet_tracked.Generate(RequestFor(none, 1), nullptr, {}).ok());
+    unmanaged.WaitIdle();
+    EXPECT_TRUE(quiet.loads().empty());
+    EXPECT_EQ(unmanaged.Status().hot_bucket, "");
+}
+
 TEST(ModelManager, NoPreloadWhenDisabled) {
     Config config;
     config.vram.preload_hot_bucket = false;

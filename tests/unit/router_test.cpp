@@ -45,7 +45,7 @@ Plan MustPlan(const std::string& text, Strategy strategy = Strategy::kAuto, std:
 
 TEST(Router, ThirtyThousandEnglishCharsFit16k) {
     Plan plan = MustPlan(TextOfChars(kEnglishParagraph, 30000));
-    EXPECT_EQ(plan.route, Route::k16k);
+    EXPECT_EQ(RouteName(plan), "16k");
     EXPECT_EQ(plan.model, "gemma3-4b-16k");
     EXPECT_EQ(plan.num_ctx, 16384);
     EXPECT_EQ(plan.chars, 30000);
@@ -55,7 +55,7 @@ TEST(Router, ThirtyThousandEnglishCharsFit16k) {
 
 TEST(Router, ThirtyThousandJapaneseCharsDoNotFit16k) {
     Plan plan = MustPlan(TextOfChars(kJapaneseParagraph, 30000), Strategy::kAuto, "ja");
-    EXPECT_EQ(plan.route, Route::k60k);
+    EXPECT_EQ(RouteName(plan), "60k");
     EXPECT_EQ(plan.num_ctx, 61440);
     EXPECT_EQ(plan.keep_alive, "15m");
     EXPECT_GT(plan.estimated_prompt_tokens, 16384);
@@ -67,18 +67,18 @@ TEST(Router, SixtyThousandJapaneseCharsAreMeasuredInTokens) {
     Plan plan = MustPlan(text, Strategy::kAuto, "ja");
     Config config;
     int64_t needed = plan.estimated_prompt_tokens + config.generation.num_predict + config.routing.safety_margin_tokens;
-    EXPECT_EQ(plan.route, needed <= 61440 ? Route::k60k : Route::kMapReduce) << plan.reason;
+    EXPECT_EQ(RouteName(plan), needed <= 61440 ? "60k" : "map_reduce") << plan.reason;
     // 140,000 Japanese chars are under the threshold but far over 61,440 tokens.
     Plan big = MustPlan(TextOfChars(kJapaneseParagraph, 140000), Strategy::kAuto, "ja");
-    EXPECT_EQ(big.route, Route::kMapReduce) << big.reason;
+    EXPECT_EQ(RouteName(big), "map_reduce") << big.reason;
     EXPECT_NE(big.reason.find("over the 60k bucket"), std::string::npos) << big.reason;
 }
 
 TEST(Router, EnglishOverTheThresholdGoesToMapReduceEvenIfItWouldFit60k) {
     Plan under = MustPlan(TextOfChars(kEnglishParagraph, 140000));
-    EXPECT_EQ(under.route, Route::k60k) << under.reason;
+    EXPECT_EQ(RouteName(under), "60k") << under.reason;
     Plan over = MustPlan(TextOfChars(kEnglishParagraph, 160000));
-    EXPECT_EQ(over.route, Route::kMapReduce) << over.reason;
+    EXPECT_EQ(RouteName(over), "map_reduce") << over.reason;
     EXPECT_NE(over.reason.find("HIERARCHICAL_THRESHOLD_CHARS"), std::string::npos) << over.reason;
 }
 
@@ -88,7 +88,7 @@ TEST(Router, NoPlannedPromptExceedsItsContext) {
         for (size_t chars : {1000u, 20000u, 40000u, 70000u, 150000u, 400000u}) {
             std::string text = TextOfChars(*unit, chars);
             Plan plan = MustPlan(text);
-            if (plan.route != Route::kMapReduce) {
+            if (RouteName(plan) != "map_reduce") {
                 EXPECT_LE(plan.estimated_prompt_tokens + config.generation.num_predict, plan.num_ctx);
                 continue;
             }
@@ -96,7 +96,7 @@ TEST(Router, NoPlannedPromptExceedsItsContext) {
             int64_t overhead = MapPromptOverheadTokens(options.prompt);
             for (const auto& chunk : plan.chunks) {
                 EXPECT_LE(EstimateTokens(ChunkText(text, chunk)) + overhead + config.map_reduce.map_num_predict,
-                          config.small_bucket().num_ctx);
+                          config.buckets.at(0).num_ctx);
                 EXPECT_LE(chunk.chars, config.routing.hierarchical_chunk_max_chars);
             }
         }
@@ -116,12 +116,12 @@ TEST(Router, StrategySingleRefusesWhatFitsNoBucket) {
     std::string english = TextOfChars(kEnglishParagraph, 160000);
     auto single = PlanRoute(english, ComputeTextStats(english), config, options);
     ASSERT_TRUE(single.ok());
-    EXPECT_EQ(single->route, Route::k60k);
+    EXPECT_EQ(RouteName(*single), "60k");
 }
 
 TEST(Router, StrategyMapReduceAlwaysChunks) {
     Plan plan = MustPlan(TextOfChars(kEnglishParagraph, 5000), Strategy::kMapReduce);
-    EXPECT_EQ(plan.route, Route::kMapReduce);
+    EXPECT_EQ(RouteName(plan), "map_reduce");
     EXPECT_EQ(plan.chunks.size(), 1u);
 }
 
@@ -135,12 +135,11 @@ TEST(Router, ThresholdsComeFromConfig) {
     // 20,000 English chars fit 16K whatever the threshold.
     auto plan = PlanRoute(text, ComputeTextStats(text), config, options);
     ASSERT_TRUE(plan.ok());
-    EXPECT_EQ(plan->route, Route::k16k);
-    config.small_bucket();
+    EXPECT_EQ(RouteName(*plan), "16k");
     config.buckets[0].num_ctx = 4096;
     plan = PlanRoute(text, ComputeTextStats(text), config, options);
     ASSERT_TRUE(plan.ok());
-    EXPECT_EQ(plan->route, Route::kMapReduce) << plan->reason;
+    EXPECT_EQ(RouteName(*plan), "map_reduce") << plan->reason;
     EXPECT_GE(plan->chunks.size(), 5u);
 }
 
@@ -171,7 +170,7 @@ TEST(Router, MapChunksFillTheLastRoundOfSlots) {
         auto natural = PlanRoute(text, stats, one_slot, options);
         auto filled = PlanRoute(text, stats, two_slots, options);
         ASSERT_TRUE(natural.ok() && filled.ok());
-        ASSERT_EQ(natural->route, Route::kMapReduce);
+        ASSERT_EQ(RouteName(*natural), "map_reduce");
         EXPECT_EQ(filled->chunks.size() % 2, 0u) << chars << ": " << natural->chunks.size() << " -> " << filled->chunks.size();
         EXPECT_LE(filled->chunks.size(), natural->chunks.size() + 1) << chars;
         int64_t covered = 0;
@@ -179,13 +178,80 @@ TEST(Router, MapChunksFillTheLastRoundOfSlots) {
             EXPECT_LE(c.chars, two_slots.routing.hierarchical_chunk_max_chars);
             EXPECT_LE(c.estimated_tokens + MapPromptOverheadTokens(options.prompt) +
                           two_slots.map_reduce.map_num_predict + two_slots.routing.safety_margin_tokens,
-                      two_slots.small_bucket().num_ctx);
+                      two_slots.buckets.at(0).num_ctx);
             covered += c.chars;
         }
         EXPECT_EQ(covered, static_cast<int64_t>(chars));
         if (natural->chunks.size() % 2 == 1) ++checked;  // a case where the rounding mattered
     }
     EXPECT_GE(checked, 1) << "no size in the range gave an odd number of chunks";
+}
+
+}  // namespace
+}  // namespace summarizer
+
+namespace summarizer {
+namespace {
+
+Config ThreeBuckets() {
+    Config config;
+    config.buckets = {{"8k", "m-8k", 8192, "24h", true},
+                      {"32k", "m-32k", 32768, "1h", false},
+                      {"120k", "m-120k", 122880, "5m", false}};
+    config.routing.hierarchical_threshold_chars = 1'000'000;
+    return config;
+}
+
+Plan PlanWith(const Config& config, const std::string& text, Strategy strategy = Strategy::kAuto) {
+    RouteOptions options;
+    options.strategy = strategy;
+    options.prompt.language = "en";
+    options.prompt.max_tokens = config.generation.num_predict;
+    auto plan = PlanRoute(text, ComputeTextStats(text), config, options);
+    EXPECT_TRUE(plan.ok()) << plan.error().message;
+    return plan.ok() ? plan.value() : Plan{};
+}
+
+TEST(RouterBuckets, PicksTheSmallestOfAnyNumberOfBucketsThatFits) {
+    const Config config = ThreeBuckets();
+    Plan small = PlanWith(config, TextOfChars(kEnglishParagraph, 4000));
+    EXPECT_EQ(RouteName(small), "8k") << small.reason;
+    Plan mid = PlanWith(config, TextOfChars(kEnglishParagraph, 60000));
+    EXPECT_EQ(RouteName(mid), "32k") << mid.reason;
+    EXPECT_EQ(mid.model, "m-32k");
+    EXPECT_NE(mid.reason.find("over the 8k bucket (num_ctx 8,192), fits the 32k bucket"), std::string::npos)
+        << mid.reason;
+    Plan large = PlanWith(config, TextOfChars(kEnglishParagraph, 300000));
+    EXPECT_EQ(RouteName(large), "120k") << large.reason;
+    EXPECT_NE(large.reason.find("over the 32k bucket"), std::string::npos) << large.reason;
+    Plan huge = PlanWith(config, TextOfChars(kEnglishParagraph, 700000));
+    EXPECT_EQ(RouteName(huge), "map_reduce") << huge.reason;
+    EXPECT_NE(huge.reason.find("over the 120k bucket"), std::string::npos) << huge.reason;
+    // Map chunks are sized for the hot bucket, where map-reduce runs.
+    EXPECT_EQ(huge.bucket, "8k");
+    for (const auto& chunk : huge.chunks) EXPECT_LT(chunk.estimated_tokens, 8192);
+}
+
+TEST(RouterBuckets, OneBucketAloneTakesWhatFitsAndMapReducesTheRest) {
+    Config config;
+    config.buckets = {{"16k", "gemma3-4b-16k", 16384, "24h", true}};
+    EXPECT_EQ(RouteName(PlanWith(config, TextOfChars(kEnglishParagraph, 20000))), "16k");
+    Plan big = PlanWith(config, TextOfChars(kEnglishParagraph, 100000));
+    EXPECT_EQ(RouteName(big), "map_reduce") << big.reason;
+    RouteOptions single;
+    single.strategy = Strategy::kSingle;
+    single.prompt.max_tokens = config.generation.num_predict;
+    const std::string text = TextOfChars(kEnglishParagraph, 100000);
+    auto refused = PlanRoute(text, ComputeTextStats(text), config, single);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, ErrorCode::kInputTooLarge);
+}
+
+TEST(RouterBuckets, TheThresholdSendsLongTextsPastTheMapBucketToMapReduce) {
+    Config config = ThreeBuckets();
+    config.routing.hierarchical_threshold_chars = 50000;
+    EXPECT_EQ(RouteName(PlanWith(config, TextOfChars(kEnglishParagraph, 60000))), "map_reduce");
+    EXPECT_EQ(RouteName(PlanWith(config, TextOfChars(kEnglishParagraph, 60000), Strategy::kSingle)), "32k");
 }
 
 }  // namespace

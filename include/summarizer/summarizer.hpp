@@ -1,20 +1,22 @@
-// Executes a Plan: one pass, or map (bounded parallel, document order kept) then reduce
-// (level by level until one summary fits). Guards against silent truncation: a call that
-// Ollama refused as too long, or whose prompt_eval_count reached num_ctx, is re-planned with a
-// stricter estimate and never returned (a merge prompt is regrouped with the map's partial
-// summaries kept; a map chunk re-plans the whole request). Calls are marked interactive (single
-// pass, final reduce) or batch (map chunks, intermediate reduces) for the upstream scheduler.
-// Thread-safe: one instance serves all requests.
+// Plans a request and executes the plan in steps (executor.hpp): one pass, or map (bounded
+// parallel, document order kept) then merges (level by level until one summary fits). Guards
+// against silent truncation: a call that the engine refused as too long, or whose prompt_tokens
+// reached num_ctx, is re-planned with a stricter estimate (DecideReplan) and never returned.
+// Calls are marked interactive (single pass, final merge) or batch (map chunks, intermediate
+// merges) for the upstream scheduler. Thread-safe: one instance serves all requests.
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "summarizer/config.hpp"
+#include "summarizer/executor.hpp"
 #include "summarizer/llm_engine.hpp"
 #include "summarizer/router.hpp"
+#include "summarizer/task_pool.hpp"
 
 namespace summarizer {
 
@@ -62,6 +64,8 @@ struct SummarizeEvents {
     std::function<void(const Plan& plan)> on_plan;
     std::function<void(std::string_view phase, int done, int total)> on_progress;
     std::function<void(std::string_view piece)> on_delta;
+    // A step finished; `state` already holds its output (a durable job persists it here).
+    std::function<void(const StepId& step, const StepOutput& output, const ExecutionState& state)> on_step;
 };
 
 // Counters the summarizer updates (metrics read them).
@@ -74,24 +78,43 @@ struct SummarizerObserver {
 
 class Summarizer {
 public:
-    Summarizer(const Config& config, LlmEngine& backend, SummarizerObserver observer = {});
+    using Clock = std::chrono::steady_clock;
+
+    // `pool` runs the parallel calls of map and merge levels; null: the summarizer owns one.
+    // `config`, `engine` and `pool` outlive it.
+    Summarizer(const Config& config, LlmEngine& engine, SummarizerObserver observer = {}, TaskPool* pool = nullptr);
 
     // Validates max_tokens against config and plans. Errors: kInvalidRequest, kInputTooLarge.
     Result<Plan> MakePlan(const SummarizeRequest& request) const;
 
+    // The state a request starts from: its plan, no step finished.
+    Result<ExecutionState> Start(const SummarizeRequest& request) const;
+
+    // Runs `state` (from Start(), or one holding finished steps) to its end; `state` holds every
+    // finished step whatever the result. Errors: as LlmEngine::Generate (kContextOverflow only
+    // after the re-plans are spent), kCancelled, kUpstreamError when merges do not converge.
+    Result<SummarizeResponse> Execute(const SummarizeRequest& request, ExecutionState& state,
+                                      const SummarizeEvents& events, const CancelToken& cancel,
+                                      Clock::time_point arrival = Clock::now());
+
+    // Start() then Execute().
     Result<SummarizeResponse> Run(const SummarizeRequest& request, const SummarizeEvents& events,
-                                  const CancelToken& cancel,
-                                  std::chrono::steady_clock::time_point arrival = std::chrono::steady_clock::now());
+                                  const CancelToken& cancel, Clock::time_point arrival = Clock::now());
 
     // The language a request resolves to ("auto" -> guessed from the text).
     static std::string ResolveLanguage(const SummarizeRequest& request, const TextStats& stats);
 
 private:
+    friend class Execution;
+    PromptOptions PromptOptionsFor(const SummarizeRequest& request, const TextStats& stats) const;
     RouteOptions MakeRouteOptions(const SummarizeRequest& request, const TextStats& stats, double safety) const;
+    Result<Plan> PlanWith(const SummarizeRequest& request, double safety) const;
 
     const Config& config_;
-    LlmEngine& backend_;
+    LlmEngine& engine_;
     SummarizerObserver observer_;
+    std::unique_ptr<TaskPool> own_pool_;
+    TaskPool& pool_;
 };
 
 }  // namespace summarizer

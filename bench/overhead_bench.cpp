@@ -243,8 +243,8 @@ int main(int argc, char** argv) {
     config.scheduler.prefill_gate = false;
     config.vram.preload_hot_bucket = false;
     config.server.threads = std::max(config.server.threads, 40);
-    summarizer::OllamaClient backend(summarizer::OllamaClientOptions::FromConfig(config.ollama));
-    summarizer::HttpServer server(config, backend);
+    summarizer::Service service(config);
+    summarizer::HttpServer server(config, service);
     auto port = server.Bind();
     if (!port.ok()) {
         std::fprintf(stderr, "cannot bind: %s\n", port.error().message.c_str());

@@ -144,8 +144,8 @@ Outcome RunPolicy(const std::string& policy, const std::vector<Item>& workload, 
     config.scheduler.prefill_gate_max_ms = scaled(config.scheduler.prefill_gate_max_ms);
     config.vram.restore_idle_ms = scaled(static_cast<int>(o.restore_idle_ms));
 
-    OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
-    HttpServer server(config, client);
+    Service service(config);
+    HttpServer server(config, service);
     auto port = server.Bind();
     if (!port.ok()) throw std::runtime_error(port.error().message);
     std::thread serving([&] { server.Run(); });

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <random>
 #include <cmath>
 
 #include "summarizer/text.hpp"
@@ -82,11 +84,16 @@ std::optional<Error> SetOption(ParsedRequest& out, const std::string& name, cons
     };
     if (name == "language") {
         if (!value.is_string()) return type_error("a string such as \"auto\", \"en\" or \"ja\"");
-        auto lang = Lower(value.get<std::string>());
-        bool ok = !lang.empty() && lang.size() <= 16 &&
-                  std::all_of(lang.begin(), lang.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; });
-        if (!ok) return Invalid("field 'language' must be \"auto\" or a language code such as \"en\" or \"ja\"");
-        out.request.language = lang;
+        const auto given = value.get<std::string>();
+        if (Lower(given) == "auto") {
+            out.request.language = "auto";
+        } else if (auto lang = NormalizeLanguage(given)) {
+            out.request.language = *lang;
+        } else {
+            const std::string shown = given.size() <= 40 ? given : given.substr(0, 40) + "...";
+            return Invalid("field 'language' must be \"auto\" or a language the summary can be written in, as a code "
+                           "(\"en\", \"ja\", \"zh\", \"de\", ...) or a name (\"Japanese\"), not \"" + shown + "\"");
+        }
     } else if (name == "style") {
         if (!value.is_string()) return type_error("\"paragraph\" or \"bullets\"");
         auto style = value.get<std::string>();
@@ -187,11 +194,23 @@ Result<ParsedRequest> ParseSummarizeRequest(const HttpInput& input, const Config
     return out;
 }
 
+std::string NewRequestId() {
+    thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                     static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())};
+    char buf[33];
+    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                  static_cast<unsigned long long>(rng()));
+    return buf;
+}
+
 int HttpStatusFor(ErrorCode code) {
     switch (code) {
         case ErrorCode::kInvalidJson:
         case ErrorCode::kInvalidRequest: return 400;
         case ErrorCode::kUnauthorized: return 401;
+        case ErrorCode::kForbidden: return 403;
+        case ErrorCode::kNotFound: return 404;
+        case ErrorCode::kMethodNotAllowed: return 405;
         case ErrorCode::kPayloadTooLarge: return 413;
         case ErrorCode::kUnsupportedMediaType: return 415;
         case ErrorCode::kInputTooLarge: return 422;
@@ -266,6 +285,115 @@ std::string FormatSseEvent(std::string_view event, const json& data) {
     out += data.dump(-1, ' ', false, json::error_handler_t::replace);
     out += "\n\n";
     return out;
+}
+
+}  // namespace summarizer
+
+namespace summarizer {
+namespace {
+
+json LoadedJson(const LoadedModel& m) {
+    return json{{"name", m.name},
+                {"size_bytes", m.size_bytes},
+                {"size_vram_bytes", m.size_vram_bytes},
+                {"context_length", m.context_length},
+                {"expires_at", m.expires_at},
+                {"spilling_to_cpu", m.size_vram_bytes < m.size_bytes}};
+}
+
+json BucketStatusJson(const BucketStatus& b, const std::string& hot_bucket) {
+    json entry = {{"name", b.name},
+                  {"model", b.model},
+                  {"num_ctx", b.num_ctx},
+                  {"keep_alive", b.keep_alive},
+                  {"hot", b.name == hot_bucket},
+                  {"estimated_vram_mb", std::round(b.estimated_vram_mb)},
+                  {"fits_vram_budget", b.fits_vram_budget},
+                  {"loaded", b.loaded},
+                  {"measured", nullptr},
+                  {"spilling_to_cpu", b.spilling},
+                  {"spills_seen", b.spills_seen},
+                  {"pending_calls", b.pending_calls},
+                  {"learned", {{"calls", b.calls},
+                               {"prefill_tokens_per_s", Round1(b.prefill_tokens_per_s)},
+                               {"decode_tokens_per_s", Round1(b.decode_tokens_per_s)},
+                               {"mean_call_ms", std::round(b.mean_call_ms)}}}};
+    if (b.measured) {
+        const MeasuredFootprint& m = *b.measured;
+        entry["measured"] = {{"size_bytes", m.size_bytes},
+                             {"size_vram_bytes", m.size_vram_bytes},
+                             {"size_mb", std::round(static_cast<double>(m.size_bytes) / 1048576.0)},
+                             {"size_vram_mb", std::round(static_cast<double>(m.size_vram_bytes) / 1048576.0)},
+                             {"context_length", m.context_length},
+                             {"expires_at", m.expires_at},
+                             {"spilling_to_cpu", m.spilling_to_cpu}};
+    }
+    return entry;
+}
+
+}  // namespace
+
+json StatusJson(const ServiceStatus& status, const Config& config) {
+    const ManagerStatus& st = status.manager;
+    json doc;
+    doc["config"] = json::parse(ConfigToJson(config));
+    doc["policy"] = st.policy;
+    json buckets = json::array();
+    for (const auto& b : st.buckets) buckets.push_back(BucketStatusJson(b, st.hot_bucket));
+    doc["buckets"] = buckets;
+    doc["vram"] = {{"budget_mb", config.vram.budget_mb},
+                   {"reserve_mb", config.vram.reserve_mb},
+                   {"usable_mb", config.vram.budget_mb - config.vram.reserve_mb},
+                   {"kv_cache_type", config.vram.kv_cache_type},
+                   {"num_parallel", config.ollama.num_parallel},
+                   {"preload_hot_bucket", st.preload_hot_bucket},
+                   {"hot_bucket", st.hot_bucket},
+                   {"preloads", st.preloads},
+                   {"last_preload", st.last_preload},
+                   {"warnings", st.warnings}};
+    doc["thresholds"] = {{"hierarchical_threshold_chars", config.routing.hierarchical_threshold_chars},
+                         {"hierarchical_chunk_max_chars", config.routing.hierarchical_chunk_max_chars},
+                         {"safety_margin_tokens", config.routing.safety_margin_tokens},
+                         {"policy", config.routing.policy}};
+    doc["costs"] = {{"reload_ms", std::round(st.reload_ms)},
+                    {"reloads_seen", st.reloads_seen},
+                    {"output_tokens", std::round(st.output_tokens)},
+                    {"spill_slowdown", st.spill_slowdown},
+                    {"slots", st.slots}};
+    json ollama = {{"url", config.ollama.url}, {"reachable", st.ollama_reachable}};
+    if (st.ollama_reachable) {
+        json list = json::array();
+        for (const auto& m : st.loaded) list.push_back(LoadedJson(m));
+        ollama["loaded"] = list;
+    } else {
+        ollama["error"] = st.ollama_error;
+    }
+    doc["ollama"] = ollama;
+    doc["inflight"] = status.inflight;
+    doc["queued"] = status.queued;
+    return doc;
+}
+
+json ReadyJson(const Readiness& r) {
+    if (r.ready) return json{{"status", "ready"}, {"ollama", r.upstream_url}};
+    json body = {{"status", "unavailable"}, {"reason", r.reason}};
+    if (r.shutting_down) return body;
+    if (!r.missing_models.empty()) {
+        body["missing_models"] = r.missing_models;
+        return body;
+    }
+    body["circuit"] = r.circuit;
+    if (r.extractive_instead) body["degraded"] = "summaries are extractive (route \"extractive\") until Ollama answers";
+    return body;
+}
+
+json MetaEventJson(const Plan& plan, std::string_view request_id) {
+    const bool degraded = plan.kind == RouteKind::kExtractive;
+    return json{{"request_id", std::string(request_id)},
+                {"route", RouteName(plan)},
+                {"model", plan.model},
+                {"chunks", plan.kind == RouteKind::kMapReduce ? plan.chunks.size() : size_t{1}},
+                {"degraded", degraded}};
 }
 
 }  // namespace summarizer

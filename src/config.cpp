@@ -679,7 +679,8 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
     for (const auto& [path, value] : sources.flags) {
         auto knob = FindKnob(path);
         if (!knob) return MakeError(ErrorCode::kInvalidRequest, "unknown setting '" + path + "'");
-        std::string source = "flag --" + path;
+        auto spelled = sources.flag_names.find(path);
+        std::string source = "flag " + (spelled != sources.flag_names.end() ? spelled->second : "--set " + path);
         if (auto st = SetFromString(config, *knob, value, source); !st.ok()) return st.error();
         origin[knob->path] = source;
     }

@@ -7,6 +7,9 @@ std::string_view ErrorCodeName(ErrorCode code) {
         case ErrorCode::kInvalidJson: return "invalid_json";
         case ErrorCode::kInvalidRequest: return "invalid_request";
         case ErrorCode::kUnauthorized: return "unauthorized";
+        case ErrorCode::kForbidden: return "forbidden";
+        case ErrorCode::kNotFound: return "not_found";
+        case ErrorCode::kMethodNotAllowed: return "method_not_allowed";
         case ErrorCode::kPayloadTooLarge: return "payload_too_large";
         case ErrorCode::kUnsupportedMediaType: return "unsupported_media_type";
         case ErrorCode::kInputTooLarge: return "input_too_large";

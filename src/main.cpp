@@ -11,14 +11,13 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "summarizer/api.hpp"
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
-#include "summarizer/ollama_client.hpp"
-#include "summarizer/scheduler.hpp"
-#include "summarizer/summarizer.hpp"
+#include "summarizer/service.hpp"
 #include "summarizer/text.hpp"
 
 extern char** environ;
@@ -58,9 +57,13 @@ Config LoadOrExit(const CommonFlags& flags) {
     } else if (std::filesystem::exists("config/summarizer.json")) {
         sources.file = "config/summarizer.json";
     }
-    if (!flags.host.empty()) sources.flags["server.host"] = flags.host;
-    if (flags.port >= 0) sources.flags["server.port"] = std::to_string(flags.port);
-    if (!flags.ollama_url.empty()) sources.flags["ollama.url"] = flags.ollama_url;
+    auto named = [&](const std::string& path, const std::string& value, const std::string& flag) {
+        sources.flags[path] = value;
+        sources.flag_names[path] = flag;
+    };
+    if (!flags.host.empty()) named("server.host", flags.host, "--host");
+    if (flags.port >= 0) named("server.port", std::to_string(flags.port), "--port");
+    if (!flags.ollama_url.empty()) named("ollama.url", flags.ollama_url, "--ollama-url");
     for (const auto& set : flags.sets) {
         auto eq = set.find('=');
         if (eq == std::string::npos) {
@@ -86,7 +89,11 @@ void AddCommonFlags(CLI::App* app, CommonFlags& flags, bool server_flags) {
         app->add_option("--port", flags.port, "TCP port (env SUMMARIZER_PORT; default 8080; 0 = any free port)")
             ->check(CLI::Range(0, 65535));
     }
-    app->add_option("--set", flags.sets, "set any knob: --set routing.policy=cost (see `summarizer config --list`)");
+    // One KEY=VALUE per --set (repeatable), so that a file name after it stays the file name.
+    app->add_option("--set", flags.sets, "set any knob: --set routing.policy=cost (see `summarizer config --list`)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+        ->allow_extra_args(false);
 }
 
 // The knobs as a Markdown table: README.md's configuration table is this output
@@ -151,8 +158,8 @@ int Serve(const Config& config) {
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
-    HttpServer server(config, client);
+    Service service(config);
+    HttpServer server(config, service);
     auto port = server.Bind();
     if (!port.ok()) {
         spdlog::error("{}", port.error().message);
@@ -184,6 +191,20 @@ int Serve(const Config& config) {
     return ok ? 0 : 1;
 }
 
+// The progress bar on standard error ("map [####......] 3/10").
+void PrintProgress(std::string_view phase, int done, int total) {
+    const bool tty = isatty(fileno(stderr));
+    const int width = 30;
+    int filled = total > 0 ? done * width / total : 0;
+    std::fprintf(stderr, "%s%-6s [%s%s] %d/%d%s", tty ? "\r" : "", std::string(phase).c_str(),
+                 std::string(static_cast<size_t>(filled), '#').c_str(),
+                 std::string(static_cast<size_t>(width - filled), '.').c_str(), done, total, tty ? "" : "\n");
+    if (tty && done == total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+}
+
+// One summary through the same Service as `serve`: the same routing, re-plans, retries, extractive
+// fallback and response object. The text streams to standard output; logs go to standard error.
 int Summarize(const Config& config, const std::string& path, const std::map<std::string, std::string>& options,
               bool json_out, bool quiet) {
     auto parsed = ReadRequest(path, options, config);
@@ -191,43 +212,32 @@ int Summarize(const Config& config, const std::string& path, const std::map<std:
         std::cerr << "summarizer: " << parsed.error().message << "\n";
         return 1;
     }
-    OllamaClient client(OllamaClientOptions::FromConfig(config.ollama));
-    UpstreamScheduler scheduler(SchedulerOptionsFromConfig(config));
-    ScheduledEngine scheduled(client, scheduler);
-    Summarizer summarizer(config, scheduled);
+    parsed->request.request_id = NewRequestId();
+    Service service(config);
+    if (config.routing.policy == "cost") service.RefreshUpstreamState();
     SummarizeEvents events;
-    const bool tty = isatty(fileno(stderr));
     if (!json_out) {
         events.on_delta = [](std::string_view piece) {
             std::fwrite(piece.data(), 1, piece.size(), stdout);
             std::fflush(stdout);
         };
     }
-    events.on_progress = [&](std::string_view phase, int done, int total) {
-        if (quiet) return;
-        const int width = 30;
-        int filled = total > 0 ? done * width / total : 0;
-        std::fprintf(stderr, "%s%-6s [%s%s] %d/%d%s", tty ? "\r" : "", std::string(phase).c_str(),
-                     std::string(static_cast<size_t>(filled), '#').c_str(),
-                     std::string(static_cast<size_t>(width - filled), '.').c_str(), done, total, tty ? "" : "\n");
-        if (tty && done == total) std::fputc('\n', stderr);
-        std::fflush(stderr);
-    };
-    CancelToken cancel;
-    auto result = summarizer.Run(parsed->request, events, cancel);
+    if (!quiet) events.on_progress = PrintProgress;
+    auto ticket = service.Admit(CancelToken{});
+    auto result = ticket.ok() ? service.Summarize(*ticket, parsed->request, events) : Result<SummarizeResponse>(ticket.error());
     if (!result.ok()) {
         std::cerr << "\nsummarizer: " << ErrorCodeName(result.error().code) << ": " << result.error().message << "\n";
         return 1;
     }
     if (json_out) {
         std::cout << ResponseJson(*result).dump(2) << "\n";
-    } else {
-        if (!result->summary.empty() && result->summary.back() != '\n') std::cout << "\n";
-        if (!quiet) {
-            std::fprintf(stderr, "[route %s, model %s, %d chunk(s), %.1f s, ttft %.0f ms, decode %.1f tok/s]\n",
-                         result->route.c_str(), result->model.c_str(), result->chunks,
-                         result->timings.total_ms / 1000, result->timings.ttft_ms, result->timings.decode_tokens_per_s);
-        }
+        return 0;
+    }
+    if (!result->summary.empty() && result->summary.back() != '\n') std::cout << "\n";
+    if (!quiet) {
+        std::fprintf(stderr, "[route %s, model %s, %d chunk(s), %.1f s, ttft %.0f ms, decode %.1f tok/s%s]\n",
+                     result->route.c_str(), result->model.c_str(), result->chunks, result->timings.total_ms / 1000,
+                     result->timings.ttft_ms, result->timings.decode_tokens_per_s, result->degraded ? ", degraded" : "");
     }
     return 0;
 }
@@ -238,9 +248,9 @@ int PlanCommand(const Config& config, const std::string& path, const std::map<st
         std::cerr << "summarizer: " << parsed.error().message << "\n";
         return 1;
     }
-    OllamaClient unused(OllamaClientOptions::FromConfig(config.ollama));
-    Summarizer summarizer(config, unused);
-    auto plan = summarizer.MakePlan(parsed->request);
+    Service service(config);
+    if (config.routing.policy == "cost") service.RefreshUpstreamState();
+    auto plan = service.MakePlan(parsed->request);
     if (!plan.ok()) {
         std::cerr << "summarizer: " << ErrorCodeName(plan.error().code) << ": " << plan.error().message << "\n";
         return 1;
@@ -255,9 +265,10 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     CLI::App app{"summarizer: summaries from Ollama that route by size and never send a prompt that does not fit"};
     app.require_subcommand(1);
-    app.footer(KnobTable() +
-               "\nPrecedence: flags > environment > config file > defaults. A bad value exits with code 2.\n"
-               "Docs: README.md; API: GET /openapi.json");
+    app.set_version_flag("--version", std::string("summarizer ") + SUMMARIZER_VERSION);
+    app.footer("Settings: `summarizer config --list` (every knob, its environment variable and default).\n"
+               "Precedence: flags > environment > config file > defaults. A bad value exits with code 2.\n"
+               "Docs: README.md, docs/; API: docs/API.md, GET /openapi.json");
 
     CommonFlags serve_flags, summarize_flags, plan_flags, config_flags;
     auto* serve = app.add_subcommand("serve", "run the HTTP server (POST /summarize, /summarize/plan, /healthz, ...)");
@@ -293,6 +304,8 @@ int main(int argc, char** argv) {
 
     CLI11_PARSE(app, argc, argv);
 
+    // Logs go to standard error: standard output is the summary (`summarize`) or JSON (`plan`, `--json`).
+    spdlog::set_default_logger(spdlog::stderr_color_mt("summarizer"));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     auto request_options = [&] {
         std::map<std::string, std::string> o{{"language", language}, {"style", style}, {"strategy", strategy}};

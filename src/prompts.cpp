@@ -39,16 +39,50 @@ std::string Fence(std::string_view text) {
 
 }  // namespace
 
+namespace {
+
+// The languages a summary can be asked for: ISO 639-1 code and English name.
+constexpr std::pair<std::string_view, std::string_view> kLanguages[] = {
+    {"en", "English"},    {"ja", "Japanese"},  {"zh", "Chinese"},    {"ko", "Korean"},     {"fr", "French"},
+    {"de", "German"},     {"es", "Spanish"},   {"it", "Italian"},    {"pt", "Portuguese"}, {"ru", "Russian"},
+    {"nl", "Dutch"},      {"vi", "Vietnamese"}, {"th", "Thai"},      {"id", "Indonesian"}, {"ar", "Arabic"},
+    {"pl", "Polish"},     {"tr", "Turkish"},   {"sv", "Swedish"},    {"uk", "Ukrainian"},  {"hi", "Hindi"},
+    {"cs", "Czech"},      {"da", "Danish"},    {"fi", "Finnish"},    {"no", "Norwegian"},  {"el", "Greek"},
+    {"he", "Hebrew"},     {"hu", "Hungarian"}, {"ro", "Romanian"},   {"ms", "Malay"},      {"bn", "Bengali"},
+};
+
+std::string Lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+}  // namespace
+
 std::string LanguageName(std::string_view code) {
-    static const std::pair<std::string_view, std::string_view> kNames[] = {
-        {"en", "English"}, {"ja", "Japanese"}, {"zh", "Chinese"},    {"ko", "Korean"},   {"fr", "French"},
-        {"de", "German"},  {"es", "Spanish"},  {"it", "Italian"},    {"pt", "Portuguese"}, {"ru", "Russian"},
-        {"nl", "Dutch"},   {"vi", "Vietnamese"}, {"th", "Thai"},     {"id", "Indonesian"}, {"ar", "Arabic"},
-    };
-    for (const auto& [c, name] : kNames) {
-        if (c == code) return std::string(name);
+    const std::string primary = Lower(code.substr(0, code.find_first_of("-_")));
+    for (const auto& [c, name] : kLanguages) {
+        if (c == primary) return std::string(name);
     }
     return std::string(code);
+}
+
+std::optional<std::string> NormalizeLanguage(std::string_view value) {
+    const std::string lower = Lower(value);
+    const size_t cut = lower.find_first_of("-_");
+    const std::string primary = lower.substr(0, cut);
+    for (const auto& [c, name] : kLanguages) {
+        if (lower == Lower(name)) return std::string(c);
+        // A code, or a tag whose region is two letters or digits ("pt-br", "zh-tw", "es-419").
+        if (c == primary && (cut == std::string::npos || (lower.size() - cut - 1 >= 2 && lower.size() - cut - 1 <= 3 &&
+                                                          std::all_of(lower.begin() + static_cast<long>(cut) + 1,
+                                                                      lower.end(), ::isalnum)))) {
+            std::string tag = lower;
+            if (cut != std::string::npos) tag[cut] = '-';
+            return tag;
+        }
+    }
+    return std::nullopt;
 }
 
 Prompt BuildSinglePrompt(std::string_view text, const PromptOptions& o) {

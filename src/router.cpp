@@ -258,9 +258,10 @@ Plan MapReducePlan(std::string_view text, const Sizing& s, const Config& config,
     limits = FillLastRound(text, config, limits, plan.chunks);
     plan.estimated_prompt_tokens = 0;
     for (const auto& c : plan.chunks) plan.estimated_prompt_tokens += c.estimated_tokens + map_overhead;
+    // The tokens above are of one pass over the text; what map-reduce sends is the map prompts'.
     plan.reason = s.why + "; " + because + ": map-reduce over " + std::to_string(plan.chunks.size()) + " chunks of <= " +
                   Num(limits.max_tokens) + " tokens / " + Num(limits.max_chars) + " chars for the " + bucket.name +
-                  " bucket";
+                  " bucket, " + Num(plan.estimated_prompt_tokens) + " prompt tokens in all";
     return plan;
 }
 

@@ -389,7 +389,14 @@ Result<ExecutionState> Summarizer::Start(const SummarizeRequest& request) const 
 Result<SummarizeResponse> Summarizer::Execute(const SummarizeRequest& request, ExecutionState& state,
                                               const SummarizeEvents& events, const CancelToken& cancel,
                                               Clock::time_point arrival) {
-    return Execution(*this, request, state, events, cancel).Run(arrival);
+    // The executor's boundary: a stray exception (an engine bug, bad_alloc) fails this request only.
+    std::optional<Result<SummarizeResponse>> result;
+    auto failure = CatchAll("request " + request.request_id, [&]() -> std::optional<Error> {
+        result = Execution(*this, request, state, events, cancel).Run(arrival);
+        return std::nullopt;
+    });
+    if (failure) return *failure;
+    return std::move(*result);
 }
 
 Result<SummarizeResponse> Summarizer::Run(const SummarizeRequest& request, const SummarizeEvents& events,

@@ -1,6 +1,6 @@
 // The HTTP API's data layer (pure, no sockets): parsing and validating a /summarize request
-// from its content type, body and query, and the JSON documents the contract
-// (../shared/design/API.md) defines. http_server.cpp is the only caller besides tests/fuzzers.
+// from its content type, body and query, the HTTP status of each error, and every JSON document
+// the contract (docs/API.md) defines. The routes (routes.cpp) and the CLI are its callers.
 #pragma once
 
 #include <map>
@@ -12,6 +12,7 @@
 #include "summarizer/config.hpp"
 #include "summarizer/error.hpp"
 #include "summarizer/router.hpp"
+#include "summarizer/service.hpp"
 #include "summarizer/summarizer.hpp"
 
 namespace summarizer {
@@ -32,6 +33,9 @@ struct HttpInput {
 // and how to fix it).
 Result<ParsedRequest> ParseSummarizeRequest(const HttpInput& input, const Config& config);
 
+// A fresh request id: 32 hex digits, random.
+std::string NewRequestId();
+
 // HTTP status of an error code (the table in API.md).
 int HttpStatusFor(ErrorCode code);
 
@@ -43,6 +47,15 @@ nlohmann::json ResponseJson(const SummarizeResponse& response);
 
 // The 200 response of /summarize/plan.
 nlohmann::json PlanJson(const Plan& plan);
+
+// GET /status: the configuration in force, the buckets' footprints and learned costs, /api/ps.
+nlohmann::json StatusJson(const ServiceStatus& status, const Config& config);
+
+// GET /readyz's body (200 when r.ready, else 503).
+nlohmann::json ReadyJson(const Readiness& r);
+
+// The SSE `meta` event: {"request_id", "route", "model", "chunks", "degraded"}.
+nlohmann::json MetaEventJson(const Plan& plan, std::string_view request_id);
 
 // One Server-Sent Event: "event: NAME\ndata: JSON\n\n" (JSON has no raw newlines).
 std::string FormatSseEvent(std::string_view event, const nlohmann::json& data);

@@ -143,6 +143,7 @@ struct ConfigSources {
     std::optional<std::string> file;                 // --config; else config/summarizer.json if present
     std::map<std::string, std::string> env;          // the process environment (or a test's)
     std::map<std::string, std::string> flags;        // knob path -> value given on the command line
+    std::map<std::string, std::string> flag_names;   // knob path -> its flag ("--port"); default "--set <path>"
 };
 
 // One documented knob: its dotted path in the file, its environment variable, its meaning.

@@ -12,7 +12,10 @@ namespace summarizer {
 enum class ErrorCode {
     kInvalidJson,           // 400: the body is not JSON
     kInvalidRequest,        // 400: a field is wrong, unknown, blank text, bad UTF-8
-    kUnauthorized,          // 401
+    kUnauthorized,          // 401: no or a wrong API key
+    kForbidden,             // 403: a browser origin not in server.cors_origins
+    kNotFound,              // 404: no such endpoint
+    kMethodNotAllowed,      // 405: the endpoint exists, the method does not (Allow names the ones that do)
     kPayloadTooLarge,       // 413
     kUnsupportedMediaType,  // 415
     kInputTooLarge,         // 422: fits no bucket and the caller asked for one pass

@@ -3,6 +3,7 @@
 // the document is fenced as data, and the output language is named explicitly.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,8 +23,13 @@ struct Prompt {
     std::string prompt;
 };
 
-// English name of a language code for instructions ("ja" -> "Japanese"); unknown codes as is.
+// English name of a language code for instructions ("ja" -> "Japanese", "pt-br" -> "Portuguese");
+// unknown codes as is.
 std::string LanguageName(std::string_view code);
+
+// A language a summary can be written in, as its lowercase code or tag: "ja", "Japanese" and "JA"
+// give "ja", "pt_BR" gives "pt-br". nullopt for anything else ("klingon", "en; rm -rf").
+std::optional<std::string> NormalizeLanguage(std::string_view value);
 
 // One pass over the whole text.
 Prompt BuildSinglePrompt(std::string_view text, const PromptOptions& options);

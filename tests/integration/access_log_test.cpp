@@ -118,6 +118,40 @@ TEST_F(AccessLog, JsonLinesCarryTheSameFieldsAndNoText) {
     }
 }
 
+// A stream whose client leaves is logged (and counted) with the route its meta event named, and 499.
+TEST_F(AccessLog, ACancelledStreamIsLoggedWithItsRoute) {
+    FakeBehavior slow;
+    slow.reply = "One. Two. Three. Four. Five. Six. Seven. Eight.";
+    slow.piece_chars = 6;
+    slow.piece_delay_ms = 200;
+    fake.SetBehavior(slow);
+    ServeProcess serve(fake.url(), {}, {}, "access_log_cancel");
+    ASSERT_GT(serve.port(), 0) << serve.Stop();
+    httplib::Client client("127.0.0.1", serve.port());
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/summarize";
+    req.headers = {{"X-Request-Id", "log-test-cancel"}, {"Content-Type", "application/json"}};
+    req.body = json{{"text", kSecret}, {"stream", true}}.dump();
+    std::string received;
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+        received.append(data, n);
+        return received.find("event: delta") == std::string::npos;  // leave after the first piece
+    };
+    httplib::Response res;
+    httplib::Error error = httplib::Error::Success;
+    client.send(req, res, error);
+    ASSERT_NE(received.find("event: meta"), std::string::npos) << received;
+    const std::string access_line = "log-test-cancel 127.0.0.1 POST";
+    for (int i = 0; i < 100 && LinesWith(serve.Log(), access_line).empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::string log = serve.Stop();
+    auto lines = LinesWith(log, access_line);
+    ASSERT_FALSE(lines.empty()) << log;
+    EXPECT_NE(lines[0].find("stream status=499 route=16k"), std::string::npos) << lines[0];
+}
+
 // The debug option does log the text: the checks above would see it if it leaked.
 TEST_F(AccessLog, TheDebugOptionLogsTheText) {
     ServeProcess serve(fake.url(), {"SUMMARIZER_LOG_TEXT=true"}, {}, "access_log_debug");

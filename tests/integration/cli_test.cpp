@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 
 #include "free_port.hpp"
 #include "fake_ollama.hpp"
+#include "serve_process.hpp"
 
 namespace summarizer::testing {
 namespace {
@@ -49,8 +51,10 @@ std::string TempFile(const std::string& name, const std::string& content) {
 const std::string kBinary = SUMMARIZER_BINARY;
 
 
+// The settings, with their environment variables, are listed once: `summarizer config --list`.
+// Help texts point there instead of repeating them.
 TEST(Cli, HelpDocumentsEveryEnvironmentVariable) {
-    Outcome run = Execute(kBinary + " --help");
+    Outcome run = Execute(kBinary + " config --list");
     EXPECT_EQ(run.exit_code, 0);
     for (const char* env : {"OLLAMA_HOST", "OLLAMA_NUM_PARALLEL", "SUMMARIZER_PORT", "SUMMARIZER_API_KEY",
                             "HIERARCHICAL_THRESHOLD_CHARS", "HIERARCHICAL_CHUNK_MAX_CHARS", "SUMMARIZER_MAX_INFLIGHT"}) {
@@ -58,6 +62,12 @@ TEST(Cli, HelpDocumentsEveryEnvironmentVariable) {
     }
     Outcome serve = Execute(kBinary + " serve --help");
     EXPECT_NE(serve.out.find("--ollama-url"), std::string::npos);
+    EXPECT_NE(serve.out.find("summarizer config --list"), std::string::npos) << serve.out;
+    EXPECT_EQ(serve.out.find("HIERARCHICAL_CHUNK_MAX_CHARS"), std::string::npos) << "help repeats the settings";
+    EXPECT_LT(std::count(serve.out.begin(), serve.out.end(), '\n'), 40) << serve.out;
+    Outcome version = Execute(kBinary + " --version");
+    EXPECT_EQ(version.exit_code, 0);
+    EXPECT_NE(version.out.find("summarizer 0."), std::string::npos) << version.out;
     EXPECT_NE(serve.out.find("--port"), std::string::npos);
 }
 
@@ -120,9 +130,15 @@ TEST(Cli, SummarizeAndPlanAgainstTheFake) {
     EXPECT_NE(blank.out.find("empty"), std::string::npos);
 
     fake.Stop();
+    // As the server does: Ollama unreachable -> the extractive fallback, marked degraded.
     Outcome down = Execute(kBinary + " summarize --ollama-url " + fake.url() + " " + file);
-    EXPECT_EQ(down.exit_code, 1);
-    EXPECT_NE(down.out.find("upstream_unavailable"), std::string::npos) << down.out;
+    EXPECT_EQ(down.exit_code, 0) << down.out;
+    EXPECT_NE(down.out.find("route extractive"), std::string::npos) << down.out;
+    EXPECT_NE(down.out.find("degraded"), std::string::npos) << down.out;
+    Outcome refused = Execute(kBinary + " summarize --set degraded.extractive_fallback=false --ollama-url " + fake.url() +
+                              " " + file);
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_NE(refused.out.find("upstream_unavailable"), std::string::npos) << refused.out;
 }
 
 // `summarize` writes each piece to the terminal as it arrives, not the whole summary at the end.
@@ -211,6 +227,64 @@ TEST(Cli, ServeAnswersAndStopsOnSigterm) {
     }
     EXPECT_NE(kill(pid, 0), 0) << "serve did not exit on SIGTERM";
     (void)status;
+}
+
+}  // namespace
+}  // namespace summarizer::testing
+
+namespace summarizer::testing {
+namespace {
+
+// The model, prompt and options of every call a fake received, in a stable order (map calls run
+// in parallel and arrive in any order).
+std::vector<nlohmann::json> CallsOf(const FakeOllama& fake) {
+    std::vector<nlohmann::json> calls;
+    for (const auto& r : fake.Requests()) {
+        calls.push_back({{"model", r.body["model"]}, {"prompt", r.body["prompt"]}, {"system", r.body.value("system", "")},
+                         {"options", r.body["options"]}, {"keep_alive", r.body["keep_alive"]}});
+    }
+    std::sort(calls.begin(), calls.end(), [](const auto& a, const auto& b) { return a.dump() < b.dump(); });
+    return calls;
+}
+
+// `summarizer summarize` goes through the same Service as `summarizer serve`: the same text gets
+// the same route, reason and upstream calls either way.
+TEST(Cli, SummarizeRoutesAndCallsExactlyAsTheServerDoes) {
+    std::string text;
+    for (int i = 0; i < 60; ++i) {
+        text += "Paragraph " + std::to_string(i) + ": the harbour authority announced a new ferry timetable, and boats "
+                "will leave every twenty minutes from May onwards, the council said on Tuesday.\n\n";
+    }
+    const std::string file = TempFile("parity.txt", text);
+    for (const std::string strategy : {"auto", "map_reduce"}) {
+        FakeOllama cli_fake;
+        Outcome cli = Execute(kBinary + " summarize --json -q --strategy " + strategy +
+                              " --set routing.hierarchical_chunk_max_chars=3000 --ollama-url " + cli_fake.url() + " " +
+                              file + " 2>/dev/null");
+        ASSERT_EQ(cli.exit_code, 0) << cli.out;
+        const auto cli_doc = nlohmann::json::parse(cli.out);
+
+        FakeOllama server_fake;
+        ServeProcess serve(server_fake.url(), {},
+                           {"--set", "routing.hierarchical_chunk_max_chars=3000", "--set", "vram.preload_hot_bucket=false"},
+                           "parity");
+        ASSERT_TRUE(serve.WaitUp());
+        httplib::Client client("127.0.0.1", serve.port());
+        client.set_read_timeout(std::chrono::seconds(30));
+        auto res = client.Post("/summarize", nlohmann::json{{"text", text}, {"strategy", strategy}}.dump(),
+                               "application/json");
+        ASSERT_TRUE(res);
+        ASSERT_EQ(res->status, 200) << res->body;
+        const auto server_doc = nlohmann::json::parse(res->body);
+
+        EXPECT_EQ(cli_doc["route"], server_doc["route"]) << strategy;
+        EXPECT_EQ(cli_doc["reason"], server_doc["reason"]) << strategy;
+        EXPECT_EQ(cli_doc["chunks"], server_doc["chunks"]) << strategy;
+        EXPECT_EQ(cli_doc["summary"], server_doc["summary"]) << strategy;
+        EXPECT_EQ(cli_doc["usage"]["upstream_requests"], server_doc["usage"]["upstream_requests"]) << strategy;
+        EXPECT_EQ(CallsOf(cli_fake), CallsOf(server_fake)) << strategy;
+        EXPECT_FALSE(cli_doc["request_id"].get<std::string>().empty());
+    }
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
 #include "summarizer/ollama_client.hpp"
+#include "summarizer/service.hpp"
 
 namespace summarizer::testing {
 
@@ -35,8 +36,8 @@ protected:
 
     // Call after adjusting `config`.
     void StartService() {
-        client = std::make_unique<OllamaClient>(OllamaClientOptions::FromConfig(config.ollama));
-        server = std::make_unique<HttpServer>(config, *client);
+        service = std::make_unique<Service>(config);
+        server = std::make_unique<HttpServer>(config, *service);
         auto bound = server->Bind();
         ASSERT_TRUE(bound.ok()) << bound.error().message;
         port = *bound;
@@ -46,7 +47,7 @@ protected:
         if (server) server->Stop();
         if (thread.joinable()) thread.join();
         server.reset();
-        client.reset();
+        service.reset();
     }
 
     httplib::Client Http() {
@@ -62,7 +63,7 @@ protected:
 
     FakeOllama fake;
     Config config;
-    std::unique_ptr<OllamaClient> client;
+    std::unique_ptr<Service> service;
     std::unique_ptr<HttpServer> server;
     std::thread thread;
     int port = 0;

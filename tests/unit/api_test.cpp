@@ -25,6 +25,18 @@ TEST(ParseSummarizeRequest, AcceptsTheContractsFields) {
     EXPECT_TRUE(r->stream);
 }
 
+TEST(ParseSummarizeRequest, LanguageIsACodeOrANameAndComesOutAsTheCode) {
+    for (const auto& [given, code] : std::vector<std::pair<std::string, std::string>>{
+             {"ja", "ja"}, {"JA", "ja"}, {"Japanese", "ja"}, {"german", "de"}, {"pt_BR", "pt-br"}, {"zh-TW", "zh-tw"},
+             {"auto", "auto"}, {"AUTO", "auto"}}) {
+        auto r = ParseJson(R"({"text": "Hello", "language": ")" + given + R"("})");
+        ASSERT_TRUE(r.ok()) << given << ": " << r.error().message;
+        EXPECT_EQ(r->request.language, code) << given;
+    }
+    EXPECT_EQ(LanguageName("pt-br"), "Portuguese");
+    EXPECT_FALSE(ParseJson(R"({"text": "Hello", "language": "en-toolongregion"})").ok());
+}
+
 TEST(ParseSummarizeRequest, DefaultsMatchTheContract) {
     auto r = ParseJson(R"({"text": "Hello"})");
     ASSERT_TRUE(r.ok());
@@ -70,6 +82,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"StreamString", R"({"text": "x", "stream": "yes"})", ErrorCode::kInvalidRequest, "'stream'"},
                       Bad{"LanguageWeird", R"({"text": "x", "language": "en; rm -rf"})", ErrorCode::kInvalidRequest,
                           "'language'"},
+                      // Not pasted into the prompt: a language the summary can be written in, or 400.
+                      Bad{"LanguageUnknown", R"({"text": "x", "language": "klingon"})", ErrorCode::kInvalidRequest,
+                          "not \"klingon\""},
                       Bad{"LoneSurrogate", R"({"text": "\ud800"})", ErrorCode::kInvalidJson, "malformed"},
                       // Found by tests/fuzz/fuzz_request: threw json::out_of_range (a 500).
                       Bad{"NumberOverflow", R"({"text": "x", "max_tokens": 1e999})", ErrorCode::kInvalidJson,

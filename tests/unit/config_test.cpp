@@ -110,7 +110,11 @@ INSTANTIATE_TEST_SUITE_P(
                  "env SUMMARIZER_BUCKET_60K_KEEP_ALIVE"},
         BadValue{"WrongTypeInFile", {.file = WriteTemp("wrongtype", R"({"generation": {"temperature": "hot"}})")},
                  "generation.temperature"},
-        BadValue{"OutOfRangeFlag", {.flags = {{"generation.temperature", "9"}}}, "flag --generation.temperature"},
+        // Named as it was given: `--set generation.temperature=9` (there is no --generation.temperature flag).
+        BadValue{"OutOfRangeFlag", {.flags = {{"generation.temperature", "9"}}}, "flag --set generation.temperature"},
+        BadValue{"OutOfRangeNamedFlag",
+                 {.flags = {{"server.port", "70000"}}, .flag_names = {{"server.port", "--port"}}},
+                 "server.port = 70000 (flag --port)"},
         BadValue{"BadPolicy", {.env = {{"SUMMARIZER_ROUTING_POLICY", "fastest"}}}, "routing.policy"},
         BadValue{"UnknownFlag", {.flags = {{"routing.nope", "1"}}}, "routing.nope"},
         BadValue{"BucketsOutOfOrder", {.env = {{"SUMMARIZER_BUCKET_60K_NUM_CTX", "8192"}}}, "buckets.60k.num_ctx"}),

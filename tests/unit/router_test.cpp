@@ -232,6 +232,16 @@ TEST(RouterBuckets, PicksTheSmallestOfAnyNumberOfBucketsThatFits) {
     for (const auto& chunk : huge.chunks) EXPECT_LT(chunk.estimated_tokens, 8192);
 }
 
+// The reason's numbers are the plan's: for map-reduce it names the map prompts' total, which is
+// estimated_prompt_tokens (not only the one-pass count it starts from).
+TEST(RouterBuckets, AMapReduceReasonNamesTheEstimatedPromptTokens) {
+    Plan big = PlanWith(Config{}, TextOfChars(kEnglishParagraph, 400000));
+    ASSERT_EQ(RouteName(big), "map_reduce");
+    std::string total = std::to_string(big.estimated_prompt_tokens);
+    for (int i = static_cast<int>(total.size()) - 3; i > 0; i -= 3) total.insert(static_cast<size_t>(i), ",");
+    EXPECT_NE(big.reason.find(total + " prompt tokens in all"), std::string::npos) << big.reason;
+}
+
 TEST(RouterBuckets, OneBucketAloneTakesWhatFitsAndMapReducesTheRest) {
     Config config;
     config.buckets = {{"16k", "gemma3-4b-16k", 16384, "24h", true}};

@@ -1,0 +1,45 @@
+// The HTTP API over a Service, as one table of routes (src/routes.cpp). Around every route:
+// the request id, CORS, the API key, 404 and 405, one exception boundary (a stray exception is a
+// JSON 500), the access log line and the request metrics. Sees only the transport-independent
+// types of http_types.hpp; a transport (http_server.cpp) calls Handle() on a worker thread.
+// Thread-safe.
+#pragma once
+
+#include "summarizer/config.hpp"
+#include "summarizer/http_types.hpp"
+#include "summarizer/service.hpp"
+
+namespace summarizer {
+
+class ApiRoutes {
+public:
+    // `config` and `service` outlive the routes.
+    ApiRoutes(const Config& config, Service& service);
+
+    // Every request the transport read completely. May block (a summary takes minutes).
+    HttpResponse Handle(HttpRequest& request);
+
+    // The answer to a request the transport refused itself (400 malformed, 408 too slow, 413 too
+    // large), with the API's error body and its access log line.
+    HttpResponse TransportError(HttpRequest& request, int status);
+
+    struct Context;  // one request's id, arrival and access-log line (routes.cpp)
+
+private:
+    HttpResponse Dispatch(HttpRequest& request, Context& context);
+    HttpResponse Healthz(HttpRequest& request, Context& context);
+    HttpResponse Readyz(HttpRequest& request, Context& context);
+    HttpResponse Status(HttpRequest& request, Context& context);
+    HttpResponse Metrics(HttpRequest& request, Context& context);
+    HttpResponse OpenApi(HttpRequest& request, Context& context);
+    HttpResponse Page(HttpRequest& request, Context& context);
+    HttpResponse Summarize(HttpRequest& request, Context& context);
+    HttpResponse Plan(HttpRequest& request, Context& context);
+    HttpResponse Stream(HttpRequest& request, Context& context, WorkTicket ticket, SummarizeRequest summarize);
+    void Finish(HttpResponse& response, Context& context);
+
+    const Config& config_;
+    Service& service_;
+};
+
+}  // namespace summarizer

@@ -1,0 +1,161 @@
+// The one composition root: the server and the CLI both summarize through a Service, so the same
+// text gets the same route, re-plans, retries, fallback and report whichever way it came in.
+// It builds the upstream chain, innermost first:
+//   engine (OllamaClient) -> CircuitBreaker -> UpstreamScheduler -> ModelManager tracking -> Summarizer
+// (the breaker fails fast while Ollama is unreachable and counts request traffic only; the
+// scheduler shares Ollama's slots among every request's calls; the tracking feeds the VRAM
+// policy and the cost router) and owns what is not HTTP: admission (a bounded queue with
+// Retry-After), the extractive fallback when Ollama cannot be reached, the cancellation of
+// active work (client gone, shutdown), readiness, status and metrics. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "summarizer/admission.hpp"
+#include "summarizer/circuit_breaker.hpp"
+#include "summarizer/config.hpp"
+#include "summarizer/llm_engine.hpp"
+#include "summarizer/metrics.hpp"
+#include "summarizer/model_manager.hpp"
+#include "summarizer/scheduler.hpp"
+#include "summarizer/summarizer.hpp"
+#include "summarizer/task_pool.hpp"
+
+namespace summarizer {
+
+class OllamaClient;
+class Service;
+
+// An admitted request: it holds an admission slot, and its cancel token is in the set that a
+// shutdown cancels, until it is destroyed. Move-only.
+class WorkTicket {
+public:
+    WorkTicket(WorkTicket&& other) noexcept;
+    WorkTicket& operator=(WorkTicket&&) = delete;
+    WorkTicket(const WorkTicket&) = delete;
+    ~WorkTicket();
+
+    // Cancelled when the request's client goes away or a shutdown's grace runs out.
+    const CancelToken& cancel() const { return cancel_; }
+
+private:
+    friend class Service;
+    WorkTicket(Service* service, uint64_t key, CancelToken cancel) : service_(service), key_(key), cancel_(std::move(cancel)) {}
+    Service* service_;
+    uint64_t key_;
+    CancelToken cancel_;
+};
+
+// /readyz: ready when Ollama answers and has every bucket's model.
+struct Readiness {
+    bool ready = false;
+    bool shutting_down = false;
+    std::string reason;                       // why not
+    std::string circuit;                      // "closed", "open", "half_open"
+    bool extractive_instead = false;          // not ready, but answers come from the extractive fallback
+    std::vector<std::string> missing_models;
+    std::string upstream_url;
+};
+
+// /status: the configuration in force and what the model manager gathered.
+struct ServiceStatus {
+    ManagerStatus manager;
+    int64_t inflight = 0;
+    int64_t queued = 0;
+};
+
+class Service {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    // Talks to the Ollama at config.ollama.url. `config` outlives the service.
+    explicit Service(const Config& config);
+    // Talks to `engine`; `host` (may be null: no residency control) gets loads and /api/ps reads.
+    // Both outlive the service.
+    Service(const Config& config, LlmEngine& engine, ModelHost* host);
+    ~Service();
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    // The server's background work: the VRAM check (logged) and the hot bucket's preload.
+    void Start();
+    // The state the cost policy weighs, read once (for one-shot use such as the CLI).
+    void RefreshUpstreamState();
+
+    // Waits for an admission slot (bounded queue). `client_gone` cancels the wait and, after
+    // admission, the work; `still_wanted` (optional) is polled while queued. Errors:
+    // kOverloaded (429, retry_after_s set), kCancelled (the client left while queued),
+    // kUpstreamUnavailable (503: shutting down).
+    Result<WorkTicket> Admit(const CancelToken& client_gone, const std::function<bool()>& still_wanted = {});
+
+    // Summarizes an admitted request. Falls back to an extractive summary (route "extractive",
+    // degraded) when Ollama cannot be reached and nothing was streamed yet, if configured; the
+    // events then get a plan of kind kExtractive and the summary as one delta. A busy or
+    // unreachable upstream's error carries retry_after_s. A request cancelled by a shutdown
+    // gets a 503 error saying so.
+    Result<SummarizeResponse> Summarize(const WorkTicket& ticket, const SummarizeRequest& request,
+                                        const SummarizeEvents& events, Clock::time_point arrival = Clock::now());
+
+    // The plan a request would get; nothing is generated.
+    Result<Plan> MakePlan(const SummarizeRequest& request) const;
+
+    Readiness Ready();
+    ServiceStatus Status();
+    // The Prometheus text of every metric, the circuit's included.
+    std::string RenderMetrics();
+    Metrics& metrics() { return metrics_; }
+
+    // Where streamed summaries run (a thread each, bounded by admission).
+    TaskPool& stream_pool() { return stream_pool_; }
+
+    // Shutdown: new requests are refused; queued and running ones may finish.
+    void BeginShutdown();
+    bool stopping() const { return stopping_; }
+    // Waits until nothing runs or waits, up to `deadline`; true when idle.
+    bool WaitIdle(Clock::time_point deadline);
+    // Refuses the queued requests and cancels the running ones; returns how many ran.
+    int CancelAll();
+    int inflight() const { return admission_.inflight(); }
+    int queued() const { return admission_.queued(); }
+
+private:
+    friend class WorkTicket;
+    Service(const Config& config, std::unique_ptr<OllamaClient> own, LlmEngine* engine, ModelHost* host);
+    void Release(uint64_t key);
+    SummarizerObserver MakeObserver();
+    SummarizeResponse Extractive(const SummarizeRequest& request, Clock::time_point arrival, Clock::time_point started,
+                                 const std::string& why, const SummarizeEvents& events);
+    Error ShutdownError() const;
+
+    const Config& config_;
+    Metrics metrics_;
+    std::unique_ptr<OllamaClient> own_client_;  // when the service built its engine from the config
+    std::unique_ptr<ModelHost> no_host_;        // stands in when there is no residency control
+    LlmEngine& engine_;
+    ModelHost& host_;
+    const bool has_host_;
+    CircuitBreaker breaker_;
+    UpstreamScheduler scheduler_;
+    ScheduledEngine scheduled_;
+    ModelManager manager_;
+    TrackedEngine tracked_;      // outside the scheduler: its pending counts include waiting calls
+    TaskPool call_pool_;         // the parallel calls of map and merge levels
+    Summarizer summarizer_;
+    Admission admission_;
+    TaskPool stream_pool_;       // last: its jobs use the members above
+
+    std::mutex active_mutex_;
+    std::map<uint64_t, CancelToken> active_;
+    uint64_t next_active_ = 0;
+    std::atomic<bool> stopping_{false};
+};
+
+}  // namespace summarizer

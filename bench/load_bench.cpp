@@ -28,9 +28,11 @@
 
 #include "fake_ollama.hpp"
 #include "serve_process.hpp"
+#include "summarizer/stats.hpp"
 
 namespace {
 
+using summarizer::Percentile;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -68,15 +70,6 @@ std::pair<long, long> RssKib(pid_t pid) {
         if (line.rfind("VmHWM:", 0) == 0) hwm = std::stol(line.substr(6));
     }
     return {rss, hwm};
-}
-
-double Percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const double rank = p / 100.0 * static_cast<double>(v.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(rank));
-    const size_t hi = std::min(v.size() - 1, lo + 1);
-    return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
 }
 
 struct Sample {
@@ -291,11 +284,12 @@ int main(int argc, char** argv) {
     for (const auto& s : samples) {
         if (s.status == 0) report << "    transport error: sent at " << s.start_s << " s, after " << s.latency_s << " s\n";
     }
-    report << "  short 200 latency: P50 " << Percentile(short_ok, 50) << " s, P95 " << Percentile(short_ok, 95)
-           << " s, max " << (short_ok.empty() ? 0 : *std::max_element(short_ok.begin(), short_ok.end())) << " s ("
-           << short_ok.size() << ")\n";
-    report << "  short 200 latency while the large job ran: P95 " << Percentile(short_during_large, 95) << " s ("
-           << short_during_large.size() << " requests)\n";
+    report << "  short 200 latency: P50 " << Percentile(short_ok, 50).value_or(0) << " s, P95 "
+           << Percentile(short_ok, 95).value_or(0) << " s, max "
+           << (short_ok.empty() ? 0 : *std::max_element(short_ok.begin(), short_ok.end())) << " s (" << short_ok.size()
+           << ")\n";
+    report << "  short 200 latency while the large job ran: P95 " << Percentile(short_during_large, 95).value_or(0)
+           << " s (" << short_during_large.size() << " requests)\n";
     report << "  large jobs: " << large_ok << "/" << large_total << " answered 200";
     for (size_t i = 0; i < large_runs.size() && i < 5; ++i) {
         report << " [" << large_runs[i].first << " s .. " << large_runs[i].second << " s]";
@@ -312,9 +306,9 @@ int main(int argc, char** argv) {
                     {"duration_s", o.duration_s},
                     {"time_scale", o.time_scale},
                     {"by_status", json::object()},
-                    {"short_p50_s", Percentile(short_ok, 50)},
-                    {"short_p95_s", Percentile(short_ok, 95)},
-                    {"short_p95_during_large_s", Percentile(short_during_large, 95)},
+                    {"short_p50_s", Percentile(short_ok, 50).value_or(0)},
+                    {"short_p95_s", Percentile(short_ok, 95).value_or(0)},
+                    {"short_p95_during_large_s", Percentile(short_during_large, 95).value_or(0)},
                     {"short_during_large", short_during_large.size()},
                     {"large_ok", large_ok},
                     {"large_total", large_total},

@@ -1,5 +1,6 @@
-// Tests of summarizer-bench's library: statistics, stream framing, report rendering, and whole runs
-// against the fake Ollama (tests/support) and a small in-test SSE service.
+// Tests of summarizer-bench's library: arguments, cases, statistics per case, report rendering, and
+// whole runs against the fake Ollama (tests/support) and a small in-test SSE service. (Percentile,
+// the line framer and the SSE reader are summarizer_base's: tests/unit/base_*_test.cpp.)
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,64 +27,7 @@ using json = nlohmann::json;
 using summarizer::testing::FakeBehavior;
 using summarizer::testing::FakeOllama;
 
-// ---- Statistics -------------------------------------------------------------------------------
-
-TEST(PercentileTest, EmptyHasNone) { EXPECT_FALSE(Percentile({}, 50).has_value()); }
-
-TEST(PercentileTest, SingleValueIsEveryPercentile) {
-    EXPECT_DOUBLE_EQ(*Percentile({3.5}, 0), 3.5);
-    EXPECT_DOUBLE_EQ(*Percentile({3.5}, 50), 3.5);
-    EXPECT_DOUBLE_EQ(*Percentile({3.5}, 95), 3.5);
-}
-
-TEST(PercentileTest, InterpolatesBetweenClosestRanks) {
-    EXPECT_DOUBLE_EQ(*Percentile({4, 1, 3, 2}, 50), 2.5);  // unsorted input, even count
-    EXPECT_DOUBLE_EQ(*Percentile({5, 1, 3}, 50), 3.0);
-    EXPECT_DOUBLE_EQ(*Percentile({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 95), 9.55);
-    EXPECT_DOUBLE_EQ(*Percentile({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 90), 9.1);
-    EXPECT_DOUBLE_EQ(*Percentile({10, 20}, 0), 10);
-    EXPECT_DOUBLE_EQ(*Percentile({10, 20}, 100), 20);
-    EXPECT_DOUBLE_EQ(*Percentile({10, 20}, 150), 20);  // clamped
-}
-
-TEST(PercentileTest, IgnoresNaN) { EXPECT_DOUBLE_EQ(*Percentile({1, std::nan(""), 3}, 50), 2.0); }
-
-// ---- Framing and small parsers ----------------------------------------------------------------
-
-TEST(LineBufferTest, JoinsLinesCutAcrossChunks) {
-    LineBuffer lines;
-    lines.Append("{\"a\":");
-    EXPECT_FALSE(lines.NextLine());
-    lines.Append("1}\r\n{\"b\"");
-    EXPECT_EQ(*lines.NextLine(), "{\"a\":1}");
-    EXPECT_FALSE(lines.NextLine());
-    lines.Append(":2}\n\n{\"c\":3}");
-    EXPECT_EQ(*lines.NextLine(), "{\"b\":2}");
-    EXPECT_EQ(*lines.NextLine(), "");
-    EXPECT_FALSE(lines.NextLine());
-    EXPECT_EQ(lines.TakeRest(), "{\"c\":3}");
-    EXPECT_EQ(lines.TakeRest(), "");
-}
-
-TEST(SseParserTest, ParsesEventsFedOneByteAtATime) {
-    const std::string stream =
-        ": ping\n\nevent: meta\ndata: {\"route\":\"16k\"}\n\nevent: delta\r\ndata: {\"text\":\"a\"}\r\n\r\n"
-        "data: line1\ndata: line2\n\nevent: done\ndata:{}\n\n";
-    SseParser parser;
-    std::vector<SseEvent> events;
-    for (const char c : stream) {
-        for (auto& event : parser.Feed(std::string_view(&c, 1))) events.push_back(std::move(event));
-    }
-    ASSERT_EQ(events.size(), 4u);
-    EXPECT_EQ(events[0].event, "meta");
-    EXPECT_EQ(events[0].data, "{\"route\":\"16k\"}");
-    EXPECT_EQ(events[1].event, "delta");
-    EXPECT_EQ(events[1].data, "{\"text\":\"a\"}");
-    EXPECT_EQ(events[2].event, "message");
-    EXPECT_EQ(events[2].data, "line1\nline2");
-    EXPECT_EQ(events[3].event, "done");
-    EXPECT_EQ(events[3].data, "{}");
-}
+// ---- Small parsers ------------------------------------------------------------------------------
 
 TEST(ArgumentsTest, SplitsCommaLists) {
     EXPECT_EQ(SplitCommaList("small, medium,,xl "), (std::vector<std::string>{"small", "medium", "xl"}));

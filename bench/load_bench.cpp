@@ -4,11 +4,7 @@
 // 429 are acceptable), errors in the service's log, the service's peak RSS (/proc), and latency
 // percentiles of the short requests, separately while the large job was running.
 // Only 127.0.0.1; bounded in clients and time. Exit code 1 when --assert and a check failed.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,13 +26,13 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "free_port.hpp"
 #include "fake_ollama.hpp"
+#include "serve_process.hpp"
+#include "summarizer/stats.hpp"
 
 namespace {
 
-using summarizer::testing::FreePort;
-
+using summarizer::Percentile;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -51,7 +47,7 @@ struct Options {
     int max_queue = -1;
     int queue_timeout_s = 0;
     bool large_job = true;
-    std::string binary = SUMMARIZER_BINARY_PATH;
+    std::string binary = SUMMARIZER_BINARY;
     std::string cases_dir = SUMMARIZER_BENCH_CASES_DIR;
     std::string json_out;
     bool assert_checks = false;
@@ -74,15 +70,6 @@ std::pair<long, long> RssKib(pid_t pid) {
         if (line.rfind("VmHWM:", 0) == 0) hwm = std::stol(line.substr(6));
     }
     return {rss, hwm};
-}
-
-double Percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const double rank = p / 100.0 * static_cast<double>(v.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(rank));
-    const size_t hi = std::min(v.size() - 1, lo + 1);
-    return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
 }
 
 struct Sample {
@@ -120,11 +107,8 @@ int main(int argc, char** argv) {
     gpu.time_scale = o.time_scale;
     ollama.SetGpuModel(gpu);
 
-    const int port = FreePort();
-    const std::string log_path =
-        (std::filesystem::temp_directory_path() / ("summarizer-load-bench-" + std::to_string(port) + ".log")).string();
-    std::vector<std::string> env = {"SUMMARIZER_PORT=" + std::to_string(port), "OLLAMA_HOST=" + ollama.url(),
-                                    "OLLAMA_NUM_PARALLEL=" + std::to_string(o.slots)};
+    // Only these variables: a run does not depend on the caller's SUMMARIZER_* settings.
+    std::vector<std::string> env = {"OLLAMA_HOST=" + ollama.url(), "OLLAMA_NUM_PARALLEL=" + std::to_string(o.slots)};
     if (o.max_inflight > 0) env.push_back("SUMMARIZER_MAX_INFLIGHT=" + std::to_string(o.max_inflight));
     if (o.max_queue >= 0) env.push_back("SUMMARIZER_MAX_QUEUE=" + std::to_string(o.max_queue));
     if (o.queue_timeout_s > 0) env.push_back("SUMMARIZER_QUEUE_TIMEOUT_S=" + std::to_string(o.queue_timeout_s));
@@ -138,42 +122,20 @@ int main(int argc, char** argv) {
     env.push_back("SUMMARIZER_SWITCH_MAX_WAIT_MS=" + scaled_ms(15000));
     env.push_back("SUMMARIZER_PREFILL_GATE_MAX_MS=" + scaled_ms(20000));
 
-    const pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen(log_path.c_str(), "w", stdout)) _exit(126);
-        dup2(fileno(stdout), fileno(stderr));
-        std::vector<char*> envp;
-        for (auto& e : env) envp.push_back(e.data());
-        envp.push_back(nullptr);
-        char* args[] = {o.binary.data(), const_cast<char*>("serve"), nullptr};
-        execve(o.binary.c_str(), args, envp.data());
-        _exit(127);
+    fake::ServeProcess service({.ollama_url = ollama.url(),
+                                .env = env,
+                                .name = "load_bench",
+                                .binary = o.binary,
+                                .inherit_environment = false});
+    const auto stop_service = [&] { return service.Terminate(std::chrono::seconds(10)); };
+    if (!service.WaitUp()) {
+        std::cerr << "summarizer-load-bench: the service did not start; log " << service.log_path() << ":\n"
+                  << service.Log();
+        stop_service();
+        return 1;
     }
-    auto stop_service = [&] {
-        kill(pid, SIGTERM);
-        for (int i = 0; i < 1000; ++i) {
-            int status = 0;
-            if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-            std::this_thread::sleep_for(10ms);
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
-        return -1;
-    };
-    {
-        httplib::Client probe("127.0.0.1", port);
-        bool up = false;
-        for (int i = 0; i < 400 && !up; ++i) {
-            auto res = probe.Get("/healthz");
-            up = res && res->status == 200;
-            if (!up) std::this_thread::sleep_for(25ms);
-        }
-        if (!up) {
-            std::cerr << "summarizer-load-bench: the service did not start; log " << log_path << ":\n" << ReadFile(log_path);
-            stop_service();
-            return 1;
-        }
-    }
+    const int port = service.port();
+    const pid_t pid = service.pid();
 
     const std::vector<std::string> shorts = {ReadFile(o.cases_dir + "/small.en.txt"),
                                              ReadFile(o.cases_dir + "/small.ja.txt"),
@@ -279,7 +241,7 @@ int main(int argc, char** argv) {
     int log_errors = 0;
     std::vector<std::string> error_lines;
     {
-        std::ifstream in(log_path);
+        std::ifstream in(service.log_path());
         std::string line;
         while (std::getline(in, line)) {
             if (line.find(" error ") != std::string::npos || line.find(" critical ") != std::string::npos) {
@@ -322,11 +284,12 @@ int main(int argc, char** argv) {
     for (const auto& s : samples) {
         if (s.status == 0) report << "    transport error: sent at " << s.start_s << " s, after " << s.latency_s << " s\n";
     }
-    report << "  short 200 latency: P50 " << Percentile(short_ok, 50) << " s, P95 " << Percentile(short_ok, 95)
-           << " s, max " << (short_ok.empty() ? 0 : *std::max_element(short_ok.begin(), short_ok.end())) << " s ("
-           << short_ok.size() << ")\n";
-    report << "  short 200 latency while the large job ran: P95 " << Percentile(short_during_large, 95) << " s ("
-           << short_during_large.size() << " requests)\n";
+    report << "  short 200 latency: P50 " << Percentile(short_ok, 50).value_or(0) << " s, P95 "
+           << Percentile(short_ok, 95).value_or(0) << " s, max "
+           << (short_ok.empty() ? 0 : *std::max_element(short_ok.begin(), short_ok.end())) << " s (" << short_ok.size()
+           << ")\n";
+    report << "  short 200 latency while the large job ran: P95 " << Percentile(short_during_large, 95).value_or(0)
+           << " s (" << short_during_large.size() << " requests)\n";
     report << "  large jobs: " << large_ok << "/" << large_total << " answered 200";
     for (size_t i = 0; i < large_runs.size() && i < 5; ++i) {
         report << " [" << large_runs[i].first << " s .. " << large_runs[i].second << " s]";
@@ -343,9 +306,9 @@ int main(int argc, char** argv) {
                     {"duration_s", o.duration_s},
                     {"time_scale", o.time_scale},
                     {"by_status", json::object()},
-                    {"short_p50_s", Percentile(short_ok, 50)},
-                    {"short_p95_s", Percentile(short_ok, 95)},
-                    {"short_p95_during_large_s", Percentile(short_during_large, 95)},
+                    {"short_p50_s", Percentile(short_ok, 50).value_or(0)},
+                    {"short_p95_s", Percentile(short_ok, 95).value_or(0)},
+                    {"short_p95_during_large_s", Percentile(short_during_large, 95).value_or(0)},
                     {"short_during_large", short_during_large.size()},
                     {"large_ok", large_ok},
                     {"large_total", large_total},
@@ -358,6 +321,6 @@ int main(int argc, char** argv) {
     bool ok = bad == 0 && log_errors == 0 && exit_code == 0 && (!o.large_job || large_ok >= 1) && !short_ok.empty();
     if (!ok) std::cout << "  CHECK FAILED: " << bad << " answers other than 200/429, " << log_errors << " log errors, exit "
                        << exit_code << ", large ok " << large_ok << "\n";
-    else std::filesystem::remove(log_path);
+    else std::filesystem::remove(service.log_path());
     return o.assert_checks && !ok ? 1 : 0;
 }

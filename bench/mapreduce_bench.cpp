@@ -40,6 +40,7 @@
 #include "summarizer/ollama_client.hpp"
 #include "summarizer/scheduler.hpp"
 #include "summarizer/summarizer.hpp"
+#include "summarizer/utf8.hpp"
 
 #ifndef SUMMARIZER_BENCH_CASES_DIR
 #define SUMMARIZER_BENCH_CASES_DIR "bench/cases"
@@ -107,10 +108,6 @@ std::vector<std::string> LoadParagraphs(const std::filesystem::path& dir, const 
     return paragraphs;
 }
 
-int64_t CodePoints(std::string_view s) {
-    return std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
-}
-
 // A document of about `chars` code points: the paragraphs in a fresh seeded shuffle on every pass,
 // so no stretch of text repeats the previous one.
 std::string MakeDocument(const std::vector<std::string>& paragraphs, int64_t chars, uint32_t seed) {
@@ -125,7 +122,7 @@ std::string MakeDocument(const std::vector<std::string>& paragraphs, int64_t cha
             if (have >= chars) break;
             doc += paragraphs[i];
             doc += "\n\n";
-            have += CodePoints(paragraphs[i]) + 2;
+            have += static_cast<int64_t>(CountCodePoints(paragraphs[i])) + 2;
         }
     }
     return doc;
@@ -144,11 +141,7 @@ std::string SummaryReply(const std::string& lang, int tokens) {
     while (testing::CountFakeTokens(out) < tokens) out += unit;
     // Exactly `tokens` by the fake's count, which reports that many as eval_count: a reply longer than
     // its eval_count would be a tokenizer that counts the same text differently when it is read back.
-    while (testing::CountFakeTokens(out) > tokens) {
-        size_t end = out.size() - 1;
-        while (end > 0 && (static_cast<unsigned char>(out[end]) & 0xC0) == 0x80) --end;
-        out.resize(end);
-    }
+    while (testing::CountFakeTokens(out) > tokens) out.resize(CodePointStartAtOrBefore(out, out.size() - 1));
     return out;
 }
 

@@ -4,12 +4,12 @@
 // The same small summary is asked for directly from the fake (POST /api/generate, streaming NDJSON)
 // and through the service (POST /summarize, JSON and SSE), by 1 client, by 32 concurrent clients flat
 // out, and by 32 clients sending a paced 1,000 requests/s together, each on one keep-alive connection
-// with TCP_NODELAY. Printed: latency P50/P99 of both and the difference
-// (the added latency), time to first token (first NDJSON piece / first SSE delta) and its
-// difference (the added TTFT), and requests/s through the service. Targets (2 cores): added P50 <=
-// 0.3 ms, added P99 <= 1 ms, added TTFT <= 1 ms (1 client, 32 paced), >= 3,000 req/s (32 flat out).
-// Exit code 0 unless requests failed;
-// the targets are reported, not enforced (timings depend on the machine).
+// with TCP_NODELAY. Printed: latency P50/P99 of both (summarizer::Percentile: linear interpolation,
+// as in every bench) and the difference (the added latency), time to first token (first NDJSON
+// piece / first SSE delta) and its difference (the added TTFT), and requests/s through the service.
+// Targets (2 cores): added P50 <= 0.3 ms, added P99 <= 1 ms, added TTFT <= 1 ms (1 client, 32
+// paced), >= 3,000 req/s (32 flat out). Exit code 0 unless requests failed; the targets are
+// reported, not enforced (timings depend on the machine).
 #include <httplib.h>
 #include <sys/resource.h>
 
@@ -34,9 +34,11 @@
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
 #include "summarizer/ollama_client.hpp"
+#include "summarizer/stats.hpp"
 
 namespace {
 
+using summarizer::Percentile;
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
@@ -70,13 +72,6 @@ struct Target {
     std::string body;
     std::string first_token_marker;  // empty: not streamed
 };
-
-double Percentile(std::vector<double> values, double p) {
-    if (values.empty()) return 0;
-    std::sort(values.begin(), values.end());
-    size_t index = static_cast<size_t>(p / 100.0 * static_cast<double>(values.size() - 1) + 0.5);
-    return values[std::min(index, values.size() - 1)];
-}
 
 // `clients` threads, each sending `per_client` requests (after `warmup` unmeasured ones) on its own
 // keep-alive connection. With `rate` 0 each client sends its next request as soon as the last one is
@@ -305,11 +300,15 @@ int main(int argc, char** argv) {
         for (const auto& [target, r] : runs) {
             auto lat = Latencies(*r);
             auto ttft = Ttfts(*r);
-            std::string ttft50 = target->first_token_marker.empty() ? "-" : std::to_string(Percentile(ttft, 50)).substr(0, 5);
-            std::string ttft99 = target->first_token_marker.empty() ? "-" : std::to_string(Percentile(ttft, 99)).substr(0, 5);
-            std::printf("| %s | %s | %.3f | %.3f | %s | %s | %.0f | %.0f |\n", row.Label().c_str(), target->name.c_str(),
-                        Percentile(lat, 50), Percentile(lat, 99), ttft50.c_str(), ttft99.c_str(),
-                        static_cast<double>(r->samples.size()) / r->wall_s,
+            std::string ttft50 = target->first_token_marker.empty()
+                                     ? "-"
+                                     : std::to_string(Percentile(ttft, 50).value_or(0)).substr(0, 5);
+            std::string ttft99 = target->first_token_marker.empty()
+                                     ? "-"
+                                     : std::to_string(Percentile(ttft, 99).value_or(0)).substr(0, 5);
+            std::printf("| %s | %s | %.3f | %.3f | %s | %s | %.0f | %.0f |\n", row.Label().c_str(),
+                        target->name.c_str(), Percentile(lat, 50).value_or(0), Percentile(lat, 99).value_or(0),
+                        ttft50.c_str(), ttft99.c_str(), static_cast<double>(r->samples.size()) / r->wall_s,
                         r->cpu_s * 1e6 / static_cast<double>(r->samples.size()));
         }
         rows.push_back(std::move(row));
@@ -327,10 +326,12 @@ int main(int argc, char** argv) {
     bool all_ok = failures == 0;
     for (const auto& row : rows) {
         const bool flat_out = row.clients > 1 && row.rate <= 0;
-        const double p50 = Percentile(Latencies(row.json), 50) - Percentile(Latencies(row.direct), 50);
-        const double p99 = Percentile(Latencies(row.json), 99) - Percentile(Latencies(row.direct), 99);
-        const double t50 = Percentile(Ttfts(row.sse), 50) - Percentile(Ttfts(row.direct), 50);
-        const double t99 = Percentile(Ttfts(row.sse), 99) - Percentile(Ttfts(row.direct), 99);
+        const double p50 =
+            Percentile(Latencies(row.json), 50).value_or(0) - Percentile(Latencies(row.direct), 50).value_or(0);
+        const double p99 =
+            Percentile(Latencies(row.json), 99).value_or(0) - Percentile(Latencies(row.direct), 99).value_or(0);
+        const double t50 = Percentile(Ttfts(row.sse), 50).value_or(0) - Percentile(Ttfts(row.direct), 50).value_or(0);
+        const double t99 = Percentile(Ttfts(row.sse), 99).value_or(0) - Percentile(Ttfts(row.direct), 99).value_or(0);
         const double rps = static_cast<double>(row.json.samples.size()) / row.json.wall_s;
         const double added_cpu_s = row.json.cpu_s / static_cast<double>(row.json.samples.size()) -
                                    row.direct.cpu_s / static_cast<double>(row.direct.samples.size());

@@ -30,6 +30,7 @@
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
 #include "summarizer/ollama_client.hpp"
+#include "summarizer/stats.hpp"
 #include "summarizer/summarizer.hpp"
 #include "summarizer/text.hpp"
 
@@ -78,15 +79,6 @@ std::string ReadFile(const std::string& path) {
     std::stringstream s;
     s << in.rdbuf();
     return s.str();
-}
-
-double Percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const double rank = p / 100.0 * static_cast<double>(v.size() - 1);
-    const size_t lo = static_cast<size_t>(rank);
-    const size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
 }
 
 // The workload: every 1/long_share-th request on average is long, in a seeded shuffled order so
@@ -202,8 +194,9 @@ std::string Table(const std::vector<Outcome>& outcomes) {
         std::string routes;
         for (const auto& [r, n] : o.routes) routes += (routes.empty() ? "" : ", ") + r + " " + std::to_string(n);
         std::snprintf(line, sizeof line, "| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %s |\n", o.policy.c_str(),
-                      o.reloads, o.total_s, Percentile(o.short_s, 50), Percentile(o.short_s, 95),
-                      Percentile(o.long_s, 50), Percentile(o.long_s, 95), routes.c_str());
+                      o.reloads, o.total_s, Percentile(o.short_s, 50).value_or(0),
+                      Percentile(o.short_s, 95).value_or(0), Percentile(o.long_s, 50).value_or(0),
+                      Percentile(o.long_s, 95).value_or(0), routes.c_str());
         t << line;
     }
     return t.str();
@@ -252,8 +245,8 @@ int main(int argc, char** argv) {
         const Outcome& s = outcomes[0];
         const Outcome& c = outcomes[1];
         const bool reloads_ok = c.reloads * 3 <= s.reloads;
-        const bool short_ok = Percentile(c.short_s, 95) < Percentile(s.short_s, 95);
-        const bool long_ok = Percentile(c.long_s, 95) < Percentile(s.long_s, 95);
+        const bool short_ok = Percentile(c.short_s, 95).value_or(0) < Percentile(s.short_s, 95).value_or(0);
+        const bool long_ok = Percentile(c.long_s, 95).value_or(0) < Percentile(s.long_s, 95).value_or(0);
         std::printf("target: cost reloads <= static/3: %s (%d vs %d); short P95 lower: %s; long P95 lower: %s\n",
                     reloads_ok ? "yes" : "NO", c.reloads, s.reloads, short_ok ? "yes" : "NO", long_ok ? "yes" : "NO");
         if (!o.markdown.empty()) std::ofstream(o.markdown) << table;

@@ -1,6 +1,6 @@
 // summarizer-bench: the design record's benchmark (cases small/medium/large/xl, warm-up, measured
 // runs, P50) against a real Ollama or the summarizer service. CLI and wiring only; the logic is in
-// bench_lib.
+// lib/ (bench_lib.hpp).
 #include <unistd.h>
 
 #include <csignal>

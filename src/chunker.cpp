@@ -58,13 +58,11 @@ struct Budget {
     double chars = 0.0;
 };
 
-bool IsContinuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
-
 // Byte offset `count` code points before `pos`, but not before `floor`.
 size_t StepBackCodePoints(std::string_view text, size_t pos, int64_t count, size_t floor) {
     while (count > 0 && pos > floor) {
         --pos;
-        while (pos > floor && IsContinuation(text[pos])) --pos;
+        while (pos > floor && IsUtf8Continuation(text[pos])) --pos;
         --count;
     }
     return pos;
@@ -104,7 +102,7 @@ void AppendPieces(std::string_view text, size_t begin, size_t end, CutLevel firs
         while (pos < end && count < piece_chars) {
             const bool whitespace = IsSpaceOrNewline(text[pos]);
             ++pos;
-            while (pos < end && IsContinuation(text[pos])) ++pos;
+            while (pos < end && IsUtf8Continuation(text[pos])) ++pos;
             ++count;
             if (whitespace && count >= static_cast<size_t>(kWhitespaceSnapShare * static_cast<double>(piece_chars))) {
                 after_whitespace = pos;
@@ -254,7 +252,8 @@ size_t OverlapStart(std::string_view text, size_t begin, size_t previous_begin, 
         return first_boundary->first;
     }
     for (size_t pos = window_begin; pos < begin; ++pos) {
-        if (pos > 0 && IsSpaceOrNewline(text[pos - 1]) && !IsSpaceOrNewline(text[pos]) && !IsContinuation(text[pos])) {
+        if (pos > 0 && IsSpaceOrNewline(text[pos - 1]) && !IsSpaceOrNewline(text[pos]) &&
+            !IsUtf8Continuation(text[pos])) {
             return pos;
         }
     }
@@ -271,7 +270,7 @@ size_t ShorterOverlapStart(std::string_view text, size_t start, size_t begin,
         return next_boundary->first;
     }
     size_t middle = start + (begin - start + 1) / 2;
-    while (middle < begin && IsContinuation(text[middle])) ++middle;
+    while (middle < begin && IsUtf8Continuation(text[middle])) ++middle;
     return middle;
 }
 

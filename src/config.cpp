@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "summarizer/duration.hpp"
+
 namespace summarizer {
 namespace {
 
@@ -428,19 +430,6 @@ Status ApplyFile(Config& config, const std::string& path, std::map<std::string, 
     return OkStatus();
 }
 
-bool IsDurationUnit(std::string_view unit) {
-    return unit == "ns" || unit == "us" || unit == "µs" || unit == "ms" || unit == "s" || unit == "m" || unit == "h";
-}
-
-double UnitSeconds(std::string_view unit) {
-    if (unit == "ns") return 1e-9;
-    if (unit == "us" || unit == "µs") return 1e-6;
-    if (unit == "ms") return 1e-3;
-    if (unit == "s") return 1;
-    if (unit == "m") return 60;
-    return 3600;
-}
-
 }  // namespace
 
 const BucketConfig* Config::FindBucket(std::string_view name) const {
@@ -474,41 +463,7 @@ int Config::MaxInflight() const {
     return server.max_inflight > 0 ? server.max_inflight : std::max(2, 2 * ollama.num_parallel);
 }
 
-std::optional<double> ParseKeepAlive(std::string_view text) {
-    std::string s = Trim(text);
-    if (s.empty()) return std::nullopt;
-    // A bare number is seconds (negative = forever).
-    {
-        double v = 0;
-        auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec == std::errc() && ptr == s.data() + s.size()) return v;
-    }
-    // Go duration: [-]{number unit}+
-    size_t i = 0;
-    double sign = 1;
-    if (s[0] == '-' || s[0] == '+') {
-        sign = s[0] == '-' ? -1 : 1;
-        i = 1;
-    }
-    double total = 0;
-    bool any = false;
-    while (i < s.size()) {
-        size_t start = i;
-        while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-        if (start == i) return std::nullopt;
-        double number = 0;
-        auto [ptr, ec] = std::from_chars(s.data() + start, s.data() + i, number);
-        if (ec != std::errc() || ptr != s.data() + i) return std::nullopt;
-        size_t unit_start = i;
-        while (i < s.size() && !std::isdigit(static_cast<unsigned char>(s[i])) && s[i] != '.') ++i;
-        std::string_view unit(s.data() + unit_start, i - unit_start);
-        if (!IsDurationUnit(unit)) return std::nullopt;
-        total += number * UnitSeconds(unit);
-        any = true;
-    }
-    if (!any) return std::nullopt;
-    return sign * total;
-}
+std::optional<double> ParseKeepAlive(std::string_view text) { return ParseDurationSeconds(text); }
 
 std::optional<std::string> NormalizeOllamaHost(std::string_view value) {
     std::string v = Trim(value);

@@ -44,24 +44,6 @@ char32_t FoldCase(char32_t cp) {
     return cp;
 }
 
-void AppendUtf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
-
 // Words that say nothing about what a sentence is about; without them every English sentence
 // looks alike through "the" and "of".
 const std::unordered_set<std::string>& StopWords() {
@@ -251,8 +233,7 @@ std::vector<std::string_view> ExtractSentences(std::string_view text, size_t max
         }
         s.remove_prefix(begin);
         while (!s.empty()) {
-            size_t back = s.size() - 1;
-            while (back > 0 && (static_cast<unsigned char>(s[back]) & 0xC0) == 0x80) --back;
+            const size_t back = CodePointStartAtOrBefore(s, s.size() - 1);
             size_t probe = back;
             if (!IsSpace(DecodeCodePoint(s, probe))) break;
             s = s.substr(0, back);

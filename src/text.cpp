@@ -2,53 +2,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 
 namespace summarizer {
 namespace {
-
-constexpr char32_t kReplacementCharacter = 0xFFFD;
-
-bool IsContinuationByte(unsigned char byte) { return (byte & 0xC0) == 0x80; }
-
-// Length of the well-formed sequence starting at `pos`, or 0 if it is not well-formed
-// (Unicode Table 3-7: the second byte's range excludes overlongs, surrogates and > U+10FFFF).
-size_t WellFormedSequenceLength(std::string_view text, size_t pos) {
-    const auto byte_at = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-    const unsigned char lead = byte_at(pos);
-    if (lead < 0x80) {
-        return 1;
-    }
-    size_t length = 0;
-    unsigned char second_min = 0x80;
-    unsigned char second_max = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3;
-        if (lead == 0xE0) second_min = 0xA0;  // below: overlong
-        if (lead == 0xED) second_max = 0x9F;  // above: UTF-16 surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4;
-        if (lead == 0xF0) second_min = 0x90;  // below: overlong
-        if (lead == 0xF4) second_max = 0x8F;  // above: > U+10FFFF
-    } else {
-        return 0;  // continuation byte, overlong lead C0/C1, or F5..FF
-    }
-    if (text.size() - pos < length) {
-        return 0;  // truncated
-    }
-    const unsigned char second = byte_at(pos + 1);
-    if (second < second_min || second > second_max) {
-        return 0;
-    }
-    for (size_t i = 2; i < length; ++i) {
-        if (!IsContinuationByte(byte_at(pos + i))) {
-            return 0;
-        }
-    }
-    return length;
-}
 
 bool IsAsciiLetter(char32_t cp) { return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z'); }
 bool IsAsciiDigit(char32_t cp) { return cp >= '0' && cp <= '9'; }
@@ -253,61 +209,6 @@ void AppendIfIncreasing(std::vector<size_t>& offsets, size_t offset, size_t text
 }
 
 }  // namespace
-
-size_t FindInvalidUtf8(std::string_view text) {
-    size_t pos = 0;
-    while (pos < text.size()) {
-        // Fast path: eight ASCII bytes at a time (most input is mostly ASCII).
-        if (text.size() - pos >= 8) {
-            uint64_t block;
-            std::memcpy(&block, text.data() + pos, sizeof(block));
-            if ((block & 0x8080808080808080ULL) == 0) {
-                pos += 8;
-                continue;
-            }
-        }
-        const size_t length = WellFormedSequenceLength(text, pos);
-        if (length == 0) {
-            return pos;
-        }
-        pos += length;
-    }
-    return std::string_view::npos;
-}
-
-bool IsValidUtf8(std::string_view text) { return FindInvalidUtf8(text) == std::string_view::npos; }
-
-size_t CountCodePoints(std::string_view text) {
-    size_t count = 0;
-    for (const char c : text) {
-        count += IsContinuationByte(static_cast<unsigned char>(c)) ? 0 : 1;
-    }
-    return count;
-}
-
-char32_t DecodeCodePoint(std::string_view text, size_t& pos) {
-    if (pos >= text.size()) {
-        return 0;
-    }
-    const auto byte_at = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-    const unsigned char lead = byte_at(pos);
-    if (lead < 0x80) {
-        ++pos;
-        return lead;
-    }
-    // Invalid input is outside the contract, but must not read out of bounds or loop forever.
-    const size_t length = WellFormedSequenceLength(text, pos);
-    if (length == 0) {
-        ++pos;
-        return kReplacementCharacter;
-    }
-    char32_t cp = length == 2 ? (lead & 0x1F) : length == 3 ? (lead & 0x0F) : (lead & 0x07);
-    for (size_t i = 1; i < length; ++i) {
-        cp = (cp << 6) | (byte_at(pos + i) & 0x3F);
-    }
-    pos += length;
-    return cp;
-}
 
 bool IsBlank(std::string_view text) {
     size_t pos = 0;

@@ -122,8 +122,6 @@ constexpr CharClass Classify(char32_t cp) {
     return CharClass::kSymbol;
 }
 
-constexpr int Utf8Length(char32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
-
 // Accumulates the cost of one run of a single class; flushed when the class changes.
 class RunCoster {
 public:
@@ -150,7 +148,7 @@ public:
                 AddPunct(cp);
                 break;
             case CharClass::kByteFallback:
-                known_ += Utf8Length(cp);
+                known_ += static_cast<double>(Utf8EncodedLength(cp));
                 break;
             default:
                 break;

@@ -163,8 +163,8 @@ Result<Config> LoadConfig(const ConfigSources& sources);
 // Checks ranges and cross-field rules (bucket order, keep_alive syntax...).
 Status ValidateConfig(const Config& config);
 
-// Ollama's keep_alive syntax: "24h", "15m", "1h30m", "300ms", "90" (seconds), "-1", "0".
-// Returns seconds (negative = forever) or nullopt when Ollama would not accept it.
+// A bucket's keep_alive setting: "24h", "15m", "1h30m", "300ms", "90" (seconds), "-1", "0".
+// Returns seconds (negative = forever) or nullopt when malformed (ParseDurationSeconds, duration.hpp).
 std::optional<double> ParseKeepAlive(std::string_view text);
 
 // OLLAMA_HOST as Ollama reads it ("host", "host:port", "http://host:port") -> base URL.

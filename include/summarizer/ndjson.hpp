@@ -1,5 +1,6 @@
 // Framing of newline-delimited JSON as it arrives over a network: pieces cut anywhere,
-// including inside a line or a multi-byte character. Pure; no JSON parsing here.
+// including inside a line or a multi-byte character. Pure; no JSON parsing here. A LineFramer
+// (line_framer.hpp) that skips blank lines.
 #pragma once
 
 #include <cstddef>
@@ -7,12 +8,14 @@
 #include <string>
 #include <string_view>
 
+#include "summarizer/line_framer.hpp"
+
 namespace summarizer {
 
 class NdjsonReader {
 public:
     // Lines longer than `max_line_bytes` are an error (a peer that never sends '\n').
-    explicit NdjsonReader(size_t max_line_bytes = 16 * 1024 * 1024) : max_line_bytes_(max_line_bytes) {}
+    explicit NdjsonReader(size_t max_line_bytes = 16 * 1024 * 1024) : lines_(LineFramer::Breaks::kLf, max_line_bytes) {}
 
     // Appends `data` and calls `on_line` for each complete line (without '\n' or a trailing
     // '\r'; blank lines skipped). Stops and returns false when `on_line` returns false or a
@@ -20,13 +23,11 @@ public:
     bool Feed(std::string_view data, const std::function<bool(std::string_view line)>& on_line);
 
     // Bytes received after the last newline: a final line without '\n', or a cut-off line.
-    std::string_view pending() const { return buffer_; }
-    bool overflowed() const { return overflowed_; }
+    std::string_view pending() const { return lines_.pending(); }
+    bool overflowed() const { return lines_.overflowed(); }
 
 private:
-    size_t max_line_bytes_;
-    std::string buffer_;
-    bool overflowed_ = false;
+    LineFramer lines_;
 };
 
 }  // namespace summarizer

@@ -1,4 +1,5 @@
-// Pure text utilities: UTF-8 validation, code point counts, script mix, boundaries.
+// Pure text utilities: script mix, blank text, paragraph and sentence boundaries. UTF-8 itself
+// (validation, decoding, code point counts) is utf8.hpp, included here for the text layer's users.
 // "chars" always means Unicode code points (Python's len()), never bytes.
 #pragma once
 
@@ -8,19 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "summarizer/utf8.hpp"
+
 namespace summarizer {
-
-// True if `text` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-bool IsValidUtf8(std::string_view text);
-
-// Byte offset of the first invalid UTF-8 sequence, or npos when valid.
-size_t FindInvalidUtf8(std::string_view text);
-
-// Number of code points. Precondition: valid UTF-8.
-size_t CountCodePoints(std::string_view text);
-
-// Decodes the code point starting at `pos` and advances `pos` past it (valid UTF-8 assumed).
-char32_t DecodeCodePoint(std::string_view text, size_t& pos);
 
 // True if the text is empty or only Unicode whitespace.
 bool IsBlank(std::string_view text);

@@ -21,13 +21,7 @@
 #include "summarizer/text.hpp"
 #include "summarizer/tokens.hpp"
 
-namespace {
-
-bool OnCodePoint(std::string_view text, size_t pos) {
-    return pos == text.size() || (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80;
-}
-
-}  // namespace
+using summarizer::IsCodePointBoundary;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 4) return 0;
@@ -55,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const summarizer::Chunk& c = chunks[k];
         FUZZ_CHECK(c.begin == (k == 0 ? 0 : chunks[k - 1].end), "chunks follow each other without gaps");
         FUZZ_CHECK(c.begin < c.end && c.end <= text.size(), "a chunk is non-empty and inside the text");
-        FUZZ_CHECK(OnCodePoint(text, c.begin) && OnCodePoint(text, c.end) && OnCodePoint(text, c.overlap_begin),
+        FUZZ_CHECK(IsCodePointBoundary(text, c.begin) && IsCodePointBoundary(text, c.end) &&
+                       IsCodePointBoundary(text, c.overlap_begin),
                    "cuts are on code point boundaries");
         FUZZ_CHECK(c.overlap_begin <= c.begin, "the overlap precedes the chunk's own text");
         if (k == 0 || limits.overlap_chars == 0) {

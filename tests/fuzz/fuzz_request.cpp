@@ -22,6 +22,7 @@
 
 #include "fuzz_check.hpp"
 #include "summarizer/api.hpp"
+#include "summarizer/line_framer.hpp"
 #include "summarizer/text.hpp"
 
 namespace {
@@ -86,10 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         input.body = raw;
     } else {
         input.body = raw.substr(head_end + 2);
-        std::string_view head = raw.substr(0, head_end);
-        while (!head.empty()) {
-            const size_t nl = head.find('\n');
-            const std::string_view line = head.substr(0, nl);
+        const auto on_head_line = [&](std::string_view line) {
             if (line.starts_with("Content-Type:")) {
                 input.content_type = std::string(Trim(line.substr(13)));
             } else if (line.starts_with("Accept:")) {
@@ -97,9 +95,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             } else if (line.starts_with("?")) {
                 ParseQuery(line.substr(1), input.query);
             }
-            if (nl == std::string_view::npos) break;
-            head.remove_prefix(nl + 1);
-        }
+            return true;
+        };
+        summarizer::LineFramer head;
+        head.Feed(raw.substr(0, head_end), on_head_line);
+        on_head_line(head.TakePending());
     }
 
     std::string media = Lower(std::string_view(input.content_type).substr(0, input.content_type.find(';')));

@@ -2,8 +2,9 @@
 // of model output (any bytes, invalid UTF-8, U+2028, "\r\n"), progress, errors, the final
 // response, and arbitrary JSON documents. Checked: the output is exactly one well-formed
 // Server-Sent Event (two lines, no CR anywhere, as the WHATWG parser splits lines at CR, LF and
-// CRLF), and a parser following the spec gets back the event name and a data line that is JSON
-// equal to what was sent (invalid UTF-8 replaced by U+FFFD, the only permitted change).
+// CRLF), and the SSE reader (sse.hpp, which follows the spec) gets back the event name and a data
+// line that is JSON equal to what was sent (invalid UTF-8 replaced by U+FFFD, the only permitted
+// change).
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cmath>
@@ -17,56 +18,12 @@
 
 #include "fuzz_check.hpp"
 #include "summarizer/api.hpp"
+#include "summarizer/sse.hpp"
 #include "summarizer/text.hpp"
 
 namespace {
 
 using nlohmann::json;
-
-struct SseEvent {
-    std::string event;
-    std::string data;
-    int count = 0;  // events dispatched
-};
-
-// The WHATWG "interpret an event stream" algorithm, for the fields we use.
-SseEvent ParseSse(std::string_view stream) {
-    SseEvent out;
-    std::string event;
-    std::string data;
-    bool has_data = false;
-    size_t pos = 0;
-    while (pos < stream.size()) {
-        size_t end = stream.find_first_of("\r\n", pos);
-        FUZZ_CHECK(end != std::string_view::npos, "the stream ends with a line break");
-        std::string_view line = stream.substr(pos, end - pos);
-        pos = end + (stream[end] == '\r' && end + 1 < stream.size() && stream[end + 1] == '\n' ? 2 : 1);
-        if (line.empty()) {
-            if (has_data) {
-                out.event = event.empty() ? "message" : event;
-                out.data = data;
-                ++out.count;
-            }
-            event.clear();
-            data.clear();
-            has_data = false;
-            continue;
-        }
-        if (line.front() == ':') continue;
-        const size_t colon = line.find(':');
-        const std::string_view field = line.substr(0, colon);
-        std::string_view value = colon == std::string_view::npos ? "" : line.substr(colon + 1);
-        if (value.starts_with(' ')) value.remove_prefix(1);
-        if (field == "event") {
-            event = value;
-        } else if (field == "data") {
-            if (has_data) data += '\n';
-            data += value;
-            has_data = true;
-        }
-    }
-    return out;
-}
 
 // Any bytes, with a bias towards what breaks framing.
 std::string ConsumeText(FuzzedDataProvider& in) {
@@ -170,11 +127,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(newlines == 3, "exactly two lines and the blank line: no raw newline inside the data");
     FUZZ_CHECK(summarizer::IsValidUtf8(wire), "the stream is UTF-8 (EventSource decodes it as such)");
 
-    const SseEvent parsed = ParseSse(wire);
-    FUZZ_CHECK(parsed.count == 1, "exactly one event is dispatched");
-    FUZZ_CHECK(parsed.event == event, "the event name parses back");
-    const json back = json::parse(parsed.data, nullptr, false);
+    const std::vector<summarizer::SseEvent> parsed = summarizer::SseReader().Feed(wire);
+    FUZZ_CHECK(parsed.size() == 1, "exactly one event is dispatched");
+    FUZZ_CHECK(parsed[0].event == event, "the event name parses back");
+    const json back = json::parse(parsed[0].data, nullptr, false);
     FUZZ_CHECK(!back.is_discarded(), "the data is JSON");
     FUZZ_CHECK(back == Normalised(value), "the data is the JSON that was sent");
+
+    // The same event when the stream arrives cut in two (inside the data line, most of the time).
+    summarizer::SseReader reader;
+    const size_t cut = wire.size() / 2;
+    const std::vector<summarizer::SseEvent> first = reader.Feed(std::string_view(wire).substr(0, cut));
+    const std::vector<summarizer::SseEvent> second = reader.Feed(std::string_view(wire).substr(cut));
+    FUZZ_CHECK(first.empty() && second.size() == 1 && second[0].event == event && second[0].data == parsed[0].data,
+               "the event does not depend on where the stream was cut");
     return 0;
 }

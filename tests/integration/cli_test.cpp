@@ -1,9 +1,6 @@
 // The summarizer binary as a user runs it: config errors exit 2, summarize/plan work offline
 // from a server, serve answers on its port.
 #include <signal.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,7 +15,6 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "free_port.hpp"
 #include "fake_ollama.hpp"
 #include "serve_process.hpp"
 
@@ -199,34 +195,17 @@ TEST(Cli, SummarizeJsonPrintsTheWholeResponseObject) {
 
 TEST(Cli, ServeAnswersAndStopsOnSigterm) {
     FakeOllama fake;
-    int port = FreePort();
-    std::string log = std::filesystem::temp_directory_path() / "summarizer_cli_serve.log";
-    std::string command = kBinary + " serve --port " + std::to_string(port) + " --ollama-url " + fake.url() +
-                          " > " + log + " 2>&1 & echo $!";
-    Outcome started = Execute(command);
-    int pid = std::stoi(started.out);
-    httplib::Client client("127.0.0.1", port);
-    bool up = false;
-    for (int i = 0; i < 200 && !up; ++i) {
-        auto res = client.Get("/healthz");
-        up = res && res->status == 200;
-        if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    ASSERT_TRUE(up);
+    ServeProcess serve(fake.url(), {}, {}, "cli_serve");
+    ASSERT_TRUE(serve.WaitUp()) << serve.Log();
+    httplib::Client client = serve.Client();
     auto ready = client.Get("/readyz");
     ASSERT_TRUE(ready);
     EXPECT_EQ(ready->status, 200) << ready->body;
     auto res = client.Post("/summarize", R"({"text": "Hello there, this is a test."})", "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
-    kill(pid, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 200; ++i) {
-        if (kill(pid, 0) != 0) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    EXPECT_NE(kill(pid, 0), 0) << "serve did not exit on SIGTERM";
-    (void)status;
+    serve.Signal(SIGTERM);
+    EXPECT_NE(serve.WaitExit(std::chrono::seconds(5)), -1) << "serve did not exit on SIGTERM:\n" << serve.Log();
 }
 
 }  // namespace

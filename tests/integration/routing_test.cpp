@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "service_fixture.hpp"
+#include "summarizer/utf8.hpp"
 
 namespace summarizer::testing {
 namespace {
@@ -24,10 +25,9 @@ std::string TakeChars(const std::string& text, size_t chars) {
     size_t count = 0;
     while (count < chars) {
         for (size_t i = 0; i < text.size() && count < chars;) {
-            const auto lead = static_cast<unsigned char>(text[i]);
-            const size_t len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
-            out.append(text, i, len);
-            i += len;
+            const size_t start = i;
+            DecodeCodePoint(text, i);
+            out.append(text, start, i - start);
             ++count;
         }
         out += "\n\n";

@@ -18,6 +18,7 @@
 #include "summarizer/http_server.hpp"
 #include "summarizer/ollama_client.hpp"
 #include "summarizer/service.hpp"
+#include "summarizer/sse.hpp"
 
 namespace summarizer::testing {
 
@@ -92,26 +93,11 @@ inline httplib::Error StreamSummarize(int port, const nlohmann::json& body, std:
     return error;
 }
 
-// Reads an SSE body into (event, data) pairs.
+// Reads an SSE body into (event, data) pairs, the data parsed as JSON (throws if it is not).
 inline std::vector<std::pair<std::string, nlohmann::json>> ParseSse(const std::string& body) {
     std::vector<std::pair<std::string, nlohmann::json>> events;
-    size_t pos = 0;
-    while (pos < body.size()) {
-        size_t end = body.find("\n\n", pos);
-        if (end == std::string::npos) break;
-        std::string block = body.substr(pos, end - pos);
-        pos = end + 2;
-        std::string event, data;
-        size_t line_start = 0;
-        while (line_start <= block.size()) {
-            size_t nl = block.find('\n', line_start);
-            std::string line = block.substr(line_start, nl == std::string::npos ? std::string::npos : nl - line_start);
-            if (line.rfind("event: ", 0) == 0) event = line.substr(7);
-            if (line.rfind("data: ", 0) == 0) data += line.substr(6);
-            if (nl == std::string::npos) break;
-            line_start = nl + 1;
-        }
-        events.emplace_back(event, nlohmann::json::parse(data));
+    for (SseEvent& event : SseReader().Feed(body)) {
+        events.emplace_back(std::move(event.event), nlohmann::json::parse(event.data));
     }
     return events;
 }

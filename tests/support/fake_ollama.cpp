@@ -27,6 +27,9 @@
 
 #include <httplib.h>
 
+#include "summarizer/duration.hpp"
+#include "summarizer/utf8.hpp"
+
 namespace summarizer::testing {
 namespace {
 
@@ -46,18 +49,6 @@ constexpr int64_t kKvBytesPerToken = 24 * 1024;
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 int64_t Ns(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
 
-bool IsContinuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
-
-char32_t NextCodePoint(const std::string& s, size_t& i) {
-    const unsigned char b = s[i];
-    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 1;
-    if (i + len > s.size()) len = 1;
-    char32_t cp = len == 1 ? b : (b & (0x7F >> len));
-    for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    i += len;
-    return cp;
-}
-
 bool IsCjk(char32_t c) {
     return (c >= 0x2E80 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7AF) || (c >= 0xF900 && c <= 0xFAFF) ||
            (c >= 0xFF00 && c <= 0xFFEF) || (c >= 0x20000 && c <= 0x3FFFF);
@@ -65,17 +56,14 @@ bool IsCjk(char32_t c) {
 
 // The longest prefix of at most `max_bytes` that does not cut a UTF-8 sequence.
 std::string Utf8Prefix(std::string_view text, size_t max_bytes) {
-    size_t end = std::min(text.size(), max_bytes);
-    while (end > 0 && end < text.size() && IsContinuation(text[end])) --end;
-    return std::string(text.substr(0, end));
+    return std::string(text.substr(0, CodePointStartAtOrBefore(text, max_bytes)));
 }
 
 std::vector<std::string> SplitPieces(const std::string& text, int piece_chars) {
     std::vector<std::string> pieces;
     const size_t step = piece_chars > 0 ? static_cast<size_t>(piece_chars) : std::max<size_t>(1, text.size());
     for (size_t i = 0; i < text.size();) {
-        size_t end = std::min(text.size(), i + step);
-        while (end < text.size() && IsContinuation(text[end])) ++end;
+        const size_t end = CodePointStartAtOrAfter(text, i + step);
         pieces.push_back(text.substr(i, end - i));
         i = end;
     }
@@ -107,32 +95,6 @@ std::string Rfc3339(SysClock::time_point t) {
     const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
     std::snprintf(buf + n, sizeof buf - n, ".%09lldZ", static_cast<long long>(ns % 1'000'000'000));
     return buf;
-}
-
-// A Go duration ("24h", "1h30m", "300ms", "-1m", "0") in seconds; nullopt if malformed.
-std::optional<double> ParseGoDuration(std::string s) {
-    double sign = 1;
-    if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
-        sign = s[0] == '-' ? -1 : 1;
-        s.erase(0, 1);
-    }
-    if (s == "0") return 0.0;
-    if (s.empty()) return std::nullopt;
-    static const std::map<std::string, double> kUnits = {{"ns", 1e-9}, {"us", 1e-6}, {"\u00b5s", 1e-6},
-                                                         {"\u03bcs", 1e-6}, {"ms", 1e-3}, {"s", 1},
-                                                         {"m", 60}, {"h", 3600}};
-    double total = 0;
-    for (size_t i = 0; i < s.size();) {
-        size_t j = i;
-        while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '.')) ++j;
-        size_t k = j;
-        while (k < s.size() && !std::isdigit(static_cast<unsigned char>(s[k])) && s[k] != '.') ++k;
-        const auto unit = kUnits.find(s.substr(j, k - j));
-        if (j == i || unit == kUnits.end() || s.substr(i, j - i) == ".") return std::nullopt;
-        total += std::stod(s.substr(i, j - i)) * unit->second;
-        i = k;
-    }
-    return sign * total;
 }
 
 // keep_alive: absent = 5 minutes, a number = seconds, a string = a Go duration; negative = forever.
@@ -223,7 +185,7 @@ const std::function<double()> kOne = [] { return 1.0; };
 
 int64_t CountFakeTokens(const std::string& text, double scale) {
     double latin = 0, cjk = 0;
-    for (size_t i = 0; i < text.size();) (IsCjk(NextCodePoint(text, i)) ? cjk : latin) += 1;
+    for (size_t i = 0; i < text.size();) (IsCjk(DecodeCodePoint(text, i)) ? cjk : latin) += 1;
     return static_cast<int64_t>(std::ceil((latin / 4.0 + cjk / 1.6) * scale - 1e-9));
 }
 

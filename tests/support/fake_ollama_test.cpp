@@ -3,6 +3,7 @@
 #include "fake_ollama.hpp"
 
 #include "eventually.hpp"
+#include "summarizer/ndjson.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -27,11 +28,12 @@ std::unique_ptr<httplib::Client> MakeClient(int port) {
 
 std::vector<json> Lines(const std::string& body) {
     std::vector<json> lines;
-    size_t start = 0;
-    for (size_t end; (end = body.find('\n', start)) != std::string::npos; start = end + 1) {
-        if (end > start) lines.push_back(json::parse(body.substr(start, end - start), nullptr, false));
-    }
-    if (start < body.size()) lines.push_back(json::parse(body.substr(start), nullptr, false));
+    summarizer::NdjsonReader reader;
+    reader.Feed(body, [&](std::string_view line) {
+        lines.push_back(json::parse(line, nullptr, false));
+        return true;
+    });
+    if (!reader.pending().empty()) lines.push_back(json::parse(reader.pending(), nullptr, false));
     return lines;
 }
 

@@ -1,20 +1,13 @@
-// `summarizer serve` as a child process, for tests of the real binary (signals, exit codes, what it
-// prints). Needs SUMMARIZER_BINARY (the binary's path) from the including target.
+// `summarizer serve` as a child process (a ChildProcess, child_process.hpp), for tests of the real
+// binary (signals, exit codes, what it prints) and the load bench. Needs SUMMARIZER_BINARY (the
+// binary's path) from the including target.
 #pragma once
 
-#include <fcntl.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <regex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -22,67 +15,32 @@
 
 #include <httplib.h>
 
+#include "child_process.hpp"
+
 namespace summarizer::testing {
 
-// Runs `summarizer serve --port 0 --ollama-url URL ARGS...` with this process's environment plus
-// `env` ("KEY=value" each); its stdout and stderr go to a log file named after `name`. The port is
-// the one its "listening on" line names. Killed (SIGKILL) on destruction if still running.
+struct ServeOptions {
+    std::string ollama_url;
+    std::vector<std::string> env;   // "KEY=value" each
+    std::vector<std::string> args;  // after `serve --port 0 --ollama-url URL`
+    std::string name = "serve";     // names the log file
+    std::string binary = SUMMARIZER_BINARY;
+    bool inherit_environment = true;  // this process's environment under `env`; false: only `env`
+};
+
+// Runs `BINARY serve --port 0 --ollama-url URL ARGS...`; its stdout and stderr go to a log file named
+// after `name`. The port is the one its "listening on" line names. Killed (SIGKILL) on destruction
+// if still running.
 class ServeProcess {
 public:
+    explicit ServeProcess(ServeOptions options) : child_(ChildOptionsFor(std::move(options))) {}
     ServeProcess(const std::string& ollama_url, std::vector<std::string> env, std::vector<std::string> args = {},
                  const std::string& name = "serve")
-        : log_((std::filesystem::temp_directory_path() / ("summarizer_" + name + "_" + std::to_string(getpid()) +
-                                                           "_" + std::to_string(NextId()) + ".log"))
-                   .string()) {
-        std::filesystem::remove(log_);
-        std::vector<std::string> argv = {SUMMARIZER_BINARY, "serve", "--port", "0", "--ollama-url", ollama_url};
-        argv.insert(argv.end(), args.begin(), args.end());
-        // This environment, each of `env` replacing a variable of the same name.
-        std::vector<std::string> envp;
-        for (char** e = environ; *e; ++e) {
-            const std::string kv = *e;
-            bool replaced = false;
-            for (const auto& mine : env) replaced |= kv.substr(0, kv.find('=') + 1) == mine.substr(0, mine.find('=') + 1);
-            if (!replaced) envp.push_back(kv);
-        }
-        envp.insert(envp.end(), env.begin(), env.end());
-        // Everything the child needs is built before fork(): a child of a threaded process must not allocate.
-        std::vector<char*> cargs, cenv;
-        for (auto& a : argv) cargs.push_back(a.data());
-        cargs.push_back(nullptr);
-        for (auto& e : envp) cenv.push_back(e.data());
-        cenv.push_back(nullptr);
-        pid_ = fork();
-        if (pid_ == 0) {
-            const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (fd < 0) _exit(126);
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            execve(cargs[0], cargs.data(), cenv.data());
-            _exit(127);
-        }
-    }
-    ~ServeProcess() {
-        if (pid_ > 0 && !exited_) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    ServeProcess(const ServeProcess&) = delete;
-    ServeProcess& operator=(const ServeProcess&) = delete;
+        : ServeProcess(ServeOptions{ollama_url, std::move(env), std::move(args), name}) {}
 
     // The port it listens on; 0 if it printed none within 10 s.
     int port() {
-        static const std::regex listening(R"(listening on http://[^:\s]+:(\d+))");
-        for (int i = 0; i < 400 && port_ == 0 && !exited_; ++i) {
-            std::smatch m;
-            const std::string text = Log();
-            if (std::regex_search(text, m, listening)) {
-                port_ = std::stoi(m[1]);
-            } else {
-                std::this_thread::sleep_for(std::chrono::milliseconds(25));
-            }
-        }
+        if (port_ == 0) port_ = child_.ListeningPort(std::chrono::seconds(10));
         return port_;
     }
     // Listening and answering /healthz within 10 s.
@@ -101,29 +59,15 @@ public:
         c.set_read_timeout(std::chrono::seconds(20));
         return c;
     }
-    void Signal(int sig) {
-        if (pid_ > 0 && !exited_) kill(pid_, sig);
-    }
+    pid_t pid() const { return child_.pid(); }
+    const std::string& log_path() const { return child_.log_path(); }
+    void Signal(int sig) { child_.Signal(sig); }
     // The exit code (128 + signal when killed), or -1 if it has not exited within `limit`.
-    int WaitExit(std::chrono::milliseconds limit) {
-        const auto until = std::chrono::steady_clock::now() + limit;
-        while (!exited_) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                exited_ = true;
-                exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                break;
-            }
-            if (std::chrono::steady_clock::now() >= until) return -1;
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        return exit_code_;
-    }
+    int WaitExit(std::chrono::milliseconds limit) { return child_.WaitExit(limit); }
+    // SIGTERM, up to `grace` to exit, then SIGKILL: the exit code, or -1 when it had to be killed.
+    int Terminate(std::chrono::milliseconds grace) { return child_.Terminate(grace); }
     // Everything it has printed so far.
-    std::string Log() const {
-        std::ifstream in(log_, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    std::string Log() const { return child_.Log(); }
     // SIGTERM, then up to 10 s for it to exit (so every line is flushed); returns what it printed.
     std::string Stop() {
         Signal(SIGTERM);
@@ -132,16 +76,22 @@ public:
     }
 
 private:
-    static int NextId() {
-        static std::atomic<int> next{0};
-        return ++next;
+    static ChildOptions ChildOptionsFor(ServeOptions options) {
+        static std::atomic<int> next_id{0};
+        ChildOptions child;
+        child.argv = {options.binary, "serve", "--port", "0", "--ollama-url", options.ollama_url};
+        child.argv.insert(child.argv.end(), options.args.begin(), options.args.end());
+        child.env = std::move(options.env);
+        child.inherit_environment = options.inherit_environment;
+        child.log_path =
+            (std::filesystem::temp_directory_path() /
+             ("summarizer_" + options.name + "_" + std::to_string(getpid()) + "_" + std::to_string(++next_id) + ".log"))
+                .string();
+        return child;
     }
 
-    std::string log_;
-    pid_t pid_ = -1;
+    ChildProcess child_;
     int port_ = 0;
-    bool exited_ = false;
-    int exit_code_ = -1;
 };
 
 }  // namespace summarizer::testing

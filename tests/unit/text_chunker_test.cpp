@@ -70,10 +70,6 @@ std::string RandomText(std::mt19937& rng, size_t target_chars, size_t long_line_
     return text;
 }
 
-bool IsCodePointBoundary(std::string_view text, size_t offset) {
-    return offset == text.size() || (static_cast<unsigned char>(text[offset]) & 0xC0) != 0x80;
-}
-
 // Share of a budget that a chunk's own text uses: whichever of tokens and chars binds.
 double Load(std::string_view own, const ChunkLimits& limits) {
     return std::max(static_cast<double>(EstimateTokens(own, limits.token_safety)) / static_cast<double>(limits.max_tokens),

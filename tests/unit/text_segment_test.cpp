@@ -128,10 +128,6 @@ TEST(SentenceStartsTest, NoBoundaryAtTheVeryEnd) {
     EXPECT_EQ(SentenceStarts(""), std::vector<size_t>{0});
 }
 
-bool IsCodePointBoundary(std::string_view text, size_t offset) {
-    return offset == text.size() || (static_cast<unsigned char>(text[offset]) & 0xC0) != 0x80;
-}
-
 // Random soup of the characters the rules look at: every result must still be a valid list of
 // offsets (0 first, strictly increasing, inside the text, on code point boundaries).
 TEST(SegmentPropertyTest, OffsetsAreIncreasingCodePointBoundaries) {

@@ -296,6 +296,18 @@ std::string Redacted(const std::string& url) {
     return redacted + "/" + dbname;
 }
 
+// libpq's messages span lines and tabs; ours are one line.
+std::string OneLine(std::string_view text) {
+    std::string line;
+    for (char ch : text) {
+        const bool space = ch == '\n' || ch == '\t' || ch == ' ';
+        if (space && (line.empty() || line.back() == ' ')) continue;
+        line += space ? ' ' : ch;
+    }
+    if (!line.empty() && line.back() == ' ') line.pop_back();
+    return line;
+}
+
 void LogNotice(void* /*arg*/, const char* message) { spdlog::debug("job store: postgresql: {}", message); }
 
 StoreFailure FailureOfSqlState(std::string_view state) {
@@ -361,14 +373,7 @@ public:
         }
     }
 
-    std::string LastMessage() const {
-        std::string message = conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
-        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-        for (char& ch : message) {
-            if (ch == '\n') ch = ' ';
-        }
-        return message;
-    }
+    std::string LastMessage() const { return OneLine(conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory"); }
 
 private:
     StoreStatus Check(const PgResult& result, std::string_view during) {
@@ -377,12 +382,8 @@ private:
         const char* sqlstate = result ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
         StoreFailure kind = sqlstate != nullptr ? FailureOfSqlState(sqlstate) : StoreFailure::kUnavailable;
         if (broken()) kind = StoreFailure::kUnavailable;
-        std::string message = result ? PQresultErrorMessage(result.get()) : "";
+        std::string message = result ? OneLine(PQresultErrorMessage(result.get())) : "";
         if (message.empty()) message = LastMessage();
-        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-        for (char& ch : message) {
-            if (ch == '\n') ch = ' ';
-        }
         return Fail(kind, "job store " + where_ + ": " + std::string(during) + ": " + message +
                               (sqlstate != nullptr ? std::string(" [SQLSTATE ") + sqlstate + "]" : std::string()));
     }

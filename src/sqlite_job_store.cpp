@@ -2,9 +2,11 @@
 // BEGIN IMMEDIATE transaction (the write lock is taken up front, so two writers never deadlock
 // upgrading a read lock, and the busy timeout applies to the whole wait).
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -104,6 +106,22 @@ StoreFailure FailureOf(int rc) {
     }
 }
 
+// Why the file cannot be opened or written, in the operator's terms; "" if the permissions do not
+// explain it. SQLite's own message ("unable to open database file") does not say which part fails,
+// and it also needs to create path-wal and path-shm in the file's directory.
+std::string DiagnoseAccess(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code error;
+    const fs::path file(path);
+    const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir, error)) return "the directory " + dir.string() + " does not exist";
+    if (access(dir.c_str(), W_OK | X_OK) != 0) {
+        return "the directory " + dir.string() + " is not writable (the WAL files are created beside the database)";
+    }
+    if (fs::exists(file, error) && access(file.c_str(), R_OK | W_OK) != 0) return "the file is not readable and writable";
+    return "";
+}
+
 class Connection;
 
 // A cached prepared statement in use: reset and unbound when it goes out of scope. Text is bound
@@ -179,7 +197,7 @@ public:
     StoreStatus Open(bool first);
 
     StoreError ErrorFrom(int rc, std::string_view during) const {
-        std::string message = "job store " + path_ + ": " + std::string(during) + ": ";
+        std::string message = "job store " + path_ + ": ";
         const int primary = rc & 0xff;
         if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
             message += "the database is locked by another connection or process (waited " +
@@ -187,13 +205,18 @@ public:
         } else if (primary == SQLITE_FULL) {
             message += "the disk is full (or the file reached its size limit)";
         } else {
-            message += db_ != nullptr && sqlite3_errcode(db_) == rc ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-            const int system_errno = db_ != nullptr ? sqlite3_system_errno(db_) : 0;
-            if (system_errno != 0 && (primary == SQLITE_CANTOPEN || primary == SQLITE_IOERR)) {
+            message += db_ != nullptr && sqlite3_extended_errcode(db_) == rc ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+            if (primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY || primary == SQLITE_PERM) {
+                if (const std::string why = DiagnoseAccess(path_); !why.empty()) message += ": " + why;
+            } else if (const int system_errno = db_ != nullptr ? sqlite3_system_errno(db_) : 0;
+                       system_errno != 0 && primary == SQLITE_IOERR) {
                 message += std::string(" (") + std::strerror(system_errno) + ")";
             }
         }
-        message += std::string(" [") + sqlite3_errstr(rc) + "]";
+        message += " [" + std::string(during) + "; SQLite error " + std::to_string(rc) + "]";
+        if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+            message += ": not a sound SQLite database; restore it from a backup, or move it away to start empty";
+        }
         return Fail(FailureOf(rc), std::move(message));
     }
 
@@ -273,7 +296,9 @@ StoreStatus Connection::Open(bool first) {
     if (rc != SQLITE_OK) return ErrorFrom(rc, "cannot open");
     sqlite3_busy_timeout(db_, static_cast<int>(options_.busy_timeout.count()));
     if (sqlite3_db_readonly(db_, "main") == 1) {
-        return Fail(StoreFailure::kUnavailable, "job store " + path_ + ": the file can only be opened read-only");
+        const std::string why = DiagnoseAccess(path_);
+        return Fail(StoreFailure::kUnavailable,
+                    "job store " + path_ + ": the file can only be opened read-only" + (why.empty() ? "" : ": " + why));
     }
     if (first) {
         if (StoreStatus s = SetUpFile(); !s.ok()) return s;
@@ -311,8 +336,8 @@ StoreStatus Connection::SetUpFile() {
         StoreResult<std::string> check = QueryText("PRAGMA quick_check");
         if (!check.ok()) return check.error();
         if (*check != "ok") {
-            return Fail(StoreFailure::kCorrupt, "job store " + path_ + ": the database is damaged (quick_check: " +
-                                                    *check + ")");
+            return Fail(StoreFailure::kCorrupt, "job store " + path_ + ": the database is damaged (quick_check: " + *check +
+                                                    "); restore it from a backup, or move it away to start empty");
         }
     }
     if (StoreStatus s = Exec("BEGIN IMMEDIATE", "creating the schema"); !s.ok()) return s;

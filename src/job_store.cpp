@@ -93,6 +93,11 @@ StoreStatus ValidateLease(const std::string& owner, std::chrono::milliseconds le
     return StoreOk();
 }
 
+StoreStatus ValidateLimit(int limit) {
+    if (limit < 1) return Fail(StoreFailure::kInternal, "ListEvents: the limit must be at least 1");
+    return StoreOk();
+}
+
 StoreError NotOwnedError(const std::string& job_id, const std::string& owner, bool exists, JobState state,
                          const std::string& current_owner) {
     if (!exists) return Fail(StoreFailure::kNotFound, "job " + job_id + " not found");

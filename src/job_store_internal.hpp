@@ -40,6 +40,7 @@ inline int64_t OutcomeBytes(const JobOutcome& outcome) {
 StoreStatus ValidateNewJob(const NewJob& job);
 StoreStatus ValidateStep(const Step& step);
 StoreStatus ValidateLease(const std::string& owner, std::chrono::milliseconds lease);
+StoreStatus ValidateLimit(int limit);
 
 // The message for a write of `owner` that matched no row: the job is gone, finished, or another's.
 StoreError NotOwnedError(const std::string& job_id, const std::string& owner, bool exists, JobState state,

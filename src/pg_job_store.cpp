@@ -213,10 +213,12 @@ constexpr Query kDatabaseBytes{"database_bytes",
 class Params {
 public:
     Params& Add(const std::string& text) {
+        Check(text);
         values_.push_back(text.c_str());
         return *this;
     }
     Params& Add(std::string_view text) {
+        Check(text);
         owned_.emplace_back(text);
         values_.push_back(owned_.back().c_str());
         return *this;
@@ -232,13 +234,22 @@ public:
         return *this;
     }
     Params& AddOrNull(const std::string& text) {
+        Check(text);
         values_.push_back(text.empty() ? nullptr : text.c_str());
         return *this;
     }
     int size() const { return static_cast<int>(values_.size()); }
     const char* const* values() const { return values_.data(); }
+    // A text parameter held a NUL byte: PostgreSQL's text cannot, and the text format would
+    // silently cut the value there.
+    bool has_nul() const { return has_nul_; }
 
 private:
+    void Check(std::string_view text) {
+        if (text.find('\0') != std::string_view::npos) has_nul_ = true;
+    }
+
+    bool has_nul_ = false;
     std::vector<const char*> values_;
     std::deque<std::string> owned_;  // a deque: adding does not move the strings already pointed to
 };
@@ -332,9 +343,12 @@ public:
     static StoreResult<std::unique_ptr<Connection>> Connect(const std::string& url, const std::string& where,
                                                             const JobStoreOptions& options) {
         const std::string timeout = std::to_string(options.pg_connect_timeout.count());
-        // dbname is expanded from the URL; the keywords after it apply unless the URL sets them.
-        const char* keywords[] = {"dbname", "connect_timeout", "fallback_application_name", nullptr};
-        const char* values[] = {url.c_str(), timeout.c_str(), "summarizer", nullptr};
+        // Keywords before dbname are defaults that the URL (expanded from dbname) overrides.
+        // Keepalives and tcp_user_timeout: a server that vanishes without closing the connection
+        // (a host down, a partition) fails the call within about 30 s instead of the kernel's hours.
+        const char* keywords[] = {"connect_timeout", "fallback_application_name", "keepalives_idle",
+                                  "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", nullptr};
+        const char* values[] = {timeout.c_str(), "summarizer", "10", "5", "3", "30000", url.c_str(), nullptr};
         PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
         auto connection = std::make_unique<Connection>(conn, where);
         if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
@@ -357,6 +371,10 @@ public:
 
     // Runs a prepared statement, preparing it on this connection first if needed.
     StoreResult<Rows> Run(const Query& query, const Params& params) {
+        if (params.has_nul()) {
+            return Fail(StoreFailure::kInternal,
+                        std::string(query.name) + ": a text holds a NUL byte, which PostgreSQL cannot store");
+        }
         if (!prepared_.contains(query.name)) {
             PgResult prepared(PQprepare(conn_, query.name, query.sql, 0, nullptr));
             if (StoreStatus s = Check(prepared, std::string("preparing ") + query.name); !s.ok()) return s.error();
@@ -498,6 +516,8 @@ public:
     // Connects once and creates the schema if missing.
     StoreStatus Init() {
         return Transact<Unit>([](Connection& c) -> StoreStatus {
+            // Another replica may be creating the schema: wait for it longer than a job call would.
+            if (StoreStatus s = c.Exec("SET LOCAL lock_timeout = '60s'", "setting lock_timeout"); !s.ok()) return s;
             if (StoreStatus s = c.Exec(kSchemaLock, "locking the schema"); !s.ok()) return s;
             if (StoreStatus s = c.Exec(kSchema, "creating the schema"); !s.ok()) return s;
             StoreResult<Rows> version = c.Run(Query{"schema_version", "SELECT max(version) FROM job_store_schema"}, {});
@@ -583,6 +603,7 @@ public:
     }
 
     StoreResult<std::vector<Event>> ListEvents(const std::string& job_id, int64_t after_seq, int limit) override {
+        if (StoreStatus s = ValidateLimit(limit); !s.ok()) return s.error();
         return Transact<std::vector<Event>>([&](Connection& c) -> StoreResult<std::vector<Event>> {
             if (StoreStatus s = CheckExists(c, job_id); !s.ok()) return s.error();
             StoreResult<Rows> rows =

@@ -485,6 +485,7 @@ public:
     }
 
     StoreResult<std::vector<Event>> ListEvents(const std::string& job_id, int64_t after_seq, int limit) override {
+        if (StoreStatus s = ValidateLimit(limit); !s.ok()) return s.error();
         return WithConnection<std::vector<Event>>(false, [&](Connection& c) -> StoreResult<std::vector<Event>> {
             if (StoreStatus s = CheckExists(c, job_id); !s.ok()) return s.error();
             StoreResult<Statement> select = c.Prepare(

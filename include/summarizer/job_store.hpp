@@ -17,6 +17,9 @@
 //
 // Failures are values: every call returns StoreResult<T>; nothing throws out of a store.
 //
+// Text is stored as given. PostgreSQL refuses NUL bytes and invalid UTF-8 in text (kInternal);
+// the API validates its input before it gets here.
+//
 // Thread safety: every method may be called from any thread at once; a call holds one connection
 // of a small pool for its duration.
 #pragma once
@@ -259,7 +262,7 @@ public:
     // Steps in (level, index, kind) order. kNotFound for an unknown job.
     virtual StoreResult<std::vector<Step>> ListSteps(const std::string& job_id) = 0;
 
-    // Events with seq > after_seq in seq order, at most `limit`. kNotFound for an unknown job.
+    // Events with seq > after_seq in seq order, at most `limit` (>= 1). kNotFound for an unknown job.
     virtual StoreResult<std::vector<Event>> ListEvents(const std::string& job_id, int64_t after_seq,
                                                        int limit = 1000) = 0;
 

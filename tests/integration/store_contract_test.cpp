@@ -245,6 +245,7 @@ TYPED_TEST(JobStoreContract, BugsInTheCallAreInternalErrors) {
     EXPECT_FAILS_WITH(this->store().Finish(job.id, "owner-a", JobOutcome{JobState::kRunning, "", ""}),
                       StoreFailure::kInternal);
     EXPECT_FAILS_WITH(this->store().RecordStep(job.id, "owner-a", MakeStep("", 0, 0)), StoreFailure::kInternal);
+    EXPECT_FAILS_WITH(this->store().ListEvents(job.id, 0, 0), StoreFailure::kInternal);
 }
 
 TYPED_TEST(JobStoreContract, AClaimedJobRecordsStepsEventsProgressAndItsResult) {
@@ -409,18 +410,20 @@ TYPED_TEST(JobStoreContract, AReleasedJobIsClaimedAgainWithItsSteps) {
 }
 
 TYPED_TEST(JobStoreContract, AnExpiredLeaseIsTakenOverWithTheCommittedSteps) {
-    const Job job = this->Running("hash-1", "owner-a", 300ms);
+    // Another replica (connected before the clock starts: connecting may take a while on a busy
+    // machine, and the lease is short to keep the test short).
+    std::unique_ptr<JobStore> replica = this->OpenAnother();
+    ASSERT_NE(replica, nullptr);
+    const Job job = this->Running("hash-1", "owner-a", 2s);
     ASSERT_OK(this->store().RecordStep(job.id, "owner-a", MakeStep("map", 0, 0, "from a"), NewEvent{"step", "{}"}));
     ASSERT_OK(this->store().RecordStep(job.id, "owner-a", MakeStep("map", 0, 1, "from a too"), NewEvent{"step", "{}"}));
 
-    // Another replica, while owner-a's lease holds: nothing to claim.
-    std::unique_ptr<JobStore> replica = this->OpenAnother();
-    ASSERT_NE(replica, nullptr);
+    // While owner-a's lease holds: nothing to claim.
     StoreResult<std::optional<Job>> none = replica->ClaimNext("owner-b", 10s);
     ASSERT_OK(none);
     EXPECT_FALSE(none->has_value());
 
-    std::this_thread::sleep_for(450ms);  // owner-a died: no heartbeat
+    std::this_thread::sleep_for(2200ms);  // owner-a died: no heartbeat
     StoreResult<std::optional<Job>> taken = replica->ClaimNext("owner-b", 10s);
     ASSERT_OK(taken);
     ASSERT_TRUE(taken->has_value());
@@ -445,10 +448,10 @@ TYPED_TEST(JobStoreContract, AnExpiredLeaseIsTakenOverWithTheCommittedSteps) {
 }
 
 TYPED_TEST(JobStoreContract, ALiveLeaseIsNotTakenOver) {
-    const Job job = this->Running("hash-1", "owner-a", 400ms);
+    const Job job = this->Running("hash-1", "owner-a", 1500ms);
     for (int i = 0; i < 4; ++i) {
-        std::this_thread::sleep_for(150ms);
-        ASSERT_OK(this->store().RenewLease(job.id, "owner-a", 400ms));
+        std::this_thread::sleep_for(500ms);  // 2 s in all: beyond the first lease
+        ASSERT_OK(this->store().RenewLease(job.id, "owner-a", 1500ms));
         StoreResult<std::optional<Job>> none = this->store().ClaimNext("owner-b", 10s);
         ASSERT_OK(none);
         EXPECT_FALSE(none->has_value()) << "renewed at " << i;
@@ -566,11 +569,11 @@ TYPED_TEST(JobStoreContract, RetentionDeletesFinishedJobsOlderThanTheMaximumAge)
     const Job old_job = this->Done("old");
     ASSERT_OK(this->store().AppendEvent(old_job.id, NewEvent{"late", "{}"}));
     const Job queued = this->Submitted("queued");
-    std::this_thread::sleep_for(400ms);
+    std::this_thread::sleep_for(1500ms);
     const Job recent = this->Done("recent");
     const Job running = this->Running("running", "owner-a");
 
-    StoreResult<RetentionReport> report = this->store().EnforceRetention(250ms, 0);
+    StoreResult<RetentionReport> report = this->store().EnforceRetention(1000ms, 0);
     ASSERT_OK(report);
     EXPECT_EQ(report->deleted_by_age, 1);
     EXPECT_EQ(report->deleted_by_size, 0);

@@ -179,6 +179,15 @@ TEST_F(PgJobStoreTest, ClaimNextSkipsAJobAnotherReplicaIsClaiming) {
     other_replica.Exec("ROLLBACK");
 }
 
+TEST_F(PgJobStoreTest, ANulByteIsRefusedNotCut) {
+    std::unique_ptr<JobStore> store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_FAILS_WITH(store->Submit(MakeJob("hash-1", std::string("before\0after", 12))), StoreFailure::kInternal);
+    StoreResult<StoreStats> stats = store->Stats();
+    ASSERT_OK(stats);
+    EXPECT_EQ(stats->jobs_in(JobState::kQueued), 0);
+}
+
 TEST_F(PgJobStoreTest, StatsReportTheTablesSizeOnDisk) {
     std::unique_ptr<JobStore> store = Open();
     ASSERT_NE(store, nullptr);

@@ -15,12 +15,19 @@
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_TEST_DATABASE=summarizer_test
 
+# runuser is in /usr/sbin, which a minimal PATH (env -i, some CI runners) leaves out.
+_pg_runuser() {
+  local runuser
+  runuser=$(PATH=$PATH:/usr/sbin:/sbin command -v runuser) || { echo "postgres.sh: runuser (util-linux) is missing" >&2; return 1; }
+  "$runuser" -u postgres -- "$@"
+}
+
 # Runs a PostgreSQL program as the cluster's owner, from a directory that owner can enter.
 _pg_run() {
   local dir=$1
   shift
   if [[ $(id -u) -eq 0 ]]; then
-    (cd "$dir" && runuser -u postgres -- "$@")
+    (cd "$dir" && _pg_runuser "$@")
   else
     (cd "$dir" && "$@")
   fi
@@ -44,7 +51,7 @@ pg_start() {
     getent passwd postgres >/dev/null || _pg_fail "no postgres user (Debian's postgresql package creates it)" || return 1
     chown -R postgres: "$dir" || return 1
     chmod 0700 "$dir" || return 1
-    runuser -u postgres -- test -w "$dir" ||
+    _pg_runuser test -w "$dir" ||
       _pg_fail "the postgres user cannot write $dir: set TMPDIR to a directory it can reach" || return 1
   fi
 

@@ -3,9 +3,9 @@
 // server's clock, so replicas with skewed clocks agree on leases.
 //
 // A connection that breaks (server restarted, backend killed, network) fails the call in flight
-// with kUnavailable and is dropped; the next call connects again. A call whose BEGIN finds its
-// pooled connection dead has sent nothing yet: it reconnects and goes on, so a restart costs
-// only the calls that were in flight.
+// with kUnavailable and is dropped; the next call connects again. A write whose BEGIN finds its
+// pooled connection dead has sent nothing yet, and a read can be repeated: both reconnect and go
+// on, so a restart costs only the writes that were in flight.
 #include <libpq-fe.h>
 
 #include <cstdlib>
@@ -113,12 +113,17 @@ constexpr Query kInsertJob{
     "ON CONFLICT DO NOTHING RETURNING " STATUS_COLUMNS};
 constexpr Query kJobExists{"job_exists", "SELECT 1 FROM jobs WHERE id = $1"};
 constexpr Query kJobOwner{"job_owner", "SELECT state, owner FROM jobs WHERE id = $1"};
+// The reads below are one statement each, so they need no transaction: the job's row is joined
+// in, so an unknown job is no row at all, and a job without steps or events one row of NULLs.
 constexpr Query kSelectSteps{"select_steps",
-                             "SELECT kind, level, idx, output, prompt_tokens, output_tokens, metadata_json, recorded_ms "
-                             "FROM job_steps WHERE job_id = $1 ORDER BY level, idx, kind COLLATE \"C\""};
+                             "SELECT s.kind, s.level, s.idx, s.output, s.prompt_tokens, s.output_tokens, "
+                             "s.metadata_json, s.recorded_ms FROM jobs j LEFT JOIN job_steps s ON s.job_id = j.id "
+                             "WHERE j.id = $1 ORDER BY s.level, s.idx, s.kind COLLATE \"C\""};
 constexpr Query kSelectEvents{"select_events",
-                              "SELECT seq, name, data_json, created_ms FROM job_events "
-                              "WHERE job_id = $1 AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint"};
+                              "SELECT e.seq, e.name, e.data_json, e.created_ms FROM jobs j LEFT JOIN LATERAL "
+                              "(SELECT seq, name, data_json, created_ms FROM job_events WHERE job_id = j.id "
+                              "AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint) e ON true WHERE j.id = $1 "
+                              "ORDER BY e.seq"};
 constexpr Query kBumpEventSeq{"bump_event_seq",
                               "UPDATE jobs SET last_event_seq = last_event_seq + 1, bytes = bytes + $2::bigint, "
                               "updated_ms = " NOW_MS " WHERE id = $1 RETURNING last_event_seq"};
@@ -568,7 +573,7 @@ public:
     }
 
     StoreResult<Job> GetJob(const std::string& job_id, JobView view) override {
-        return Transact<Job>([&](Connection& c) -> StoreResult<Job> {
+        return Read<Job>([&](Connection& c) -> StoreResult<Job> {
             StoreResult<std::optional<Job>> job =
                 SelectJob(c, view == JobView::kFull ? kSelectFullJobById : kSelectJobById, job_id);
             if (!job.ok()) return job.error();
@@ -578,17 +583,17 @@ public:
     }
 
     StoreResult<std::optional<Job>> FindByContentHash(const std::string& content_hash) override {
-        return Transact<std::optional<Job>>([&](Connection& c) { return SelectJob(c, kSelectJobByHash, content_hash); });
+        return Read<std::optional<Job>>([&](Connection& c) { return SelectJob(c, kSelectJobByHash, content_hash); });
     }
 
     StoreResult<std::vector<Step>> ListSteps(const std::string& job_id) override {
-        return Transact<std::vector<Step>>([&](Connection& c) -> StoreResult<std::vector<Step>> {
-            if (StoreStatus s = CheckExists(c, job_id); !s.ok()) return s.error();
+        return Read<std::vector<Step>>([&](Connection& c) -> StoreResult<std::vector<Step>> {
             StoreResult<Rows> rows = c.Run(kSelectSteps, Params().Add(job_id));
             if (!rows.ok()) return rows.error();
+            if (rows->empty()) return Fail(StoreFailure::kNotFound, "job " + job_id + " not found");
             std::vector<Step> steps;
             steps.reserve(static_cast<size_t>(rows->size()));
-            for (int i = 0; i < rows->size(); ++i) {
+            for (int i = 0; i < rows->size() && !rows->IsNull(i, 0); ++i) {
                 Step step;
                 step.key = StepKey{rows->Text(i, 0), static_cast<int>(rows->Int(i, 1)), static_cast<int>(rows->Int(i, 2))};
                 step.output = rows->Text(i, 3);
@@ -604,14 +609,14 @@ public:
 
     StoreResult<std::vector<Event>> ListEvents(const std::string& job_id, int64_t after_seq, int limit) override {
         if (StoreStatus s = ValidateLimit(limit); !s.ok()) return s.error();
-        return Transact<std::vector<Event>>([&](Connection& c) -> StoreResult<std::vector<Event>> {
-            if (StoreStatus s = CheckExists(c, job_id); !s.ok()) return s.error();
+        return Read<std::vector<Event>>([&](Connection& c) -> StoreResult<std::vector<Event>> {
             StoreResult<Rows> rows =
                 c.Run(kSelectEvents, Params().Add(job_id).Add(after_seq).Add(static_cast<int64_t>(limit)));
             if (!rows.ok()) return rows.error();
+            if (rows->empty()) return Fail(StoreFailure::kNotFound, "job " + job_id + " not found");
             std::vector<Event> events;
             events.reserve(static_cast<size_t>(rows->size()));
-            for (int i = 0; i < rows->size(); ++i) {
+            for (int i = 0; i < rows->size() && !rows->IsNull(i, 0); ++i) {
                 events.push_back(Event{rows->Int(i, 0), rows->Text(i, 1), rows->Text(i, 2), FromMillis(rows->Int(i, 3))});
             }
             return events;
@@ -683,7 +688,7 @@ public:
     }
 
     StoreResult<bool> IsCancelRequested(const std::string& job_id) override {
-        return Transact<bool>([&](Connection& c) -> StoreResult<bool> {
+        return Read<bool>([&](Connection& c) -> StoreResult<bool> {
             StoreResult<Rows> rows = c.Run(kIsCancelRequested, Params().Add(job_id));
             if (!rows.ok()) return rows.error();
             if (rows->empty()) return Fail(StoreFailure::kNotFound, "job " + job_id + " not found");
@@ -804,7 +809,7 @@ public:
     }
 
     StoreResult<StoreStats> Stats() override {
-        return Transact<StoreStats>([&](Connection& c) -> StoreResult<StoreStats> {
+        return Read<StoreStats>([&](Connection& c) -> StoreResult<StoreStats> {
             StoreStats stats;
             StoreResult<Rows> rows = c.Run(kCountByState, {});
             if (!rows.ok()) return rows.error();
@@ -822,6 +827,24 @@ public:
     }
 
 private:
+    // Runs `body`, which only reads (any number of statements, each its own snapshot), without a
+    // transaction: one round trip for the usual one-statement read. A broken connection is
+    // replaced and the body run again once: reading twice changes nothing.
+    template <typename T, typename Body>
+    StoreResult<T> Read(Body&& body) {
+        StoreResult<ConnectionPool<Connection>::Handle> handle = pool_.Acquire();
+        if (!handle.ok()) return handle.error();
+        for (int attempt = 0;; ++attempt) {
+            StoreResult<T> result = body(**handle);
+            if (result.ok() || !(*handle)->broken()) return result;
+            handle->Discard();
+            if (attempt > 0) return result;
+            StoreResult<std::unique_ptr<Connection>> fresh = pool_.Open();
+            if (!fresh.ok()) return fresh.error();
+            handle->Replace(std::move(fresh).value());
+        }
+    }
+
     // Runs `body` in a transaction on a pooled connection; see the file comment for reconnects.
     template <typename T, typename Body>
     StoreResult<T> Transact(Body&& body) {

@@ -13,22 +13,32 @@ using job_store_internal::Fail;
 
 std::string_view StoreFailureName(StoreFailure failure) {
     switch (failure) {
-        case StoreFailure::kUnavailable: return "unavailable";
-        case StoreFailure::kCorrupt: return "corrupt";
-        case StoreFailure::kNotFound: return "not_found";
-        case StoreFailure::kConflict: return "conflict";
-        case StoreFailure::kInternal: return "internal";
+        case StoreFailure::kUnavailable:
+            return "unavailable";
+        case StoreFailure::kCorrupt:
+            return "corrupt";
+        case StoreFailure::kNotFound:
+            return "not_found";
+        case StoreFailure::kConflict:
+            return "conflict";
+        case StoreFailure::kInternal:
+            return "internal";
     }
     return "internal";
 }
 
 std::string_view JobStateName(JobState state) {
     switch (state) {
-        case JobState::kQueued: return "queued";
-        case JobState::kRunning: return "running";
-        case JobState::kDone: return "done";
-        case JobState::kFailed: return "failed";
-        case JobState::kCancelled: return "cancelled";
+        case JobState::kQueued:
+            return "queued";
+        case JobState::kRunning:
+            return "running";
+        case JobState::kDone:
+            return "done";
+        case JobState::kFailed:
+            return "failed";
+        case JobState::kCancelled:
+            return "cancelled";
     }
     return "failed";
 }
@@ -70,7 +80,8 @@ StoreResult<std::unique_ptr<JobStore>> OpenJobStore(const std::string& database,
     if (database.starts_with("postgresql://") || database.starts_with("postgres://")) {
         return OpenPgJobStore(database, options);
     }
-    if (database.empty()) return Fail(StoreFailure::kInternal, "job store: no database given (a file path or a postgresql:// URL)");
+    if (database.empty())
+        return Fail(StoreFailure::kInternal, "job store: no database given (a file path or a postgresql:// URL)");
     return OpenSqliteJobStore(database, options);
 }
 
@@ -78,7 +89,8 @@ namespace job_store_internal {
 
 StoreStatus ValidateNewJob(const NewJob& job) {
     if (job.content_hash.empty()) return Fail(StoreFailure::kInternal, "Submit: the content hash is empty");
-    if (job.options_json.empty()) return Fail(StoreFailure::kInternal, "Submit: options_json is empty (\"{}\" for none)");
+    if (job.options_json.empty())
+        return Fail(StoreFailure::kInternal, "Submit: options_json is empty (\"{}\" for none)");
     return StoreOk();
 }
 

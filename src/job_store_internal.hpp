@@ -20,7 +20,9 @@ inline StoreError Fail(StoreFailure kind, std::string message) { return StoreErr
 
 inline int64_t ToMillis(StoreTime t) { return t.time_since_epoch().count(); }
 inline StoreTime FromMillis(int64_t ms) { return StoreTime{std::chrono::milliseconds{ms}}; }
-inline StoreTime Now() { return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()); }
+inline StoreTime Now() {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
 
 // What retention counts for each piece: the bytes of the text we store, not the row overhead.
 inline int64_t NewJobBytes(const NewJob& job) {
@@ -60,7 +62,8 @@ public:
     public:
         Handle(ConnectionPool* pool, std::unique_ptr<Connection> connection)
             : pool_(pool), connection_(std::move(connection)) {}
-        Handle(Handle&& other) noexcept : pool_(std::exchange(other.pool_, nullptr)), connection_(std::move(other.connection_)) {}
+        Handle(Handle&& other) noexcept
+            : pool_(std::exchange(other.pool_, nullptr)), connection_(std::move(other.connection_)) {}
         Handle& operator=(Handle&&) = delete;
         Handle(const Handle&) = delete;
         Handle& operator=(const Handle&) = delete;

@@ -7,6 +7,7 @@
 // pooled connection dead has sent nothing yet, and a read can be repeated: both reconnect and go
 // on, so a restart costs only the writes that were in flight.
 #include <libpq-fe.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <deque>
@@ -15,8 +16,6 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "job_store_internal.hpp"
 #include "summarizer/job_store.hpp"
@@ -87,9 +86,9 @@ CREATE TABLE IF NOT EXISTS job_events (
 
 // The transaction's start on the server's clock, in ms: one value for every use in a transaction.
 #define NOW_MS "(floor(extract(epoch FROM now()) * 1000)::bigint)"
-#define JOB_COLUMNS(input, plan)                                                                                   \
-    "id, state, created_ms, updated_ms, started_ms, finished_ms, " input                                           \
-    ", options_json, content_hash, idempotency_key, " plan                                                         \
+#define JOB_COLUMNS(input, plan)                                                                                     \
+    "id, state, created_ms, updated_ms, started_ms, finished_ms, " input                                             \
+    ", options_json, content_hash, idempotency_key, " plan                                                           \
     ", replanned, progress_done, progress_total, progress_level, result_json, error_json, owner, lease_expires_ms, " \
     "cancel_requested, claims, last_event_seq, bytes"
 #define FULL_COLUMNS JOB_COLUMNS("input_text", "plan_json")
@@ -109,7 +108,8 @@ constexpr Query kClearHash{"clear_hash", "UPDATE jobs SET dedup_hash = NULL WHER
 constexpr Query kInsertJob{
     "insert_job",
     "INSERT INTO jobs (id, state, created_ms, updated_ms, input_text, options_json, content_hash, dedup_hash, "
-    "idempotency_key, bytes) VALUES ($1, 'queued', " NOW_MS ", " NOW_MS ", $2, $3, $4, $4, $5, $6::bigint) "
+    "idempotency_key, bytes) VALUES ($1, 'queued', " NOW_MS ", " NOW_MS
+    ", $2, $3, $4, $4, $5, $6::bigint) "
     "ON CONFLICT DO NOTHING RETURNING " STATUS_COLUMNS};
 constexpr Query kJobExists{"job_exists", "SELECT 1 FROM jobs WHERE id = $1"};
 constexpr Query kJobOwner{"job_owner", "SELECT state, owner FROM jobs WHERE id = $1"};
@@ -133,44 +133,51 @@ constexpr Query kInsertEvent{"insert_event",
 // SKIP LOCKED: a job another replica is claiming right now is passed over, not waited for.
 constexpr Query kClaimNext{
     "claim_next",
-    "UPDATE jobs SET state = 'running', owner = $1, lease_expires_ms = " NOW_MS " + $2::bigint, "
-    "started_ms = COALESCE(started_ms, " NOW_MS "), updated_ms = " NOW_MS ", claims = claims + 1 "
-    "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_expires_ms <= " NOW_MS ") "
+    "UPDATE jobs SET state = 'running', owner = $1, lease_expires_ms = " NOW_MS
+    " + $2::bigint, "
+    "started_ms = COALESCE(started_ms, " NOW_MS "), updated_ms = " NOW_MS
+    ", claims = claims + 1 "
+    "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_expires_ms <= " NOW_MS
+    ") "
     "ORDER BY created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " FULL_COLUMNS};
-constexpr Query kClaim{
-    "claim",
-    "UPDATE jobs SET state = 'running', owner = $1, lease_expires_ms = " NOW_MS " + $2::bigint, "
-    "started_ms = COALESCE(started_ms, " NOW_MS "), updated_ms = " NOW_MS ", claims = claims + 1 "
-    "WHERE id = $3 AND (state = 'queued' OR (state = 'running' AND lease_expires_ms <= " NOW_MS ")) "
-    "RETURNING " FULL_COLUMNS};
+constexpr Query kClaim{"claim",
+                       "UPDATE jobs SET state = 'running', owner = $1, lease_expires_ms = " NOW_MS
+                       " + $2::bigint, "
+                       "started_ms = COALESCE(started_ms, " NOW_MS "), updated_ms = " NOW_MS
+                       ", claims = claims + 1 "
+                       "WHERE id = $3 AND (state = 'queued' OR (state = 'running' AND lease_expires_ms <= " NOW_MS
+                       ")) "
+                       "RETURNING " FULL_COLUMNS};
 constexpr Query kRenewLease{"renew_lease",
-                            "UPDATE jobs SET lease_expires_ms = " NOW_MS " + $3::bigint, updated_ms = " NOW_MS " "
+                            "UPDATE jobs SET lease_expires_ms = " NOW_MS " + $3::bigint, updated_ms = " NOW_MS
+                            " "
                             "WHERE id = $1 AND owner = $2 AND state = 'running' "
                             "RETURNING lease_expires_ms, cancel_requested"};
-constexpr Query kReleaseLease{
-    "release_lease",
-    "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
-    "finished_ms = CASE WHEN cancel_requested THEN " NOW_MS " END, "
-    "dedup_hash = CASE WHEN cancel_requested THEN NULL ELSE dedup_hash END, "
-    "owner = '', lease_expires_ms = NULL, updated_ms = " NOW_MS " "
-    "WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING id"};
-constexpr Query kRequestCancel{
-    "request_cancel",
-    "UPDATE jobs SET state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, "
-    "finished_ms = CASE WHEN state = 'queued' THEN " NOW_MS " ELSE finished_ms END, "
-    "dedup_hash = CASE WHEN state = 'queued' THEN NULL ELSE dedup_hash END, "
-    "cancel_requested = cancel_requested OR state IN ('queued', 'running'), "
-    "updated_ms = " NOW_MS " WHERE id = $1 RETURNING state"};
+constexpr Query kReleaseLease{"release_lease",
+                              "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
+                              "finished_ms = CASE WHEN cancel_requested THEN " NOW_MS
+                              " END, "
+                              "dedup_hash = CASE WHEN cancel_requested THEN NULL ELSE dedup_hash END, "
+                              "owner = '', lease_expires_ms = NULL, updated_ms = " NOW_MS
+                              " "
+                              "WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING id"};
+constexpr Query kRequestCancel{"request_cancel",
+                               "UPDATE jobs SET state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, "
+                               "finished_ms = CASE WHEN state = 'queued' THEN " NOW_MS
+                               " ELSE finished_ms END, "
+                               "dedup_hash = CASE WHEN state = 'queued' THEN NULL ELSE dedup_hash END, "
+                               "cancel_requested = cancel_requested OR state IN ('queued', 'running'), "
+                               "updated_ms = " NOW_MS " WHERE id = $1 RETURNING state"};
 constexpr Query kIsCancelRequested{"is_cancel_requested", "SELECT cancel_requested FROM jobs WHERE id = $1"};
-constexpr Query kDiscardSteps{
-    "discard_steps",
-    "DELETE FROM job_steps WHERE job_id = $1 AND EXISTS "
-    "(SELECT 1 FROM jobs WHERE id = $1 AND owner = $2 AND state = 'running') "
-    "RETURNING octet_length(output) + octet_length(metadata_json)"};
+constexpr Query kDiscardSteps{"discard_steps",
+                              "DELETE FROM job_steps WHERE job_id = $1 AND EXISTS "
+                              "(SELECT 1 FROM jobs WHERE id = $1 AND owner = $2 AND state = 'running') "
+                              "RETURNING octet_length(output) + octet_length(metadata_json)"};
 constexpr Query kSavePlan{
     "save_plan",
     "UPDATE jobs SET bytes = bytes - octet_length(plan_json) - octet_length(replanned) + $3::bigint - $4::bigint, "
-    "plan_json = $5, replanned = $6, updated_ms = " NOW_MS " "
+    "plan_json = $5, replanned = $6, updated_ms = " NOW_MS
+    " "
     "WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING id"};
 // The owner's write to the job row (see TouchOwned).
 constexpr Query kTouchOwned{
@@ -183,24 +190,25 @@ constexpr Query kTouchOwned{
 constexpr Query kInsertStep{
     "insert_step",
     "INSERT INTO job_steps (job_id, kind, level, idx, output, prompt_tokens, output_tokens, metadata_json, "
-    "recorded_ms) VALUES ($1, $2, $3::integer, $4::integer, $5, $6::bigint, $7::bigint, $8, " NOW_MS ") "
+    "recorded_ms) VALUES ($1, $2, $3::integer, $4::integer, $5, $6::bigint, $7::bigint, $8, " NOW_MS
+    ") "
     "ON CONFLICT DO NOTHING"};
-constexpr Query kFinish{
-    "finish",
-    "UPDATE jobs SET state = $3, result_json = $4, error_json = $5, finished_ms = " NOW_MS ", updated_ms = " NOW_MS
-    ", lease_expires_ms = NULL, dedup_hash = CASE WHEN $3 = 'done' THEN dedup_hash END, "
-    "bytes = bytes - octet_length(result_json) - octet_length(error_json) + $6::bigint, "
-    "last_event_seq = last_event_seq + $7::bigint "
-    "WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING last_event_seq"};
-constexpr Query kDeleteOld{"delete_old",
-                           "DELETE FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < " NOW_MS " - $1::bigint "
-                           "AND state IN ('done', 'failed', 'cancelled')"};
+constexpr Query kFinish{"finish", "UPDATE jobs SET state = $3, result_json = $4, error_json = $5, finished_ms = " NOW_MS
+                                  ", updated_ms = " NOW_MS
+                                  ", lease_expires_ms = NULL, dedup_hash = CASE WHEN $3 = 'done' THEN dedup_hash END, "
+                                  "bytes = bytes - octet_length(result_json) - octet_length(error_json) + $6::bigint, "
+                                  "last_event_seq = last_event_seq + $7::bigint "
+                                  "WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING last_event_seq"};
+constexpr Query kDeleteOld{"delete_old", "DELETE FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < " NOW_MS
+                                         " - $1::bigint "
+                                         "AND state IN ('done', 'failed', 'cancelled')"};
 constexpr Query kTotalBytes{"total_bytes", "SELECT COALESCE(SUM(bytes), 0) FROM jobs"};
 // The oldest finished jobs whose deletion brings the total down by at least $1 bytes: each job
 // whose predecessors (in finishing order) do not already free that much.
 constexpr Query kDeleteOldest{
     "delete_oldest",
-    "DELETE FROM jobs WHERE id IN (SELECT id FROM (SELECT id, bytes, SUM(bytes) OVER (ORDER BY finished_ms, id) AS upto "
+    "DELETE FROM jobs WHERE id IN (SELECT id FROM (SELECT id, bytes, SUM(bytes) OVER (ORDER BY finished_ms, id) AS "
+    "upto "
     "FROM jobs WHERE finished_ms IS NOT NULL AND state IN ('done', 'failed', 'cancelled')) AS oldest "
     "WHERE upto - bytes < $1::bigint)"};
 constexpr Query kCountByState{"count_by_state",
@@ -295,7 +303,10 @@ std::string Redacted(const std::string& url) {
         PQfreemem(error);
         return "postgresql://(unparsable URL)";
     }
-    std::string user, host, port, dbname;
+    std::string user;
+    std::string host;
+    std::string port;
+    std::string dbname;
     for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
         if (o->val == nullptr) continue;
         const std::string_view keyword = o->keyword;
@@ -351,8 +362,9 @@ public:
         // Keywords before dbname are defaults that the URL (expanded from dbname) overrides.
         // Keepalives and tcp_user_timeout: a server that vanishes without closing the connection
         // (a host down, a partition) fails the call within about 30 s instead of the kernel's hours.
-        const char* keywords[] = {"connect_timeout", "fallback_application_name", "keepalives_idle",
-                                  "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", nullptr};
+        const char* keywords[] = {
+            "connect_timeout",  "fallback_application_name", "keepalives_idle", "keepalives_interval",
+            "keepalives_count", "tcp_user_timeout",          "dbname",          nullptr};
         const char* values[] = {timeout.c_str(), "summarizer", "10", "5", "3", "30000", url.c_str(), nullptr};
         PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
         auto connection = std::make_unique<Connection>(conn, where);
@@ -472,7 +484,8 @@ StoreResult<std::optional<Submission>> FindExisting(Connection& c, const NewJob&
         if (*by_key) {
             if ((*by_key)->content_hash != job.content_hash) {
                 return Fail(StoreFailure::kConflict, "Idempotency-Key " + job.idempotency_key +
-                                                         " was used for a different request (job " + (*by_key)->id + ")");
+                                                         " was used for a different request (job " + (*by_key)->id +
+                                                         ")");
             }
             return std::optional<Submission>(Submission{std::move(**by_key), SubmitOutcome::kIdempotencyKey});
         }
@@ -528,8 +541,9 @@ public:
             StoreResult<Rows> version = c.Run(Query{"schema_version", "SELECT max(version) FROM job_store_schema"}, {});
             if (!version.ok()) return version.error();
             if (version->IsNull(0, 0)) {
-                StoreResult<Rows> set = c.Run(Query{"set_schema_version", "INSERT INTO job_store_schema VALUES ($1::integer)"},
-                                              Params().Add(int64_t{kSchemaVersion}));
+                StoreResult<Rows> set =
+                    c.Run(Query{"set_schema_version", "INSERT INTO job_store_schema VALUES ($1::integer)"},
+                          Params().Add(int64_t{kSchemaVersion}));
                 if (!set.ok()) return set.error();
             } else if (version->Int(0, 0) > kSchemaVersion) {
                 return Fail(StoreFailure::kInternal, "job store: schema version " + version->Text(0, 0) +
@@ -547,7 +561,8 @@ public:
         StoreResult<std::string> id = NewJobId();
         if (!id.ok()) return id.error();
         return Transact<Submission>([&](Connection& c) -> StoreResult<Submission> {
-            if (StoreResult<std::optional<Submission>> found = FindExisting(c, job, !job.force_new); !found.ok() || *found) {
+            if (StoreResult<std::optional<Submission>> found = FindExisting(c, job, !job.force_new);
+                !found.ok() || *found) {
                 if (!found.ok()) return found.error();
                 return std::move(**found);
             }
@@ -595,7 +610,8 @@ public:
             steps.reserve(static_cast<size_t>(rows->size()));
             for (int i = 0; i < rows->size() && !rows->IsNull(i, 0); ++i) {
                 Step step;
-                step.key = StepKey{rows->Text(i, 0), static_cast<int>(rows->Int(i, 1)), static_cast<int>(rows->Int(i, 2))};
+                step.key =
+                    StepKey{rows->Text(i, 0), static_cast<int>(rows->Int(i, 1)), static_cast<int>(rows->Int(i, 2))};
                 step.output = rows->Text(i, 3);
                 step.prompt_tokens = rows->Int(i, 4);
                 step.output_tokens = rows->Int(i, 5);
@@ -617,7 +633,8 @@ public:
             std::vector<Event> events;
             events.reserve(static_cast<size_t>(rows->size()));
             for (int i = 0; i < rows->size() && !rows->IsNull(i, 0); ++i) {
-                events.push_back(Event{rows->Int(i, 0), rows->Text(i, 1), rows->Text(i, 2), FromMillis(rows->Int(i, 3))});
+                events.push_back(
+                    Event{rows->Int(i, 0), rows->Text(i, 1), rows->Text(i, 2), FromMillis(rows->Int(i, 3))});
             }
             return events;
         });
@@ -704,14 +721,14 @@ public:
                 if (!removed.ok()) return removed.error();
                 for (int i = 0; i < removed->size(); ++i) discarded_bytes += removed->Int(i, 0);
             }
-            StoreResult<Rows> saved = c.Run(kSavePlan, Params()
-                                                           .Add(job_id)
-                                                           .Add(owner)
-                                                           .Add(static_cast<int64_t>(plan.plan_json.size() +
-                                                                                     plan.replanned.size()))
-                                                           .Add(discarded_bytes)
-                                                           .Add(plan.plan_json)
-                                                           .Add(plan.replanned));
+            StoreResult<Rows> saved =
+                c.Run(kSavePlan, Params()
+                                     .Add(job_id)
+                                     .Add(owner)
+                                     .Add(static_cast<int64_t>(plan.plan_json.size() + plan.replanned.size()))
+                                     .Add(discarded_bytes)
+                                     .Add(plan.plan_json)
+                                     .Add(plan.replanned));
             if (!saved.ok()) return saved.error();
             if (saved->empty()) return NotOwned(c, job_id, owner);
             return StoreOk();
@@ -760,8 +777,8 @@ public:
     StoreResult<int64_t> Finish(const std::string& job_id, const std::string& owner, const JobOutcome& outcome,
                                 const std::optional<NewEvent>& event) override {
         if (!IsFinished(outcome.state)) {
-            return Fail(StoreFailure::kInternal, "Finish: " + std::string(JobStateName(outcome.state)) +
-                                                     " is not a finished state");
+            return Fail(StoreFailure::kInternal,
+                        "Finish: " + std::string(JobStateName(outcome.state)) + " is not a finished state");
         }
         return Transact<int64_t>([&](Connection& c) -> StoreResult<int64_t> {
             StoreResult<Rows> rows = c.Run(kFinish, Params()
@@ -782,25 +799,26 @@ public:
     }
 
     StoreResult<RetentionReport> EnforceRetention(std::chrono::milliseconds max_age, int64_t max_total_bytes) override {
-        StoreResult<RetentionReport> report = Transact<RetentionReport>([&](Connection& c) -> StoreResult<RetentionReport> {
-            RetentionReport r;
-            if (max_age.count() > 0) {
-                StoreResult<Rows> deleted = c.Run(kDeleteOld, Params().Add(static_cast<int64_t>(max_age.count())));
-                if (!deleted.ok()) return deleted.error();
-                r.deleted_by_age = deleted->Affected();
-            }
-            if (max_total_bytes > 0) {
-                StoreResult<Rows> total = c.Run(kTotalBytes, {});
-                if (!total.ok()) return total.error();
-                const int64_t excess = total->Int(0, 0) - max_total_bytes;
-                if (excess > 0) {
-                    StoreResult<Rows> deleted = c.Run(kDeleteOldest, Params().Add(excess));
+        StoreResult<RetentionReport> report =
+            Transact<RetentionReport>([&](Connection& c) -> StoreResult<RetentionReport> {
+                RetentionReport r;
+                if (max_age.count() > 0) {
+                    StoreResult<Rows> deleted = c.Run(kDeleteOld, Params().Add(static_cast<int64_t>(max_age.count())));
                     if (!deleted.ok()) return deleted.error();
-                    r.deleted_by_size = deleted->Affected();
+                    r.deleted_by_age = deleted->Affected();
                 }
-            }
-            return r;
-        });
+                if (max_total_bytes > 0) {
+                    StoreResult<Rows> total = c.Run(kTotalBytes, {});
+                    if (!total.ok()) return total.error();
+                    const int64_t excess = total->Int(0, 0) - max_total_bytes;
+                    if (excess > 0) {
+                        StoreResult<Rows> deleted = c.Run(kDeleteOldest, Params().Add(excess));
+                        if (!deleted.ok()) return deleted.error();
+                        r.deleted_by_size = deleted->Affected();
+                    }
+                }
+                return r;
+            });
         if (!report.ok()) return report;
         StoreResult<StoreStats> stats = Stats();
         if (!stats.ok()) return stats.error();
@@ -872,8 +890,9 @@ private:
                 c.RollbackIfOpen();
                 if (c.broken()) {
                     handle->Discard();
-                    return Fail(StoreFailure::kUnavailable,
-                                committed.error().message + " (the connection broke during COMMIT: the outcome is unknown)");
+                    return Fail(
+                        StoreFailure::kUnavailable,
+                        committed.error().message + " (the connection broke during COMMIT: the outcome is unknown)");
                 }
                 return committed.error();
             }

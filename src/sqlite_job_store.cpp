@@ -76,9 +76,9 @@ CREATE TABLE IF NOT EXISTS job_events (
 )sql";
 
 // The columns ReadJob expects, in its order; the status view leaves out the two large ones.
-#define SUMMARIZER_JOB_COLUMNS(input, plan)                                                                       \
-    "id, state, created_ms, updated_ms, started_ms, finished_ms, " input                                          \
-    ", options_json, content_hash, idempotency_key, " plan                                                        \
+#define SUMMARIZER_JOB_COLUMNS(input, plan)                                                                          \
+    "id, state, created_ms, updated_ms, started_ms, finished_ms, " input                                             \
+    ", options_json, content_hash, idempotency_key, " plan                                                           \
     ", replanned, progress_done, progress_total, progress_level, result_json, error_json, owner, lease_expires_ms, " \
     "cancel_requested, claims, last_event_seq, bytes"
 constexpr const char* kFullColumns = SUMMARIZER_JOB_COLUMNS("input_text", "plan_json");
@@ -98,11 +98,15 @@ StoreFailure FailureOf(int rc) {
         case SQLITE_PERM:
         case SQLITE_NOMEM:
         case SQLITE_PROTOCOL:
-        case SQLITE_NOLFS: return StoreFailure::kUnavailable;
+        case SQLITE_NOLFS:
+            return StoreFailure::kUnavailable;
         case SQLITE_CORRUPT:
-        case SQLITE_NOTADB: return StoreFailure::kCorrupt;
-        case SQLITE_CONSTRAINT: return StoreFailure::kConflict;
-        default: return StoreFailure::kInternal;
+        case SQLITE_NOTADB:
+            return StoreFailure::kCorrupt;
+        case SQLITE_CONSTRAINT:
+            return StoreFailure::kConflict;
+        default:
+            return StoreFailure::kInternal;
     }
 }
 
@@ -118,7 +122,8 @@ std::string DiagnoseAccess(const std::string& path) {
     if (access(dir.c_str(), W_OK | X_OK) != 0) {
         return "the directory " + dir.string() + " is not writable (the WAL files are created beside the database)";
     }
-    if (fs::exists(file, error) && access(file.c_str(), R_OK | W_OK) != 0) return "the file is not readable and writable";
+    if (fs::exists(file, error) && access(file.c_str(), R_OK | W_OK) != 0)
+        return "the file is not readable and writable";
     return "";
 }
 
@@ -155,7 +160,9 @@ public:
         return *this;
     }
     // Empty text binds NULL (the optional columns: idempotency_key).
-    Statement& BindOrNull(int index, std::string_view text) { return text.empty() ? BindNull(index) : Bind(index, text); }
+    Statement& BindOrNull(int index, std::string_view text) {
+        return text.empty() ? BindNull(index) : Bind(index, text);
+    }
 
     // true: a row is there to read; false: done.
     StoreResult<bool> Step();
@@ -279,7 +286,8 @@ StoreResult<bool> Statement::Step() {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    return connection_->ErrorFrom(rc, sqlite3_sql(stmt_) != nullptr ? std::string(sqlite3_sql(stmt_)).substr(0, 60) : "");
+    return connection_->ErrorFrom(rc,
+                                  sqlite3_sql(stmt_) != nullptr ? std::string(sqlite3_sql(stmt_)).substr(0, 60) : "");
 }
 
 StoreStatus Statement::Run() {
@@ -323,7 +331,8 @@ StoreStatus Connection::SetUpFile() {
     if (!version.ok()) return version.error();
     if (std::stoi(*version) > kSchemaVersion) {
         return Fail(StoreFailure::kInternal, "job store " + path_ + ": schema version " + *version +
-                                                 " is newer than this binary's (" + std::to_string(kSchemaVersion) + ")");
+                                                 " is newer than this binary's (" + std::to_string(kSchemaVersion) +
+                                                 ")");
     }
     if (StoreStatus s = Exec("PRAGMA auto_vacuum=INCREMENTAL", "setting auto_vacuum"); !s.ok()) return s;
     StoreResult<std::string> mode = QueryText("PRAGMA journal_mode=WAL");
@@ -336,7 +345,8 @@ StoreStatus Connection::SetUpFile() {
         StoreResult<std::string> check = QueryText("PRAGMA quick_check");
         if (!check.ok()) return check.error();
         if (*check != "ok") {
-            return Fail(StoreFailure::kCorrupt, "job store " + path_ + ": the database is damaged (quick_check: " + *check +
+            return Fail(StoreFailure::kCorrupt, "job store " + path_ +
+                                                    ": the database is damaged (quick_check: " + *check +
                                                     "); restore it from a backup, or move it away to start empty");
         }
     }
@@ -433,7 +443,8 @@ public:
             StoreResult<Statement> insert = c.Prepare(
                 "INSERT INTO jobs (id, state, created_ms, updated_ms, input_text, options_json, content_hash, "
                 "dedup_hash, idempotency_key, bytes) VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?5, ?6, ?7) "
-                "ON CONFLICT DO NOTHING RETURNING " + Columns(JobView::kStatus));
+                "ON CONFLICT DO NOTHING RETURNING " +
+                Columns(JobView::kStatus));
             if (!insert.ok()) return insert.error();
             insert->Bind(1, *id).Bind(2, now).Bind(3, job.text).Bind(4, job.options_json).Bind(5, job.content_hash);
             insert->BindOrNull(6, job.idempotency_key).Bind(7, NewJobBytes(job));
@@ -528,8 +539,10 @@ public:
             StoreResult<Statement> claim = c.Prepare(
                 "UPDATE jobs SET state = 'running', owner = ?1, lease_expires_ms = ?2 + ?3, "
                 "started_ms = COALESCE(started_ms, ?2), updated_ms = ?2, claims = claims + 1 "
-                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_expires_ms <= ?2) "
-                "ORDER BY created_ms, id LIMIT 1) RETURNING " + Columns(JobView::kFull));
+                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_expires_ms <= "
+                "?2) "
+                "ORDER BY created_ms, id LIMIT 1) RETURNING " +
+                Columns(JobView::kFull));
             if (!claim.ok()) return claim.error();
             claim->Bind(1, owner).Bind(2, now).Bind(3, static_cast<int64_t>(lease.count()));
             StoreResult<bool> row = claim->Step();
@@ -548,7 +561,8 @@ public:
                 "UPDATE jobs SET state = 'running', owner = ?1, lease_expires_ms = ?2 + ?3, "
                 "started_ms = COALESCE(started_ms, ?2), updated_ms = ?2, claims = claims + 1 "
                 "WHERE id = ?4 AND (state = 'queued' OR (state = 'running' AND lease_expires_ms <= ?2)) "
-                "RETURNING " + Columns(JobView::kFull));
+                "RETURNING " +
+                Columns(JobView::kFull));
             if (!claim.ok()) return claim.error();
             claim->Bind(1, owner).Bind(2, now).Bind(3, static_cast<int64_t>(lease.count())).Bind(4, job_id);
             StoreResult<bool> row = claim->Step();
@@ -696,8 +710,8 @@ public:
     StoreResult<int64_t> Finish(const std::string& job_id, const std::string& owner, const JobOutcome& outcome,
                                 const std::optional<NewEvent>& event) override {
         if (!IsFinished(outcome.state)) {
-            return Fail(StoreFailure::kInternal, "Finish: " + std::string(JobStateName(outcome.state)) +
-                                                     " is not a finished state");
+            return Fail(StoreFailure::kInternal,
+                        "Finish: " + std::string(JobStateName(outcome.state)) + " is not a finished state");
         }
         return WithConnection<int64_t>(true, [&](Connection& c) -> StoreResult<int64_t> {
             const int64_t now = ToMillis(Now());
@@ -745,9 +759,10 @@ public:
         if (!report.ok()) return report;
         if (report->deleted_by_age + report->deleted_by_size > 0) {
             // Give the freed pages back to the file system; a failure here loses nothing.
-            (void)WithConnection<Unit>(false, [](Connection& c) -> StoreStatus {
-                return c.Exec("PRAGMA incremental_vacuum", "incremental vacuum");
-            }, /*transaction=*/false);
+            (void)WithConnection<Unit>(
+                false,
+                [](Connection& c) -> StoreStatus { return c.Exec("PRAGMA incremental_vacuum", "incremental vacuum"); },
+                /*transaction=*/false);
         }
         StoreResult<StoreStats> stats = Stats();
         if (!stats.ok()) return stats.error();
@@ -770,8 +785,8 @@ public:
                 }
                 stats.content_bytes += select->Int(2);
             }
-            StoreResult<Statement> size = c.Prepare(
-                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
+            StoreResult<Statement> size =
+                c.Prepare("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
             if (!size.ok()) return size.error();
             StoreResult<bool> row = size->Step();
             if (!row.ok()) return row.error();
@@ -799,8 +814,7 @@ private:
 
     static StoreResult<std::optional<Job>> SelectJob(Connection& c, const char* column, const std::string& value,
                                                      JobView view) {
-        StoreResult<Statement> select =
-            c.Prepare("SELECT " + Columns(view) + " FROM jobs WHERE " + column + " = ?1");
+        StoreResult<Statement> select = c.Prepare("SELECT " + Columns(view) + " FROM jobs WHERE " + column + " = ?1");
         if (!select.ok()) return select.error();
         select->Bind(1, value);
         StoreResult<bool> row = select->Step();
@@ -812,13 +826,14 @@ private:
     // The job an identical earlier submission created, if any (see JobStore::Submit).
     static StoreResult<std::optional<Submission>> FindExisting(Connection& c, const NewJob& job) {
         if (!job.idempotency_key.empty()) {
-            StoreResult<std::optional<Job>> by_key = SelectJob(c, "idempotency_key", job.idempotency_key, JobView::kStatus);
+            StoreResult<std::optional<Job>> by_key =
+                SelectJob(c, "idempotency_key", job.idempotency_key, JobView::kStatus);
             if (!by_key.ok()) return by_key.error();
             if (*by_key) {
                 if ((*by_key)->content_hash != job.content_hash) {
                     return Fail(StoreFailure::kConflict, "Idempotency-Key " + job.idempotency_key +
-                                                             " was used for a different request (job " +
-                                                             (*by_key)->id + ")");
+                                                             " was used for a different request (job " + (*by_key)->id +
+                                                             ")");
                 }
                 return std::optional<Submission>(Submission{std::move(**by_key), SubmitOutcome::kIdempotencyKey});
             }
@@ -826,7 +841,8 @@ private:
         if (!job.force_new) {
             StoreResult<std::optional<Job>> by_hash = SelectJob(c, "dedup_hash", job.content_hash, JobView::kStatus);
             if (!by_hash.ok()) return by_hash.error();
-            if (*by_hash) return std::optional<Submission>(Submission{std::move(**by_hash), SubmitOutcome::kContentHash});
+            if (*by_hash)
+                return std::optional<Submission>(Submission{std::move(**by_hash), SubmitOutcome::kContentHash});
         }
         return std::optional<Submission>();
     }
@@ -867,7 +883,10 @@ private:
         if (!touch.ok()) return touch.error();
         const JobProgress p = progress.value_or(JobProgress{});
         touch->Bind(1, job_id).Bind(2, owner).Bind(3, bytes).Bind(4, int64_t{event ? 1 : 0}).Bind(5, ToMillis(Now()));
-        touch->Bind(6, int64_t{progress ? 1 : 0}).Bind(7, p.done).Bind(8, p.total).Bind(9, static_cast<int64_t>(p.level));
+        touch->Bind(6, int64_t{progress ? 1 : 0})
+            .Bind(7, p.done)
+            .Bind(8, p.total)
+            .Bind(9, static_cast<int64_t>(p.level));
         StoreResult<bool> row = touch->Step();
         if (!row.ok()) return row.error();
         if (!*row) return NotOwned(c, job_id, owner);
@@ -876,8 +895,8 @@ private:
 
     static StoreStatus InsertEvent(Connection& c, const std::string& job_id, int64_t seq, const NewEvent& event,
                                    int64_t now) {
-        StoreResult<Statement> insert = c.Prepare(
-            "INSERT INTO job_events (job_id, seq, name, data_json, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
+        StoreResult<Statement> insert =
+            c.Prepare("INSERT INTO job_events (job_id, seq, name, data_json, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
         if (!insert.ok()) return insert.error();
         insert->Bind(1, job_id).Bind(2, seq).Bind(3, event.name).Bind(4, event.data_json).Bind(5, now);
         return insert->Run();

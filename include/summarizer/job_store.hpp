@@ -76,8 +76,8 @@ struct StoreError {
 template <typename T>
 class [[nodiscard]] StoreResult {
 public:
-    StoreResult(T value) : data_(std::move(value)) {}            // NOLINT(google-explicit-constructor)
-    StoreResult(StoreError error) : data_(std::move(error)) {}   // NOLINT(google-explicit-constructor)
+    StoreResult(T value) : data_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
+    StoreResult(StoreError error) : data_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
     bool ok() const { return data_.index() == 0; }
     explicit operator bool() const { return ok(); }
@@ -120,12 +120,12 @@ struct JobProgress {
 };
 
 struct NewJob {
-    std::string text;                   // the input
-    std::string options_json = "{}";    // the request's options, as JSON text
-    std::string content_hash;           // hex, from text + options + model configuration; required
-    std::string idempotency_key;        // the Idempotency-Key header; empty: none
-    bool force_new = false;             // Cache-Control: no-cache: never reuse a job by content hash
-                                        // (an Idempotency-Key still finds its job)
+    std::string text;                 // the input
+    std::string options_json = "{}";  // the request's options, as JSON text
+    std::string content_hash;         // hex, from text + options + model configuration; required
+    std::string idempotency_key;      // the Idempotency-Key header; empty: none
+    bool force_new = false;           // Cache-Control: no-cache: never reuse a job by content hash
+                                      // (an Idempotency-Key still finds its job)
 };
 
 // What GetJob returns besides the job's state: kStatus leaves out the input text and the plan
@@ -140,29 +140,29 @@ struct Job {
     std::optional<StoreTime> started;   // first claimed
     std::optional<StoreTime> finished;  // done, failed or cancelled
 
-    std::string text;                   // JobView::kFull only
+    std::string text;  // JobView::kFull only
     std::string options_json;
     std::string content_hash;
-    std::string idempotency_key;        // empty: none
+    std::string idempotency_key;  // empty: none
 
-    std::string plan_json;              // JobView::kFull only; empty until SavePlan
-    std::string replanned;              // why the job was re-planned on resume; empty: it was not
+    std::string plan_json;  // JobView::kFull only; empty until SavePlan
+    std::string replanned;  // why the job was re-planned on resume; empty: it was not
     JobProgress progress;
-    std::string result_json;            // when done
-    std::string error_json;             // when failed
+    std::string result_json;  // when done
+    std::string error_json;   // when failed
 
-    std::string owner;                  // who runs or ran it; empty: never claimed or released
+    std::string owner;                       // who runs or ran it; empty: never claimed or released
     std::optional<StoreTime> lease_expires;  // while running
     bool cancel_requested = false;
-    int64_t claims = 0;                 // times claimed: > 1 means it was taken over or resumed
-    int64_t last_event_seq = 0;         // seq of the newest event; 0: none
-    int64_t bytes = 0;                  // text and JSON stored for it, steps and events included
+    int64_t claims = 0;          // times claimed: > 1 means it was taken over or resumed
+    int64_t last_event_seq = 0;  // seq of the newest event; 0: none
+    int64_t bytes = 0;           // text and JSON stored for it, steps and events included
 };
 
 enum class SubmitOutcome {
-    kCreated,          // a new queued job
-    kIdempotencyKey,   // the job this Idempotency-Key created earlier
-    kContentHash,      // a queued, running or done job for the same content (the result cache)
+    kCreated,         // a new queued job
+    kIdempotencyKey,  // the job this Idempotency-Key created earlier
+    kContentHash,     // a queued, running or done job for the same content (the result cache)
 };
 
 struct Submission {
@@ -182,20 +182,20 @@ struct StepKey {
 
 struct Step {
     StepKey key;
-    std::string output;                 // the generated text
+    std::string output;  // the generated text
     int64_t prompt_tokens = 0;
     int64_t output_tokens = 0;
-    std::string metadata_json = "{}";   // the executor's (model, timings, chunk range...)
-    StoreTime recorded{};               // set by the store
+    std::string metadata_json = "{}";  // the executor's (model, timings, chunk range...)
+    StoreTime recorded{};              // set by the store
 };
 
 struct NewEvent {
-    std::string name;                   // the SSE event name: "progress", "step", "done"...
+    std::string name;  // the SSE event name: "progress", "step", "done"...
     std::string data_json = "{}";
 };
 
 struct Event {
-    int64_t seq = 0;                    // 1, 2, 3... per job: the SSE id (Last-Event-ID)
+    int64_t seq = 0;  // 1, 2, 3... per job: the SSE id (Last-Event-ID)
     std::string name;
     std::string data_json;
     StoreTime created{};
@@ -204,28 +204,28 @@ struct Event {
 // How a job ends. Finish() stores result_json for kDone, error_json for kFailed (either may be
 // given for kCancelled, e.g. a partial result).
 struct JobOutcome {
-    JobState state = JobState::kDone;   // kDone, kFailed or kCancelled
+    JobState state = JobState::kDone;  // kDone, kFailed or kCancelled
     std::string result_json;
     std::string error_json;
 };
 
 struct PlanUpdate {
-    std::string plan_json;              // chunk offsets etc.: whatever the executor resumes from
-    std::string replanned;              // non-empty: why the plan changed on resume (shown to users)
-    bool discard_steps = false;         // delete the finished steps in the same transaction: they
-                                        // belong to the old plan
+    std::string plan_json;       // chunk offsets etc.: whatever the executor resumes from
+    std::string replanned;       // non-empty: why the plan changed on resume (shown to users)
+    bool discard_steps = false;  // delete the finished steps in the same transaction: they
+                                 // belong to the old plan
 };
 
 struct LeaseState {
     StoreTime expires{};
-    bool cancel_requested = false;      // someone asked to cancel: stop, then Finish(kCancelled)
+    bool cancel_requested = false;  // someone asked to cancel: stop, then Finish(kCancelled)
 };
 
 struct StoreStats {
     std::array<int64_t, kJobStateCount> jobs{};  // by JobState, indexed by its value
-    int64_t content_bytes = 0;          // what retention counts: Job::bytes summed
-    int64_t database_bytes = 0;         // on disk: SQLite page_count * page_size; PostgreSQL
-                                        // pg_total_relation_size of the store's tables
+    int64_t content_bytes = 0;                   // what retention counts: Job::bytes summed
+    int64_t database_bytes = 0;                  // on disk: SQLite page_count * page_size; PostgreSQL
+                                                 // pg_total_relation_size of the store's tables
     int64_t jobs_in(JobState state) const { return jobs[static_cast<int>(state)]; }
 };
 

@@ -1,6 +1,7 @@
 // The JobStore contract, run against both implementations: a real SQLite file in a temporary
 // directory and a real PostgreSQL server (a schema of its own per test). What the job runner,
 // the routes and resume will rely on, whichever database holds the jobs.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +14,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "store_test_env.hpp"
 #include "summarizer/job_store.hpp"
@@ -268,8 +267,8 @@ TYPED_TEST(JobStoreContract, AClaimedJobRecordsStepsEventsProgressAndItsResult) 
                                                         NewEvent{"step", R"({"index":1})"}, JobProgress{1, 3, 0});
     ASSERT_OK(seq);
     EXPECT_EQ(*seq, 1);
-    seq = this->store().RecordStep(job.id, "owner-a", MakeStep("map", 0, 0, "first"), NewEvent{"step", R"({"index":0})"},
-                                   JobProgress{2, 3, 0});
+    seq = this->store().RecordStep(job.id, "owner-a", MakeStep("map", 0, 0, "first"),
+                                   NewEvent{"step", R"({"index":0})"}, JobProgress{2, 3, 0});
     ASSERT_OK(seq);
     EXPECT_EQ(*seq, 2);
     seq = this->store().RecordStep(job.id, "owner-a", MakeStep("final", 1, 0, "the summary"));
@@ -350,7 +349,8 @@ TYPED_TEST(JobStoreContract, ClaimTakesTheJobItNamesOnce) {
 TYPED_TEST(JobStoreContract, EventsAreNumberedFromOneAndReplayAfterASeq) {
     const Job job = this->Submitted("hash-1");
     for (int i = 1; i <= 5; ++i) {
-        StoreResult<int64_t> seq = this->store().AppendEvent(job.id, NewEvent{"progress", "{\"n\":" + std::to_string(i) + "}"});
+        StoreResult<int64_t> seq =
+            this->store().AppendEvent(job.id, NewEvent{"progress", "{\"n\":" + std::to_string(i) + "}"});
         ASSERT_OK(seq);
         EXPECT_EQ(*seq, i);
     }
@@ -441,7 +441,8 @@ TYPED_TEST(JobStoreContract, AnExpiredLeaseIsTakenOverWithTheCommittedSteps) {
     EXPECT_FAILS_WITH(this->store().RecordStep(job.id, "owner-a", MakeStep("map", 0, 2)), StoreFailure::kConflict);
     EXPECT_FAILS_WITH(this->store().Finish(job.id, "owner-a", JobOutcome{}), StoreFailure::kConflict);
 
-    StoreResult<int64_t> seq = replica->RecordStep(job.id, "owner-b", MakeStep("map", 0, 2, "from b"), NewEvent{"step", "{}"});
+    StoreResult<int64_t> seq =
+        replica->RecordStep(job.id, "owner-b", MakeStep("map", 0, 2, "from b"), NewEvent{"step", "{}"});
     ASSERT_OK(seq);
     EXPECT_EQ(*seq, 3) << "the event log goes on where owner-a left it";
     ASSERT_OK(replica->Finish(job.id, "owner-b", JobOutcome{JobState::kDone, R"({"summary":"s"})", ""}));
@@ -489,7 +490,8 @@ TYPED_TEST(JobStoreContract, CancellingARunningJobAsksItsOwner) {
     StoreResult<LeaseState> lease = this->store().RenewLease(job.id, "owner-a", 10s);
     ASSERT_OK(lease);
     EXPECT_TRUE(lease->cancel_requested);
-    ASSERT_OK(this->store().Finish(job.id, "owner-a", JobOutcome{JobState::kCancelled, "", ""}, NewEvent{"cancelled", "{}"}));
+    ASSERT_OK(
+        this->store().Finish(job.id, "owner-a", JobOutcome{JobState::kCancelled, "", ""}, NewEvent{"cancelled", "{}"}));
 
     state = other_replica->RequestCancel(job.id);
     ASSERT_OK(state);

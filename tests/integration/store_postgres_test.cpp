@@ -2,12 +2,12 @@
 // mid-use, a backend killed with a call in flight, a lock held beyond the lock timeout, replicas
 // claiming past each other's locks. A call that fails is reported as unavailable and changes
 // nothing; the next call reconnects; committed steps survive.
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <future>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "eventually.hpp"
 #include "free_port.hpp"
@@ -61,8 +61,7 @@ protected:
 };
 
 TEST(PgJobStoreUnreachable, AServerThatIsNotThereIsUnavailableWithoutThePassword) {
-    const std::string url =
-        "postgresql://summarizer:s3cret@127.0.0.1:" + std::to_string(testing::FreePort()) + "/jobs";
+    const std::string url = "postgresql://summarizer:s3cret@127.0.0.1:" + std::to_string(testing::FreePort()) + "/jobs";
     JobStoreOptions options;
     options.pg_connect_timeout = 2s;
     StoreResult<std::unique_ptr<JobStore>> store = OpenJobStore(url, options);
@@ -91,7 +90,8 @@ TEST_F(PgJobStoreTest, KilledBackendsAreReplacedWithoutFailingACall) {
     const std::string killed =
         schema_->admin().Exec("SELECT count(pg_terminate_backend(pid)) FROM (" + StoreBackends() + ") AS b");
     ASSERT_NE(killed, "0");
-    ASSERT_TRUE(Eventually([&] { return schema_->admin().Exec("SELECT count(*) FROM (" + StoreBackends() + ") AS b") == "0"; }));
+    ASSERT_TRUE(Eventually(
+        [&] { return schema_->admin().Exec("SELECT count(*) FROM (" + StoreBackends() + ") AS b") == "0"; }));
 
     // The pooled connection is dead; nothing had been sent on it, so the call reconnects.
     StoreResult<std::vector<Step>> steps = store->ListSteps(id);
@@ -132,7 +132,8 @@ TEST_F(PgJobStoreTest, ACallWhoseBackendDiesIsUnavailableAndChangesNothing) {
     StoreResult<std::vector<Event>> events = store->ListEvents(id, 0);
     ASSERT_OK(events);
     EXPECT_TRUE(events->empty());
-    StoreResult<int64_t> seq = store->RecordStep(id, "owner-a", MakeStep("map", 0, 1, "committed now"), NewEvent{"step", "{}"});
+    StoreResult<int64_t> seq =
+        store->RecordStep(id, "owner-a", MakeStep("map", 0, 1, "committed now"), NewEvent{"step", "{}"});
     ASSERT_OK(seq);
     EXPECT_EQ(*seq, 1) << "the failed call took no seq";
 }
@@ -194,9 +195,9 @@ TEST_F(PgJobStoreTest, StatsReportTheTablesSizeOnDisk) {
     RunningJobWithAStep(*store);
     StoreResult<StoreStats> stats = store->Stats();
     ASSERT_OK(stats);
-    const std::string expected = schema_->admin().Exec(
-        "SELECT pg_total_relation_size('" + Table("jobs") + "') + pg_total_relation_size('" + Table("job_steps") +
-        "') + pg_total_relation_size('" + Table("job_events") + "')");
+    const std::string expected =
+        schema_->admin().Exec("SELECT pg_total_relation_size('" + Table("jobs") + "') + pg_total_relation_size('" +
+                              Table("job_steps") + "') + pg_total_relation_size('" + Table("job_events") + "')");
     EXPECT_EQ(stats->database_bytes, std::stoll(expected));
     EXPECT_GT(stats->database_bytes, 0);
 }
@@ -223,7 +224,8 @@ TEST(PgJobStoreRestart, ARestartedServerIsUnavailableThenRecoveredWithTheCommitt
     EXPECT_FAILS_WITH(OpenPgJobStore(cluster.url(), options), StoreFailure::kUnavailable);
 
     cluster.Start();
-    StoreResult<int64_t> seq = store.RecordStep(id, "owner-a", MakeStep("map", 0, 1, "after the restart"), NewEvent{"step", "{}"});
+    StoreResult<int64_t> seq =
+        store.RecordStep(id, "owner-a", MakeStep("map", 0, 1, "after the restart"), NewEvent{"step", "{}"});
     ASSERT_OK(seq);
     EXPECT_EQ(*seq, 2);
     StoreResult<std::vector<Step>> steps = store.ListSteps(id);

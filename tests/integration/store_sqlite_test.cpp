@@ -3,6 +3,7 @@
 // as a value naming the file, and what was committed before is still there afterwards.
 #include <fcntl.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -18,8 +19,6 @@
 #include <random>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "store_test_env.hpp"
 #include "summarizer/job_store.hpp"
@@ -53,7 +52,8 @@ ChildOutcome RunWithoutPrivileges(const std::function<StoreStatus()>& call) {
             line = "4 cannot drop privileges";
         } else {
             const StoreStatus status = call();
-            line = status.ok() ? "ok" : std::to_string(static_cast<int>(status.error().kind)) + " " + status.error().message;
+            line = status.ok() ? "ok"
+                               : std::to_string(static_cast<int>(status.error().kind)) + " " + status.error().message;
         }
         (void)!write(report[1], line.data(), line.size());
         _exit(0);
@@ -205,7 +205,8 @@ TEST(SqliteJobStore, ATruncatedDatabaseIsCorruptNamingTheFile) {
         StoreResult<std::unique_ptr<JobStore>> store = OpenJobStore(path);
         ASSERT_OK(store);
         for (int i = 0; i < 40; ++i) {
-            const std::string id = (*store)->Submit(MakeJob("hash-" + std::to_string(i), std::string(3000, 't')))->job.id;
+            const std::string id =
+                (*store)->Submit(MakeJob("hash-" + std::to_string(i), std::string(3000, 't')))->job.id;
             ASSERT_OK((*store)->Claim(id, "owner", 60s));
             ASSERT_OK((*store)->RecordStep(id, "owner", MakeStep("map", 0, 0, std::string(3000, 's'))));
         }

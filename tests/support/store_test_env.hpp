@@ -4,6 +4,7 @@
 // other's jobs. Also a private PostgreSQL cluster that a test may stop and start.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -15,37 +16,36 @@
 #include <memory>
 #include <string>
 
-#include <gtest/gtest.h>
-
 #include "summarizer/job_store.hpp"
 
 // The call succeeded; prints its error otherwise.
-#define ASSERT_OK(expr)                                                          \
-    do {                                                                         \
-        const auto& result_ = (expr);                                            \
-        ASSERT_TRUE(result_.ok()) << #expr << ": " << result_.error().message;   \
+#define ASSERT_OK(expr)                                                        \
+    do {                                                                       \
+        const auto& result_ = (expr);                                          \
+        ASSERT_TRUE(result_.ok()) << #expr << ": " << result_.error().message; \
     } while (0)
 
 // The call failed with `kind`; prints the value's absence or the other failure otherwise.
-#define EXPECT_FAILS_WITH(expr, failure)                                                                \
-    do {                                                                                               \
-        const auto& result_ = (expr);                                                                  \
-        EXPECT_FALSE(result_.ok()) << #expr << " succeeded";                                           \
-        if (!result_.ok()) {                                                                           \
-            EXPECT_EQ(result_.error().kind, failure) << #expr << ": " << result_.error().message;         \
-        }                                                                                              \
+#define EXPECT_FAILS_WITH(expr, failure)                                                          \
+    do {                                                                                          \
+        const auto& result_ = (expr);                                                             \
+        EXPECT_FALSE(result_.ok()) << #expr << " succeeded";                                      \
+        if (!result_.ok()) {                                                                      \
+            EXPECT_EQ(result_.error().kind, failure) << #expr << ": " << result_.error().message; \
+        }                                                                                         \
     } while (0)
 
 // The job is still there.
-#define EXPECT_OK_JOB(store, id)                                                                  \
-    do {                                                                                          \
-        const StoreResult<Job> job_ = (store).GetJob(id);                                         \
+#define EXPECT_OK_JOB(store, id)                                                                     \
+    do {                                                                                             \
+        const StoreResult<Job> job_ = (store).GetJob(id);                                            \
         EXPECT_TRUE(job_.ok()) << "job " << (id) << ": " << (job_.ok() ? "" : job_.error().message); \
     } while (0)
 
 namespace summarizer::testing {
 
-inline NewJob MakeJob(const std::string& hash, const std::string& text = "the input text", const std::string& key = "") {
+inline NewJob MakeJob(const std::string& hash, const std::string& text = "the input text",
+                      const std::string& key = "") {
     NewJob job;
     job.text = text;
     job.options_json = R"({"length":"short"})";
@@ -80,7 +80,8 @@ public:
     TempDir& operator=(const TempDir&) = delete;
     ~TempDir() {
         std::error_code ignored;
-        std::filesystem::permissions(path_, std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ignored);
+        std::filesystem::permissions(path_, std::filesystem::perms::owner_all, std::filesystem::perm_options::add,
+                                     ignored);
         std::filesystem::remove_all(path_, ignored);
     }
     const std::filesystem::path& path() const { return path_; }
@@ -195,8 +196,8 @@ public:
 
 private:
     std::string Run(const std::string& script) {
-        const std::string command = "bash -c '. \"$0\" && " + script + "' " SUMMARIZER_SOURCE_DIR
-                                    "/scripts/lib/postgres.sh " + dir_.path().string();
+        const std::string command = "bash -c '. \"$0\" && " + script +
+                                    "' " SUMMARIZER_SOURCE_DIR "/scripts/lib/postgres.sh " + dir_.path().string();
         int status = 0;
         std::string output = RunCommand(command, &status);
         EXPECT_EQ(status, 0) << command;

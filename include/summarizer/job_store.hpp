@@ -353,7 +353,8 @@ struct JobStoreOptions {
     bool sqlite_full_sync = true;
 
     // SQLite: PRAGMA quick_check when the store opens, so a damaged file stops start-up with a
-    // message naming it instead of failing jobs later. Reads the whole file (about 1 s per GB).
+    // message naming it instead of failing jobs later. Reads the whole file once (retention
+    // bounds its size); turn off for a very large file whose start-up time matters more.
     bool sqlite_check_on_open = true;
 
     // SQLite: PRAGMA max_page_count when > 0: the file cannot grow beyond it, and writes fail as on
@@ -370,8 +371,9 @@ struct JobStoreOptions {
 // database; the message names it), kInternal (the schema is newer than this binary).
 StoreResult<std::unique_ptr<JobStore>> OpenJobStore(const std::string& database, const JobStoreOptions& options = {});
 
-// The file is created with its directory's permissions; WAL mode, foreign keys on, incremental
-// auto-vacuum. Fails with kUnavailable if the file can only be opened read-only.
+// Creates the file if missing; WAL mode, foreign keys on, incremental auto-vacuum. Fails with
+// kUnavailable if the file can only be opened read-only or its directory is not writable (the WAL
+// files live beside it).
 StoreResult<std::unique_ptr<JobStore>> OpenSqliteJobStore(const std::string& path, const JobStoreOptions& options = {});
 
 // Any libpq connection URL. The tables go into the first schema of the search_path, so

@@ -4,8 +4,10 @@
 set -euo pipefail
 
 build_packages=(build-essential cmake ninja-build pkg-config git ca-certificates curl
-                libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libcli11-dev)
+                libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
+                libsqlite3-dev libpq-dev)             # the job store: SQLite, PostgreSQL's client
 test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3-yaml shellcheck
+               postgresql                           # the store tests' server: scripts/lib/postgres.sh
                clang-14 libclang-rt-14-dev llvm-14  # libFuzzer and llvm-symbolizer: scripts/check-fuzz.sh
                chromium prometheus)                 # scripts/check-web.sh, scripts/check-metrics.sh
 # Node (18 on Debian 12) for tools/web-test and tools/openapi-lint, unless a node with npm is already

@@ -1076,12 +1076,19 @@ struct EventServer::Impl {
         : options(std::move(opts)),
           io_context(std::max(1, options.io_threads)),
           core(options, std::move(handler)),
-          accept_strand(asio::make_strand(io_context)),
+          accept_strand(NewConnectionExecutor()),
           acceptor(accept_strand),
           accept_retry(accept_strand) {}
 
+    // A strand when several I/O threads run handlers; with one, the io_context itself (a strand
+    // would only add a lock per handler).
+    Executor NewConnectionExecutor() {
+        if (options.io_threads > 1) return asio::make_strand(io_context);
+        return io_context.get_executor();
+    }
+
     void DoAccept() {
-        acceptor.async_accept(asio::make_strand(io_context),
+        acceptor.async_accept(NewConnectionExecutor(),
                               [this](beast::error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
     }
 
@@ -1139,7 +1146,7 @@ struct EventServer::Impl {
     EventServerOptions options;
     asio::io_context io_context;
     ServerCore core;
-    asio::strand<asio::io_context::executor_type> accept_strand;
+    Executor accept_strand;  // the acceptor's strand
     tcp::acceptor acceptor;
     asio::steady_timer accept_retry;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;

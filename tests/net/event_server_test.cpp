@@ -217,6 +217,43 @@ TEST(EventServerTest, Http10WithoutKeepAliveIsClosedAfterTheResponse) {
     EXPECT_TRUE(client.WaitClosed(2000ms));
 }
 
+TEST(EventServerTest, SeveralIoThreadsServeManyConcurrentKeepAliveClients) {
+    auto options = Options();
+    options.io_threads = 4;  // connections on strands
+    options.worker_threads = 16;
+    TestServer server(options, [](HttpRequest& request) {
+        HttpResponse response = Echo(request);
+        if (request.path == "/stream") {
+            auto stream = std::make_shared<EventStream>();
+            for (int i = 0; i < 5; ++i) stream->Push("data: " + std::to_string(i) + "\n\n");
+            stream->Finish();
+            response.stream = stream;
+            response.content_type = "text/event-stream";
+        }
+        return response;
+    });
+    std::atomic<int> answered{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 16; ++c) {
+        clients.emplace_back([&, c] {
+            RawClient client(server.port());
+            for (int i = 0; i < 50; ++i) {
+                const std::string path = "/c" + std::to_string(c) + "/" + std::to_string(i);
+                if (!client.Send(i % 10 == 9 ? Get("/stream") : Post(path, path))) return;
+                auto response = client.ReadResponse();
+                if (!response || response->status != 200) return;
+                // The stream's events were all queued before it was taken: they come as one batch.
+                const bool right = i % 10 == 9 ? response->body == "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n"
+                                               : json::parse(response->body)["body"] == path;
+                if (right) ++answered;
+            }
+        });
+    }
+    for (auto& client : clients) client.join();
+    EXPECT_EQ(answered, 16 * 50);
+    EXPECT_EQ(server.stats().accepted, 16u);
+}
+
 // ---- What the transport answers itself -----------------------------------------------------------
 
 TEST(EventServerTest, DeclaredBodyOverTheLimitIs413WithTheContractsErrorBody) {

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
@@ -102,13 +103,11 @@ std::string StatusLine(int status) {
     return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
 }
 
-std::string ChunkFrame(std::string_view data) {
-    char size[24];
-    const int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-    std::string frame;
-    frame.reserve(static_cast<size_t>(n) + data.size() + 2);
-    frame.append(size, static_cast<size_t>(n)).append(data).append("\r\n");
-    return frame;
+// "1a2b\r\n": what precedes a chunk's data (the data is followed by "\r\n").
+std::string ChunkSizeLine(size_t size) {
+    char line[24];
+    const int n = std::snprintf(line, sizeof line, "%zx\r\n", size);
+    return std::string(line, static_cast<size_t>(n));
 }
 
 std::string ErrorBody(ErrorCode code, const std::string& message, const std::string& request_id) {
@@ -626,11 +625,12 @@ private:
             response.stream->SetWakeup(nullptr);
             client_gone_.Cancel();
         }
+        Enqueue(std::move(head));
         if (!no_body) {
             body_bytes_out_ = response.body.size();
-            head.append(response.body);
+            Enqueue(std::move(response.body));
         }
-        QueueWrite(std::move(head));
+        Flush();
     }
 
     // A response that will not be written: its producer and its owner are told.
@@ -644,6 +644,10 @@ private:
     // the producer pushes more.
     void PumpStream() {
         if (closed_ || writing_ || !stream_ || phase_ != Phase::kResponding) return;
+        if (last_chunk_queued_) {  // written; anything pushed after Finish() is dropped
+            FinishResponse();
+            return;
+        }
         std::string data;
         EventStream::TakeResult taken;
         do {
@@ -651,10 +655,13 @@ private:
         } while (taken == EventStream::TakeResult::kData && data.empty());
         if (taken == EventStream::TakeResult::kData) {
             body_bytes_out_ += data.size();
-            QueueWrite(chunked_ ? ChunkFrame(data) : std::move(data));
+            if (chunked_) Enqueue(ChunkSizeLine(data.size()));
+            Enqueue(std::move(data));
+            if (chunked_) Enqueue("\r\n");
+            Flush();
         } else if (taken == EventStream::TakeResult::kFinished) {
-            if (chunked_ && !last_chunk_queued_) {
-                last_chunk_queued_ = true;
+            last_chunk_queued_ = true;
+            if (chunked_) {
                 QueueWrite("0\r\n\r\n");
             } else {
                 FinishResponse();
@@ -752,25 +759,37 @@ private:
 
     // ---- Writing ----------------------------------------------------------------------------
 
-    void QueueWrite(std::string bytes) {
-        if (closed_) return;
-        if (writing_) {
-            queued_.append(bytes);
-            return;
-        }
+    // Appends to what is to be written. Segments are written in order, gathered into one
+    // sendmsg and never copied into one another (a stream's batch goes out as it was taken).
+    void Enqueue(std::string bytes) {
+        if (!bytes.empty()) out_.push_back(std::move(bytes));  // a deque: segments in flight stay put
+    }
+
+    // Starts writing what is queued, unless a write is under way (it goes on with the rest).
+    void Flush() {
+        if (closed_ || writing_ || out_.empty()) return;
         writing_ = true;
-        write_buffer_ = std::move(bytes);
-        write_offset_ = 0;
         write_deadline_active_ = true;
         write_deadline_at_ = Clock::now() + core_.options.write_timeout;
         UpdateTimer();
         WriteSome();
     }
 
+    void QueueWrite(std::string bytes) {
+        Enqueue(std::move(bytes));
+        Flush();
+    }
+
     void WriteSome() {
-        socket_.async_write_some(
-            asio::buffer(write_buffer_.data() + write_offset_, write_buffer_.size() - write_offset_),
-            [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnWritten(ec, n); });
+        std::array<asio::const_buffer, 16> buffers{};
+        size_t count = 0;
+        for (size_t i = 0; i < out_.size() && count < buffers.size(); ++i) {
+            const size_t skip = i == 0 ? out_offset_ : 0;
+            buffers[count++] = asio::buffer(out_[i].data() + skip, out_[i].size() - skip);
+        }
+        socket_.async_write_some(buffers, [self = shared_from_this()](beast::error_code ec, size_t n) {
+            self->OnWritten(ec, n);
+        });
     }
 
     void OnWritten(beast::error_code ec, size_t n) {
@@ -779,19 +798,21 @@ private:
             Close();
             return;
         }
-        write_offset_ += n;
         write_deadline_at_ = Clock::now() + core_.options.write_timeout;  // progress
-        if (write_offset_ < write_buffer_.size()) {
+        while (n > 0) {
+            const size_t left = out_.front().size() - out_offset_;
+            if (n < left) {
+                out_offset_ += n;
+                break;
+            }
+            n -= left;
+            out_.pop_front();
+            out_offset_ = 0;
+        }
+        if (!out_.empty()) {
             WriteSome();
             return;
         }
-        if (!queued_.empty()) {
-            write_buffer_ = std::exchange(queued_, std::string());
-            write_offset_ = 0;
-            WriteSome();
-            return;
-        }
-        write_buffer_ = std::string();
         writing_ = false;
         write_deadline_active_ = false;
         switch (phase_) {
@@ -902,8 +923,7 @@ private:
         timer_.cancel();
         parser_.reset();
         buffer_ = beast::flat_buffer();
-        write_buffer_ = std::string();
-        queued_ = std::string();
+        out_.clear();
         core_.registry.Remove(*this);
     }
 
@@ -942,9 +962,8 @@ private:
     bool close_after_response_ = false;
 
     // The response.
-    std::string write_buffer_;  // being written; never touched while a write is pending
-    size_t write_offset_ = 0;
-    std::string queued_;        // to write after it
+    std::deque<std::string> out_;  // to write, in order; the front ones may be in flight
+    size_t out_offset_ = 0;        // bytes of out_.front() already written
     bool writing_ = false;
     std::shared_ptr<EventStream> stream_;
     bool chunked_ = false;

@@ -474,14 +474,15 @@ TEST(EventServerTest, StreamThatOutlivesEveryDeadlineIsNotCutWhileTheClientReads
     EXPECT_EQ(server.stats().clients_gone, 0u);
 }
 
-// A producer that pushes 32 MiB as fast as it can, until the client is gone.
+// A producer that pushes 16 MiB as fast as it can (more than the kernel buffers of a reader that
+// reads nothing: tcp_wmem's 4 MiB at most plus a 4 KiB receive buffer), until the client is gone.
 HttpResponse Flood(HttpRequest& request, Producer& producer, std::atomic<bool>& saw_cancel) {
     HttpResponse response;
     response.content_type = "text/event-stream";
     response.stream = producer.stream;
     producer.thread = std::thread([&, gone = request.client_gone] {
         const std::string piece(64 * 1024, 'x');
-        for (int i = 0; i < 512 && !gone.cancelled(); ++i) producer.stream->Push(piece);
+        for (int i = 0; i < 256 && !gone.cancelled(); ++i) producer.stream->Push(piece);
         while (!gone.cancelled() && !saw_cancel) std::this_thread::sleep_for(1ms);  // until the client leaves
         saw_cancel = gone.cancelled();
         producer.stream->Finish();

@@ -608,7 +608,7 @@ private:
 
         if (streamed) {
             stream_ = std::move(response.stream);
-            QueueWrite(std::move(head));
+            Enqueue(std::move(head));  // with the first batch, if there is one already
             stream_->SetWakeup([weak = weak_from_this(), executor = executor_] {
                 auto self = weak.lock();
                 if (!self || self->wake_pending_.exchange(true)) return;
@@ -618,6 +618,7 @@ private:
                 });
             });
             PumpStream();
+            Flush();
             return;
         }
         if (response.stream) {

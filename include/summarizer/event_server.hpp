@@ -20,10 +20,12 @@
 // - The response is written back on the I/O thread. A streamed response (HttpResponse::stream)
 //   is sent with chunked transfer-encoding: the stream's wake-up callback posts to the
 //   connection, which writes whatever is queued as one chunk at once (no buffering, no
-//   compression); a slow reader holds only its socket.
+//   compression); a slow reader holds only its socket (and what its producer has queued in
+//   the EventStream meanwhile), never a thread.
 // - While the handler runs and while the response is written, the connection keeps reading:
 //   end of stream or a reset cancels HttpRequest::client_gone at once (as does a failed write
-//   of a stream). Bytes that arrive meanwhile (a pipelined request) are kept for the next
+//   of a stream). A client that shuts down its sending side while it waits is taken as gone,
+//   as Go's net/http does. Bytes that arrive meanwhile (a pipelined request) are kept for the next
 //   request, up to `max_header_bytes`; beyond that the connection stops reading until the
 //   response is written, and a disconnect is then noticed by the write.
 //
@@ -161,9 +163,10 @@ public:
     // Stops accepting at once (new connections are refused), closes idle connections (waiting
     // for a request or still reading a request's headers), lets the rest (a body being read, a
     // handler running, a response or stream being written) finish within `grace`, each
-    // answered with "Connection: close". Then cancels client_gone of what is left, closes every
-    // connection, waits for the running handlers to return, and joins every thread. A handler
-    // that ignores client_gone delays the return. Idempotent.
+    // connection closed after its response (which says "Connection: close" unless its head was
+    // already sent). Then cancels client_gone of what is left, closes every connection, waits
+    // for the running handlers to return, and joins every thread. A handler that ignores
+    // client_gone delays the return. Idempotent.
     void Stop(std::chrono::milliseconds grace);
     // Blocks until Stop() has finished (for an owner whose main thread only waits); returns at
     // once if the server was never started.

@@ -169,6 +169,9 @@ constexpr Query kRequestCancel{"request_cancel",
                                "cancel_requested = cancel_requested OR state IN ('queued', 'running'), "
                                "updated_ms = " NOW_MS " WHERE id = $1 RETURNING state"};
 constexpr Query kIsCancelRequested{"is_cancel_requested", "SELECT cancel_requested FROM jobs WHERE id = $1"};
+constexpr Query kExpireLeases{"expire_leases", "UPDATE jobs SET lease_expires_ms = " NOW_MS
+                                               " WHERE state = 'running' AND owner <> $1 AND lease_expires_ms > " NOW_MS
+                                               " RETURNING id"};
 constexpr Query kDiscardSteps{"discard_steps",
                               "DELETE FROM job_steps WHERE job_id = $1 AND EXISTS "
                               "(SELECT 1 FROM jobs WHERE id = $1 AND owner = $2 AND state = 'running') "
@@ -701,6 +704,14 @@ public:
             if (!rows.ok()) return rows.error();
             if (rows->empty()) return Fail(StoreFailure::kNotFound, "job " + job_id + " not found");
             return ParseJobState(rows->Text(0, 0)).value_or(JobState::kFailed);
+        });
+    }
+
+    StoreResult<int64_t> ExpireLeases(const std::string& except_owner) override {
+        return Transact<int64_t>([&](Connection& c) -> StoreResult<int64_t> {
+            StoreResult<Rows> rows = c.Run(kExpireLeases, Params().Add(except_owner));
+            if (!rows.ok()) return rows.error();
+            return static_cast<int64_t>(rows->size());
         });
     }
 

@@ -625,6 +625,19 @@ public:
         });
     }
 
+    StoreResult<int64_t> ExpireLeases(const std::string& except_owner) override {
+        return WithConnection<int64_t>(true, [&](Connection& c) -> StoreResult<int64_t> {
+            const int64_t now = ToMillis(Now());
+            StoreResult<Statement> expire = c.Prepare(
+                "UPDATE jobs SET lease_expires_ms = ?2 WHERE state = 'running' AND owner <> ?1 AND "
+                "lease_expires_ms > ?2");
+            if (!expire.ok()) return expire.error();
+            expire->Bind(1, except_owner).Bind(2, now);
+            if (StoreStatus s = expire->Run(); !s.ok()) return s.error();
+            return static_cast<int64_t>(sqlite3_changes(c.db()));
+        });
+    }
+
     StoreResult<bool> IsCancelRequested(const std::string& job_id) override {
         return WithConnection<bool>(false, [&](Connection& c) -> StoreResult<bool> {
             StoreResult<Statement> select = c.Prepare("SELECT cancel_requested FROM jobs WHERE id = ?1");

@@ -307,6 +307,12 @@ public:
 
     virtual StoreResult<bool> IsCancelRequested(const std::string& job_id) = 0;
 
+    // Ends the leases of running jobs held by anyone but `except_owner` now, so that they can be
+    // claimed at once; returns how many. For a process that knows it is the only one using the
+    // store (a SQLite file it holds an exclusive lock beside): the owners of those leases are
+    // processes that died, and their jobs need not wait for the leases to run out.
+    virtual StoreResult<int64_t> ExpireLeases(const std::string& except_owner) = 0;
+
     // --- Running: the owner's writes (kConflict unless running and held by `owner`) -------------
 
     virtual StoreStatus SavePlan(const std::string& job_id, const std::string& owner, const PlanUpdate& plan) = 0;

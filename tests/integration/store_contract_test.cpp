@@ -409,6 +409,25 @@ TYPED_TEST(JobStoreContract, AReleasedJobIsClaimedAgainWithItsSteps) {
     EXPECT_FAILS_WITH(this->store().RecordStep(job.id, "owner-a", MakeStep("map", 0, 1)), StoreFailure::kConflict);
 }
 
+TYPED_TEST(JobStoreContract, ExpireLeasesFreesOtherOwnersJobsAtOnce) {
+    const Job dead = this->Running("hash-1", "owner-dead", 1h);
+    const Job mine = this->Running("hash-2", "owner-me", 1h);
+    StoreResult<int64_t> expired = this->store().ExpireLeases("owner-me");
+    ASSERT_OK(expired);
+    EXPECT_EQ(*expired, 1);
+    StoreResult<std::optional<Job>> taken = this->store().ClaimNext("owner-me", 10s);
+    ASSERT_OK(taken);
+    ASSERT_TRUE(taken->has_value());
+    EXPECT_EQ((*taken)->id, dead.id) << "the dead owner's job is claimable now";
+    EXPECT_EQ((*taken)->claims, 2);
+    StoreResult<std::optional<Job>> none = this->store().ClaimNext("owner-other", 10s);
+    ASSERT_OK(none);
+    EXPECT_FALSE(none->has_value()) << "our own lease (" << mine.id << ") was left alone";
+    StoreResult<int64_t> again = this->store().ExpireLeases("owner-me");
+    ASSERT_OK(again);
+    EXPECT_EQ(*again, 0);
+}
+
 TYPED_TEST(JobStoreContract, AnExpiredLeaseIsTakenOverWithTheCommittedSteps) {
     // Another replica (connected before the clock starts: connecting may take a while on a busy
     // machine, and the lease is short to keep the test short).

@@ -68,6 +68,15 @@ const std::vector<Knob>& Registry() {
         add("server.shutdown_grace_s", "SUMMARIZER_SHUTDOWN_GRACE_S",
             [](Config& c) { return Ref{&c.server.shutdown_grace_s}; }, 0, 3600,
             "on SIGTERM, in-flight requests get this long before they are cancelled");
+        add(
+            "server.max_batch_inflight", "SUMMARIZER_MAX_BATCH_INFLIGHT",
+            [](Config& c) { return Ref{&c.server.max_batch_inflight}; }, 0, 4096,
+            "map-reduce requests and jobs running at once, in a lane of their own (short requests never wait "
+            "behind them); 0 = Ollama's parallel slots");
+        add(
+            "server.max_batch_queue", "SUMMARIZER_MAX_BATCH_QUEUE",
+            [](Config& c) { return Ref{&c.server.max_batch_queue}; }, 0, 100000,
+            "map-reduce requests waiting for a batch slot; beyond it 429 (jobs wait in the job store instead)");
         // ollama
         add("ollama.url", "OLLAMA_HOST", [](Config& c) { return Ref{&c.ollama.url}; }, 0, 0,
             "Ollama server: host, host:port or URL (as Ollama reads OLLAMA_HOST)");
@@ -188,6 +197,40 @@ const std::vector<Knob>& Registry() {
         add("degraded.extractive_max_chars", "SUMMARIZER_EXTRACTIVE_MAX_CHARS",
             [](Config& c) { return Ref{&c.degraded.extractive_max_chars}; }, 50, 1000000,
             "length budget of an extractive summary, in characters");
+        // jobs
+        add(
+            "jobs.database", "SUMMARIZER_JOBS_DB", [](Config& c) { return Ref{&c.jobs.database}; }, 0, 0,
+            "job store: a SQLite file (relative to the working directory; created with its directory) or a "
+            "postgresql:// URL shared by replicas; off = no jobs and no cache");
+        add(
+            "jobs.cache", "SUMMARIZER_JOBS_CACHE", [](Config& c) { return Ref{&c.jobs.cache}; }, 0, 0,
+            "POST /summarize goes through the job store: a repeated text is answered from it (\"cached\": true), "
+            "identical requests at once share one run");
+        add(
+            "jobs.max_running", "SUMMARIZER_JOBS_MAX_RUNNING", [](Config& c) { return Ref{&c.jobs.max_running}; }, 1,
+            256, "jobs this process runs at once (each also takes a batch admission slot)");
+        add(
+            "jobs.lease_ms", "SUMMARIZER_JOBS_LEASE_MS", [](Config& c) { return Ref{&c.jobs.lease_ms}; }, 300, 3600000,
+            "a running job's lease, renewed every third of it; another replica takes the job over this "
+            "long after its owner died");
+        add(
+            "jobs.poll_ms", "SUMMARIZER_JOBS_POLL_MS", [](Config& c) { return Ref{&c.jobs.poll_ms}; }, 10, 60000,
+            "how often idle runners look for jobs and event streams look for other replicas' events");
+        add(
+            "jobs.retention_hours", "SUMMARIZER_JOBS_RETENTION_HOURS",
+            [](Config& c) { return Ref{&c.jobs.retention_hours}; }, 0, 1000000,
+            "finished jobs older than this are deleted (0 = kept)");
+        add(
+            "jobs.retention_max_mb", "SUMMARIZER_JOBS_RETENTION_MAX_MB",
+            [](Config& c) { return Ref{&c.jobs.retention_max_mb}; }, 0, kBig,
+            "then the oldest finished jobs until the stored texts and results take less (0 = no limit)");
+        add(
+            "jobs.retention_interval_s", "SUMMARIZER_JOBS_RETENTION_INTERVAL_S",
+            [](Config& c) { return Ref{&c.jobs.retention_interval_s}; }, 1, 86400, "how often retention runs");
+        add(
+            "jobs.busy_timeout_ms", "SUMMARIZER_JOBS_BUSY_TIMEOUT_MS",
+            [](Config& c) { return Ref{&c.jobs.busy_timeout_ms}; }, 0, 600000,
+            "SQLite: how long a write waits for a lock (PostgreSQL: lock_timeout) before the request gets 503");
         return k;
     }();
     return knobs;
@@ -463,7 +506,33 @@ int Config::MaxInflight() const {
     return server.max_inflight > 0 ? server.max_inflight : std::max(2, 2 * ollama.num_parallel);
 }
 
+int Config::MaxBatchInflight() const {
+    return server.max_batch_inflight > 0 ? server.max_batch_inflight : ollama.num_parallel;
+}
+
+bool Config::JobsEnabled() const { return !jobs.database.empty() && jobs.database != "off"; }
+
 std::optional<double> ParseKeepAlive(std::string_view text) { return ParseDurationSeconds(text); }
+
+std::string RedactPassword(const std::string& url) {
+    std::string out = url;
+    const size_t scheme = out.find("://");
+    if (scheme == std::string::npos) return out;
+    // user:password@host
+    const size_t at = out.find('@', scheme + 3);
+    const size_t slash = out.find('/', scheme + 3);
+    const size_t colon = out.find(':', scheme + 3);
+    if (at != std::string::npos && (slash == std::string::npos || at < slash) && colon < at) {
+        out = out.substr(0, colon + 1) + "<set>" + out.substr(at);
+    }
+    // ?password=...
+    for (size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
+        if (p == 0 || (out[p - 1] != '?' && out[p - 1] != '&')) continue;
+        const size_t end = out.find('&', p);
+        out = out.substr(0, p + 9) + "<set>" + (end == std::string::npos ? "" : out.substr(end));
+    }
+    return out;
+}
 
 std::optional<std::string> NormalizeOllamaHost(std::string_view value) {
     std::string v = Trim(value);
@@ -676,6 +745,7 @@ std::string ConfigToJson(const Config& config) {
     for (const auto& knob : KnobsOf(copy)) {
         json value = RefToJson(knob.ref(copy));
         if (knob.path == "server.api_key") value = copy.server.api_key.empty() ? "" : "<set>";
+        if (knob.path == "jobs.database") value = RedactPassword(copy.jobs.database);
         doc[json::json_pointer("/" + [&] {
             std::string p = knob.path;
             std::replace(p.begin(), p.end(), '.', '/');

@@ -49,6 +49,10 @@ struct ServerConfig {
     bool log_json = false;            // access log as JSON lines
     bool log_text = false;            // debug only: log request texts
     int shutdown_grace_s = 30;        // in-flight requests get this long on SIGTERM
+    // Long work (map-reduce requests and jobs) is admitted in a lane of its own, so a short request
+    // never waits behind it for admission (the scheduler already puts its calls first).
+    int max_batch_inflight = 0;  // map-reduce requests and jobs running at once; 0 = Ollama's slots
+    int max_batch_queue = 16;    // map-reduce requests waiting beyond that (jobs wait in the store); 429 above
 };
 
 struct OllamaConfig {
@@ -115,6 +119,24 @@ struct DegradedConfig {
     int extractive_max_chars = 1200;  // length budget of that summary, in characters (code points)
 };
 
+// Durable jobs (POST /jobs) and the result cache: the job store and the runner (include/summarizer/jobs.hpp).
+struct JobsConfig {
+    // A file path (SQLite, one process or several on one host) or a postgresql:// URL (replicas
+    // sharing one job table). Relative paths are from the working directory; its directory is
+    // created. "off": no jobs and no cache (POST /jobs answers 503).
+    std::string database = "data/jobs.db";
+    bool cache = true;                // POST /summarize answers a repeated text from the store ("cached": true)
+    int max_running = 2;              // jobs this process runs at once (each also needs a batch admission slot)
+    int lease_ms = 15000;             // a running job's lease; renewed every lease/3; another replica takes
+                                      // a job over this long after its owner died
+    int poll_ms = 500;                // how often idle runners look for work and event streams for news
+                                      // from other replicas
+    int retention_hours = 168;        // finished jobs older than this are deleted; 0 = keep
+    int64_t retention_max_mb = 1024;  // then the oldest finished ones until the store holds less; 0 = no limit
+    int retention_interval_s = 600;   // how often retention runs
+    int busy_timeout_ms = 5000;       // SQLite: wait this long for a lock (PostgreSQL: lock_timeout), then 503
+};
+
 struct Config {
     ServerConfig server;
     OllamaConfig ollama;
@@ -128,6 +150,7 @@ struct Config {
     SchedulerConfig scheduler;
     VramConfig vram;
     DegradedConfig degraded;
+    JobsConfig jobs;
 
     const BucketConfig* FindBucket(std::string_view name) const;
     const BucketConfig* HotBucket() const;       // the bucket marked hot, if any
@@ -136,6 +159,8 @@ struct Config {
     size_t BucketIndex(const BucketConfig& bucket) const;  // its position in `buckets`
     int MapConcurrency() const;  // map_reduce.concurrency, or Ollama's slots
     int MaxInflight() const;     // server.max_inflight, or 2 x Ollama's slots
+    int MaxBatchInflight() const;  // server.max_batch_inflight, or Ollama's slots
+    bool JobsEnabled() const;      // jobs.database is not "off"
 };
 
 // Where a value came from, for messages: "config/summarizer.json", "env OLLAMA_HOST", ...
@@ -172,6 +197,9 @@ std::optional<std::string> NormalizeOllamaHost(std::string_view value);
 
 // Estimated VRAM of a bucket in MiB: weights + fixed + KV(num_ctx x slots, KV type).
 double EstimateBucketVramMb(const Config& config, const BucketConfig& bucket);
+
+// A connection URL with its password (if any) replaced by "<set>", for logs and /status.
+std::string RedactPassword(const std::string& url);
 
 // The effective config as JSON text (no secrets), for /status and `summarizer config`.
 std::string ConfigToJson(const Config& config);

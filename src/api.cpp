@@ -211,6 +211,8 @@ int HttpStatusFor(ErrorCode code) {
         case ErrorCode::kForbidden: return 403;
         case ErrorCode::kNotFound: return 404;
         case ErrorCode::kMethodNotAllowed: return 405;
+        case ErrorCode::kConflict:
+            return 409;
         case ErrorCode::kPayloadTooLarge: return 413;
         case ErrorCode::kUnsupportedMediaType: return 415;
         case ErrorCode::kInputTooLarge: return 422;
@@ -219,7 +221,9 @@ int HttpStatusFor(ErrorCode code) {
         case ErrorCode::kContextOverflow: return 502;
         case ErrorCode::kUpstreamUnreachable:
         case ErrorCode::kUpstreamUnavailable:
-        case ErrorCode::kUpstreamBusy: return 503;
+        case ErrorCode::kUpstreamBusy:
+        case ErrorCode::kStoreUnavailable:
+            return 503;
         case ErrorCode::kUpstreamTimeout: return 504;
         case ErrorCode::kCancelled: return 499;
         case ErrorCode::kUnsupported:
@@ -260,7 +264,35 @@ json ResponseJson(const SummarizeResponse& r) {
           {"decode_tokens_per_s", Round1(r.timings.decode_tokens_per_s)}}},
         {"request_id", r.request_id},
         {"reason", r.reason},
+        {"cached", r.cached},
     };
+}
+
+SummarizeResponse ResponseFromJson(const json& doc) {
+    SummarizeResponse r;
+    r.summary = doc.value("summary", "");
+    r.route = doc.value("route", "");
+    r.model = doc.value("model", "");
+    r.chunks = doc.value("chunks", 1);
+    r.levels = doc.value("levels", 0);
+    r.degraded = doc.value("degraded", false);
+    r.cached = doc.value("cached", false);
+    r.request_id = doc.value("request_id", "");
+    r.reason = doc.value("reason", "");
+    if (const auto u = doc.find("usage"); u != doc.end() && u->is_object()) {
+        r.usage.prompt_tokens = u->value("prompt_tokens", int64_t{0});
+        r.usage.completion_tokens = u->value("completion_tokens", int64_t{0});
+        r.usage.upstream_requests = u->value("upstream_requests", 0);
+    }
+    if (const auto t = doc.find("timings"); t != doc.end() && t->is_object()) {
+        r.timings.total_ms = t->value("total_ms", 0.0);
+        r.timings.queue_ms = t->value("queue_ms", 0.0);
+        r.timings.ttft_ms = t->value("ttft_ms", 0.0);
+        r.timings.load_ms = t->value("load_ms", 0.0);
+        r.timings.prefill_tokens_per_s = t->value("prefill_tokens_per_s", 0.0);
+        r.timings.decode_tokens_per_s = t->value("decode_tokens_per_s", 0.0);
+    }
+    return r;
 }
 
 json PlanJson(const Plan& plan) {

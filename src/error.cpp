@@ -10,6 +10,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
         case ErrorCode::kForbidden: return "forbidden";
         case ErrorCode::kNotFound: return "not_found";
         case ErrorCode::kMethodNotAllowed: return "method_not_allowed";
+        case ErrorCode::kConflict:
+            return "conflict";
         case ErrorCode::kPayloadTooLarge: return "payload_too_large";
         case ErrorCode::kUnsupportedMediaType: return "unsupported_media_type";
         case ErrorCode::kInputTooLarge: return "input_too_large";
@@ -19,6 +21,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
         case ErrorCode::kUpstreamUnavailable:
         case ErrorCode::kUpstreamBusy: return "upstream_unavailable";
         case ErrorCode::kUpstreamTimeout: return "upstream_timeout";
+        case ErrorCode::kStoreUnavailable:
+            return "store_unavailable";
         case ErrorCode::kContextOverflow: return "upstream_error";
         case ErrorCode::kUnsupported: return "internal_error";
         case ErrorCode::kCancelled: return "cancelled";

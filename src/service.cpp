@@ -1,12 +1,13 @@
 #include "summarizer/service.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
 
-#include <spdlog/spdlog.h>
-
 #include "summarizer/extractive.hpp"
 #include "summarizer/ollama_client.hpp"
+#include "summarizer/work_estimate.hpp"
 
 namespace summarizer {
 namespace {
@@ -49,10 +50,14 @@ CircuitBreakerOptions BreakerOptions(const Config& c) {
 }  // namespace
 
 WorkTicket::WorkTicket(WorkTicket&& other) noexcept
-    : service_(std::exchange(other.service_, nullptr)), key_(other.key_), cancel_(other.cancel_) {}
+    : service_(std::exchange(other.service_, nullptr)),
+      key_(other.key_),
+      cancel_(other.cancel_),
+      batch_(other.batch_),
+      admission_id_(other.admission_id_) {}
 
 WorkTicket::~WorkTicket() {
-    if (service_) service_->Release(key_);
+    if (service_) service_->Release(key_, batch_, admission_id_);
 }
 
 Service::Service(const Config& config)
@@ -66,7 +71,9 @@ Service::Service(const Config& config, std::unique_ptr<OllamaClient> own, LlmEng
       own_client_(std::move(own)),
       no_host_(host == nullptr && !own_client_ ? std::make_unique<NoModelHost>() : nullptr),
       engine_(own_client_ ? *own_client_ : *engine),
-      host_(host ? *host : own_client_ ? static_cast<ModelHost&>(*own_client_) : *no_host_),
+      host_(host          ? *host
+            : own_client_ ? static_cast<ModelHost&>(*own_client_)
+                          : *no_host_),
       has_host_(host != nullptr || own_client_ != nullptr),
       breaker_(engine_, BreakerOptions(config)),
       scheduler_(SchedulerOptionsFromConfig(config)),
@@ -77,7 +84,12 @@ Service::Service(const Config& config, std::unique_ptr<OllamaClient> own, LlmEng
       summarizer_(config, tracked_, MakeObserver(), &call_pool_),
       admission_(config.MaxInflight(), config.server.max_queue, std::chrono::seconds(config.server.queue_timeout_s),
                  &metrics_),
-      stream_pool_("stream", config.MaxInflight()) {}
+      batch_admission_(config.MaxBatchInflight(), config.server.max_batch_queue,
+                       std::chrono::seconds(config.server.queue_timeout_s), &metrics_),
+      stream_pool_("stream", config.MaxInflight() + config.MaxBatchInflight()) {
+    admission_.SetParallelism(config.ollama.num_parallel);
+    batch_admission_.SetParallelism(config.ollama.num_parallel);
+}
 
 Service::~Service() = default;
 
@@ -90,19 +102,40 @@ void Service::RefreshUpstreamState() {
 }
 
 Result<WorkTicket> Service::Admit(const CancelToken& client_gone, const std::function<bool()>& still_wanted) {
+    return Enter(admission_, false, 0, client_gone, still_wanted);
+}
+
+Result<WorkTicket> Service::Admit(const CancelToken& client_gone, const SummarizeRequest& request,
+                                  const std::function<bool()>& still_wanted) {
+    // A request that does not plan (bad max_tokens, too large for one pass) fails in Summarize;
+    // it waits like a short one.
+    auto plan = MakePlan(request);
+    if (!plan.ok()) return Enter(admission_, false, 0, client_gone, still_wanted);
+    const bool batch = plan->kind == RouteKind::kMapReduce;
+    return Enter(batch ? batch_admission_ : admission_, batch, EstimateWork(*plan, request), client_gone, still_wanted);
+}
+
+Result<WorkTicket> Service::Enter(Admission& lane, bool batch, double work_s, const CancelToken& client_gone,
+                                  const std::function<bool()>& still_wanted) {
     auto wanted = [&] { return !client_gone.cancelled() && (!still_wanted || still_wanted()); };
-    switch (admission_.Enter(wanted)) {
+    Admission::Id id = 0;
+    switch (lane.Enter(work_s, &id, wanted)) {
         case AdmitResult::kAdmitted: break;
         case AdmitResult::kQueueFull:
         case AdmitResult::kTimedOut: {
-            const bool full = admission_.queued() >= config_.server.max_queue;
-            Error e = MakeError(ErrorCode::kOverloaded,
-                                full ? "the request queue is full (server.max_queue = " +
-                                           std::to_string(config_.server.max_queue) + "); retry after the Retry-After delay"
-                                     : "no slot became free within server.queue_timeout_s = " +
-                                           std::to_string(config_.server.queue_timeout_s) +
-                                           " s; retry after the Retry-After delay");
-            e.retry_after_s = admission_.RetryAfterSeconds();
+            const int max_queue = batch ? config_.server.max_batch_queue : config_.server.max_queue;
+            const std::string queue = batch ? "server.max_batch_queue" : "server.max_queue";
+            const std::string what = batch ? "long work (map-reduce) " : "";
+            const bool full = lane.queued() >= max_queue;
+            Error e = MakeError(
+                ErrorCode::kOverloaded,
+                full
+                    ? "the queue for " + what + "requests is full (" + queue + " = " + std::to_string(max_queue) +
+                          "); retry after the Retry-After delay" + (batch ? ", or submit it as a job (POST /jobs)" : "")
+                    : "no slot became free within server.queue_timeout_s = " +
+                          std::to_string(config_.server.queue_timeout_s) + " s; retry after the Retry-After delay" +
+                          (batch ? ", or submit it as a job (POST /jobs)" : ""));
+            e.retry_after_s = lane.RetryAfterSeconds();
             return e;
         }
         case AdmitResult::kAbandoned: return MakeError(ErrorCode::kCancelled, "the client went away while queued");
@@ -114,15 +147,33 @@ Result<WorkTicket> Service::Admit(const CancelToken& client_gone, const std::fun
     std::lock_guard lock(active_mutex_);
     const uint64_t key = next_active_++;
     active_.emplace(key, cancel);
-    return WorkTicket(this, key, cancel);
+    return WorkTicket(this, key, cancel, batch, id);
 }
 
-void Service::Release(uint64_t key) {
+std::optional<WorkTicket> Service::TryAdmitBatch() {
+    Admission::Id id = 0;
+    if (stopping_ || batch_admission_.TryEnter(0, &id) != AdmitResult::kAdmitted) return std::nullopt;
+    CancelToken cancel;
+    std::lock_guard lock(active_mutex_);
+    const uint64_t key = next_active_++;
+    active_.emplace(key, cancel);
+    return WorkTicket(this, key, cancel, true, id);
+}
+
+void Service::SetWork(const WorkTicket& ticket, double work_s) {
+    (ticket.batch_ ? batch_admission_ : admission_).SetWork(ticket.admission_id_, work_s);
+}
+
+double Service::EstimateWork(const Plan& plan, const SummarizeRequest& request) {
+    return EstimateWorkSeconds(plan, config_, manager_.CurrentCosts(), request.max_tokens);
+}
+
+void Service::Release(uint64_t key, bool batch, uint64_t admission_id) {
     {
         std::lock_guard lock(active_mutex_);
         active_.erase(key);
     }
-    admission_.Leave();
+    (batch ? batch_admission_ : admission_).Leave(admission_id);
 }
 
 Error Service::ShutdownError() const {
@@ -132,13 +183,16 @@ Error Service::ShutdownError() const {
 }
 
 Result<SummarizeResponse> Service::Summarize(const WorkTicket& ticket, const SummarizeRequest& request,
-                                             const SummarizeEvents& events, Clock::time_point arrival) {
-    const bool fallback = config_.degraded.extractive_fallback;
+                                             const SummarizeEvents& events, Clock::time_point arrival,
+                                             const ExecutionHooks* hooks) {
+    const bool fallback = config_.degraded.extractive_fallback && (!hooks || hooks->allow_fallback);
     const auto started = Clock::now();
     if (fallback && breaker_.state() == CircuitState::kOpen) {
         return Extractive(request, arrival, started, "the circuit to Ollama is open (" + breaker_.last_failure() + ")",
                           events);
     }
+    auto state = hooks && hooks->prepare ? hooks->prepare() : summarizer_.Start(request);
+    if (!state.ok()) return state.error();
     std::atomic<bool> delta_sent{false};
     SummarizeEvents watched = events;
     if (events.on_delta) {
@@ -147,7 +201,15 @@ Result<SummarizeResponse> Service::Summarize(const WorkTicket& ticket, const Sum
             events.on_delta(piece);
         };
     }
-    auto result = summarizer_.Run(request, watched, ticket.cancel(), arrival);
+    if (hooks && hooks->on_step) {
+        // The step is committed first; only then does its event go out.
+        watched.on_step = [&](const StepId& step, const StepOutput& output, const ExecutionState& s) {
+            hooks->on_step(step, output, s);
+            if (events.on_step) events.on_step(step, output, s);
+        };
+    }
+    const CancelToken& cancel = hooks && hooks->cancel ? *hooks->cancel : ticket.cancel();
+    auto result = summarizer_.Execute(request, state.value(), watched, cancel, arrival);
     if (result.ok()) return result;
     Error error = result.error();
     if (ticket.cancel().cancelled()) {
@@ -158,7 +220,7 @@ Result<SummarizeResponse> Service::Summarize(const WorkTicket& ticket, const Sum
     }
     if ((error.code == ErrorCode::kUpstreamBusy || error.code == ErrorCode::kUpstreamUnreachable) &&
         error.retry_after_s == 0) {
-        error.retry_after_s = admission_.RetryAfterSeconds();
+        error.retry_after_s = (ticket.batch_ ? batch_admission_ : admission_).RetryAfterSeconds();
     }
     return error;
 }
@@ -203,6 +265,10 @@ SummarizeResponse Service::Extractive(const SummarizeRequest& request, Clock::ti
 }
 
 Result<Plan> Service::MakePlan(const SummarizeRequest& request) const { return summarizer_.MakePlan(request); }
+
+Result<ExecutionState> Service::Start(const SummarizeRequest& request, double safety) const {
+    return summarizer_.Start(request, safety);
+}
 
 SummarizerObserver Service::MakeObserver() {
     SummarizerObserver o;
@@ -277,12 +343,16 @@ std::string Service::RenderMetrics() {
 void Service::BeginShutdown() {
     stopping_ = true;
     admission_.BeginShutdown();
+    batch_admission_.BeginShutdown();
 }
 
-bool Service::WaitIdle(Clock::time_point deadline) { return admission_.WaitIdle(deadline); }
+bool Service::WaitIdle(Clock::time_point deadline) {
+    return admission_.WaitIdle(deadline) && batch_admission_.WaitIdle(deadline);
+}
 
 int Service::CancelAll() {
     admission_.Abort();
+    batch_admission_.Abort();
     std::lock_guard lock(active_mutex_);
     for (auto& [key, token] : active_) token.Cancel();
     return static_cast<int>(active_.size());

@@ -40,6 +40,8 @@ void SseReader::TakeLine(std::string_view line, std::vector<SseEvent>& events) {
         if (has_data_) current_.data += '\n';
         current_.data += value;
         has_data_ = true;
+    } else if (field == "id" && value.find('\0') == std::string_view::npos) {
+        current_.id = std::string(value);
     }
 }
 

@@ -378,11 +378,12 @@ Result<Plan> Summarizer::PlanWith(const SummarizeRequest& request, double safety
 
 Result<Plan> Summarizer::MakePlan(const SummarizeRequest& request) const { return PlanWith(request, 1.0); }
 
-Result<ExecutionState> Summarizer::Start(const SummarizeRequest& request) const {
-    auto plan = MakePlan(request);
+Result<ExecutionState> Summarizer::Start(const SummarizeRequest& request, double safety) const {
+    auto plan = PlanWith(request, safety);
     if (!plan.ok()) return plan.error();
     ExecutionState state;
     state.plan = std::move(plan.value());
+    state.safety = safety;
     return state;
 }
 

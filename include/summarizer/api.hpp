@@ -44,6 +44,8 @@ nlohmann::json ErrorJson(const Error& error, std::string_view request_id);
 
 // The 200 response of /summarize (also the data of the SSE `done` event).
 nlohmann::json ResponseJson(const SummarizeResponse& response);
+// Its inverse, for a response stored as JSON (a job's result); missing fields keep their defaults.
+SummarizeResponse ResponseFromJson(const nlohmann::json& doc);
 
 // The 200 response of /summarize/plan.
 nlohmann::json PlanJson(const Plan& plan);

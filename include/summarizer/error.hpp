@@ -16,6 +16,7 @@ enum class ErrorCode {
     kForbidden,             // 403: a browser origin not in server.cors_origins
     kNotFound,              // 404: no such endpoint
     kMethodNotAllowed,      // 405: the endpoint exists, the method does not (Allow names the ones that do)
+    kConflict,              // 409: an Idempotency-Key reused for a different request
     kPayloadTooLarge,       // 413
     kUnsupportedMediaType,  // 415
     kInputTooLarge,         // 422: fits no bucket and the caller asked for one pass
@@ -25,6 +26,8 @@ enum class ErrorCode {
     kUpstreamUnavailable,   // 503: the engine answers but cannot serve: a bucket model is missing
     kUpstreamBusy,          // 503: the engine's own queue is full (Ollama "server busy"), Retry-After
     kUpstreamTimeout,       // 504
+    kStoreUnavailable,      // 503: the job store cannot be used now (file unwritable, disk full, locked,
+                            // PostgreSQL unreachable), Retry-After
     kContextOverflow,       // the prompt did not fit the context (the engine refused or truncated it)
     kUnsupported,           // the engine cannot do this (e.g. count tokens); callers fall back
     kCancelled,             // the caller cancelled (client gone); never sent to a client

@@ -4,9 +4,9 @@
 //   engine (OllamaClient) -> CircuitBreaker -> UpstreamScheduler -> ModelManager tracking -> Summarizer
 // (the breaker fails fast while Ollama is unreachable and counts request traffic only; the
 // scheduler shares Ollama's slots among every request's calls; the tracking feeds the VRAM
-// policy and the cost router) and owns what is not HTTP: admission (a bounded queue with
-// Retry-After), the extractive fallback when Ollama cannot be reached, the cancellation of
-// active work (client gone, shutdown), readiness, status and metrics. Thread-safe.
+// policy and the cost router) and owns what is not HTTP: admission (two bounded lanes, short
+// requests and long work, with a Retry-After from the work ahead), the extractive fallback when Ollama cannot be
+// reached, the cancellation of active work (client gone, shutdown), readiness, status and metrics. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -31,6 +31,7 @@
 
 namespace summarizer {
 
+class Jobs;
 class OllamaClient;
 class Service;
 
@@ -45,13 +46,28 @@ public:
 
     // Cancelled when the request's client goes away or a shutdown's grace runs out.
     const CancelToken& cancel() const { return cancel_; }
+    // Admitted in the lane of long work (map-reduce, jobs).
+    bool batch() const { return batch_; }
 
 private:
     friend class Service;
-    WorkTicket(Service* service, uint64_t key, CancelToken cancel) : service_(service), key_(key), cancel_(std::move(cancel)) {}
+    WorkTicket(Service* service, uint64_t key, CancelToken cancel, bool batch, uint64_t admission_id)
+        : service_(service), key_(key), cancel_(std::move(cancel)), batch_(batch), admission_id_(admission_id) {}
     Service* service_;
     uint64_t key_;
     CancelToken cancel_;
+    bool batch_ = false;
+    uint64_t admission_id_ = 0;
+};
+
+// How a durable job runs through Service::Summarize (jobs.hpp): the state it starts from (resumed
+// from its committed steps, or fresh), a hook that commits each finished step before its event
+// goes out, the job's own cancel token, and whether the extractive fallback may answer instead.
+struct ExecutionHooks {
+    std::function<Result<ExecutionState>()> prepare;  // empty: a fresh state (Start)
+    std::function<void(const StepId& step, const StepOutput& output, const ExecutionState& state)> on_step;
+    const CancelToken* cancel = nullptr;  // must be a child of the ticket's; null: the ticket's
+    bool allow_fallback = true;
 };
 
 // /readyz: ready when Ollama answers and has every bucket's model.
@@ -95,17 +111,39 @@ public:
     // kOverloaded (429, retry_after_s set), kCancelled (the client left while queued),
     // kUpstreamUnavailable (503: shutting down).
     Result<WorkTicket> Admit(const CancelToken& client_gone, const std::function<bool()>& still_wanted = {});
+    // The same for a request the service plans first: map-reduce waits in the lane of long work
+    // (server.max_batch_inflight and max_batch_queue), a single pass in the short lane, each with
+    // its estimated GPU time for Retry-After.
+    Result<WorkTicket> Admit(const CancelToken& client_gone, const SummarizeRequest& request,
+                             const std::function<bool()>& still_wanted = {});
+    // A slot in the lane of long work if one is free now and no map-reduce request waits for one
+    // (a job runner's: jobs wait in the store, not here); nullopt otherwise or when shutting down.
+    std::optional<WorkTicket> TryAdmitBatch();
+    // The ticket's work, once known (a job learns its plan after it was admitted).
+    void SetWork(const WorkTicket& ticket, double work_s);
+    // Estimated GPU seconds of a plan (work_estimate.hpp) with the learned rates.
+    double EstimateWork(const Plan& plan, const SummarizeRequest& request);
 
     // Summarizes an admitted request. Falls back to an extractive summary (route "extractive",
     // degraded) when Ollama cannot be reached and nothing was streamed yet, if configured; the
     // events then get a plan of kind kExtractive and the summary as one delta. A busy or
     // unreachable upstream's error carries retry_after_s. A request cancelled by a shutdown
     // gets a 503 error saying so.
+    // `hooks` (optional): a durable job's state, step commits, cancel token and fallback rule.
     Result<SummarizeResponse> Summarize(const WorkTicket& ticket, const SummarizeRequest& request,
-                                        const SummarizeEvents& events, Clock::time_point arrival = Clock::now());
+                                        const SummarizeEvents& events, Clock::time_point arrival = Clock::now(),
+                                        const ExecutionHooks* hooks = nullptr);
 
     // The plan a request would get; nothing is generated.
     Result<Plan> MakePlan(const SummarizeRequest& request) const;
+    // The state a request starts from, planned with the token safety factor `safety` (a resumed
+    // job compares it with the plan it saved).
+    Result<ExecutionState> Start(const SummarizeRequest& request, double safety = 1.0) const;
+
+    // The durable jobs (jobs.hpp) that serve POST /jobs and the result cache, when the server has
+    // a job store; null otherwise. The Jobs attaches itself and detaches before it is destroyed.
+    void AttachJobs(Jobs* jobs) { jobs_ = jobs; }
+    Jobs* jobs() const { return jobs_; }
 
     Readiness Ready();
     ServiceStatus Status();
@@ -123,13 +161,15 @@ public:
     bool WaitIdle(Clock::time_point deadline);
     // Refuses the queued requests and cancels the running ones; returns how many ran.
     int CancelAll();
-    int inflight() const { return admission_.inflight(); }
-    int queued() const { return admission_.queued(); }
+    int inflight() const { return admission_.inflight() + batch_admission_.inflight(); }
+    int queued() const { return admission_.queued() + batch_admission_.queued(); }
 
 private:
     friend class WorkTicket;
     Service(const Config& config, std::unique_ptr<OllamaClient> own, LlmEngine* engine, ModelHost* host);
-    void Release(uint64_t key);
+    void Release(uint64_t key, bool batch, uint64_t admission_id);
+    Result<WorkTicket> Enter(Admission& lane, bool batch, double work_s, const CancelToken& client_gone,
+                             const std::function<bool()>& still_wanted);
     SummarizerObserver MakeObserver();
     SummarizeResponse Extractive(const SummarizeRequest& request, Clock::time_point arrival, Clock::time_point started,
                                  const std::string& why, const SummarizeEvents& events);
@@ -149,7 +189,9 @@ private:
     TrackedEngine tracked_;      // outside the scheduler: its pending counts include waiting calls
     TaskPool call_pool_;         // the parallel calls of map and merge levels
     Summarizer summarizer_;
-    Admission admission_;
+    Admission admission_;        // short requests (single pass)
+    Admission batch_admission_;  // long work: map-reduce requests and jobs
+    Jobs* jobs_ = nullptr;
     TaskPool stream_pool_;       // last: its jobs use the members above
 
     std::mutex active_mutex_;

@@ -1,9 +1,9 @@
 // Reading Server-Sent Events as they arrive (the WHATWG "event stream" format): bytes cut anywhere,
 // inside a field name, a line break or a multi-byte character. Lines end at "\r\n", '\n' or '\r';
 // a blank line dispatches the event; "data:" lines join with '\n'; ':' lines are comments; a
-// leading byte order mark is dropped; fields other than "event" and "data" ("id", "retry", unknown
-// ones) are ignored. The one SSE reader of the tests, the benches and the fuzz targets (the service
-// writes events with FormatSseEvent, api.hpp). Pure; not thread-safe.
+// leading byte order mark is dropped; "id" is kept with its event (a client resumes with it as
+// Last-Event-ID); other fields ("retry", unknown ones) are ignored. The one SSE reader of the tests, the benches and
+// the fuzz targets (the service writes events with FormatSseEvent, api.hpp). Pure; not thread-safe.
 #pragma once
 
 #include <string>
@@ -17,6 +17,7 @@ namespace summarizer {
 struct SseEvent {
     std::string event = "message";  // the "event:" field; "message" when it had none or an empty one
     std::string data;               // its "data:" lines joined with '\n'
+    std::string id;                 // its "id:" field; empty when it had none
 };
 
 class SseReader {

@@ -57,6 +57,7 @@ struct SummarizeResponse {
     int overflow_replans = 0; // times Ollama reported a prompt over num_ctx
     std::string language;     // resolved language of the summary
     bool degraded = false;    // true: not written by the model (route "extractive", Ollama unreachable)
+    bool cached = false;      // true: answered from the job store, written by an earlier run (jobs.hpp)
 };
 
 // Callbacks for streaming; each may be empty. Called from worker threads, never concurrently.
@@ -87,8 +88,9 @@ public:
     // Validates max_tokens against config and plans. Errors: kInvalidRequest, kInputTooLarge.
     Result<Plan> MakePlan(const SummarizeRequest& request) const;
 
-    // The state a request starts from: its plan, no step finished.
-    Result<ExecutionState> Start(const SummarizeRequest& request) const;
+    // The state a request starts from: its plan (token estimates multiplied by `safety`), no
+    // step finished.
+    Result<ExecutionState> Start(const SummarizeRequest& request, double safety = 1.0) const;
 
     // Runs `state` (from Start(), or one holding finished steps) to its end; `state` holds every
     // finished step whatever the result. Errors: as LlmEngine::Generate (kContextOverflow only

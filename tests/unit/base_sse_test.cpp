@@ -106,5 +106,15 @@ TEST(SseReaderTest, DropsALeadingByteOrderMark) {
     }
 }
 
+TEST(SseReaderTest, KeepsEachEventsIdForLastEventId) {
+    SseReader reader;
+    auto events = reader.Feed("id: 7\nevent: progress\ndata: {}\n\ndata: no id\n\nid: 9\ndata: x\n\n");
+    ASSERT_EQ(events.size(), 3u);
+    EXPECT_EQ(events[0].id, "7");
+    EXPECT_EQ(events[0].event, "progress");
+    EXPECT_EQ(events[1].id, "");
+    EXPECT_EQ(events[2].id, "9");
+}
+
 }  // namespace
 }  // namespace summarizer

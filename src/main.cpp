@@ -1,4 +1,8 @@
-// CLI11 subcommands and wiring only: serve, summarize, plan, config.
+// CLI11 subcommands and wiring only: serve, summarize, plan, config, jobs.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -6,17 +10,15 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "summarizer/api.hpp"
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
+#include "summarizer/job_client.hpp"
+#include "summarizer/jobs.hpp"
 #include "summarizer/service.hpp"
 #include "summarizer/text.hpp"
 
@@ -150,6 +152,28 @@ Result<ParsedRequest> ReadRequest(const std::string& path, const std::map<std::s
     return ParseCliRequest(*text, options, config);
 }
 
+// Opens config.jobs.database: a postgresql:// URL, or a SQLite file whose directory is created.
+JobStoreOpener StoreOpener(const Config& config) {
+    return [&config]() -> StoreResult<std::unique_ptr<JobStore>> {
+        const std::string& database = config.jobs.database;
+        JobStoreOptions options;
+        options.max_connections = config.jobs.max_running + 6;  // runners, heartbeat, requests, event streams
+        options.busy_timeout = std::chrono::milliseconds(config.jobs.busy_timeout_ms);
+        const bool url = database.rfind("postgresql://", 0) == 0 || database.rfind("postgres://", 0) == 0;
+        if (!url) {
+            const std::filesystem::path dir = std::filesystem::path(database).parent_path();
+            std::error_code error;
+            if (!dir.empty()) std::filesystem::create_directories(dir, error);
+            if (error) {
+                return StoreError{StoreFailure::kUnavailable, "cannot create the directory " + dir.string() +
+                                                                  " of the job store (" + error.message() +
+                                                                  "); set jobs.database (SUMMARIZER_JOBS_DB)"};
+            }
+        }
+        return OpenJobStore(database, options);
+    };
+}
+
 int Serve(const Config& config) {
     // Signals are waited for in one thread; stop() is not async-signal-safe.
     sigset_t signals;
@@ -159,6 +183,19 @@ int Serve(const Config& config) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     Service service(config);
+    std::unique_ptr<Jobs> jobs;
+    if (config.JobsEnabled()) {
+        jobs = std::make_unique<Jobs>(config, service, StoreOpener(config));
+        // A damaged SQLite file (or a schema newer than this binary) stops start-up; a store that
+        // is only unavailable now is retried while the server runs.
+        if (auto started = jobs->Start(); !started.ok()) {
+            spdlog::error("cannot start: job store {}: {}", RedactPassword(config.jobs.database),
+                          started.error().message);
+            return 1;
+        }
+    } else {
+        spdlog::info("durable jobs are off (jobs.database = off): POST /jobs answers 503, nothing is cached");
+    }
     HttpServer server(config, service);
     auto port = server.Bind();
     if (!port.ok()) {
@@ -188,6 +225,7 @@ int Serve(const Config& config) {
     run_returned = true;
     pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter wherever it waits
     waiter.join();
+    if (jobs) jobs->Stop();  // the leases of jobs still running are released: another process resumes them
     return ok ? 0 : 1;
 }
 
@@ -259,6 +297,107 @@ int PlanCommand(const Config& config, const std::string& path, const std::map<st
     return 0;
 }
 
+// `summarizer jobs ...`: a client of a running server's /jobs endpoints.
+struct JobsFlags {
+    std::string url;
+    std::string api_key;
+    std::string idempotency_key;
+    bool no_cache = false;
+    bool watch = false;
+    bool json_out = false;
+    bool quiet = false;
+};
+
+JobClient MakeJobClient(const JobsFlags& flags) {
+    const auto env = Environment();
+    JobClientOptions options;
+    auto from_env = [&](const char* name) {
+        auto it = env.find(name);
+        return it == env.end() ? std::string() : it->second;
+    };
+    options.url = !flags.url.empty()                    ? flags.url
+                  : !from_env("SUMMARIZER_URL").empty() ? from_env("SUMMARIZER_URL")
+                                                        : options.url;
+    options.api_key = !flags.api_key.empty() ? flags.api_key : from_env("SUMMARIZER_API_KEY");
+    return JobClient(options);
+}
+
+int JobFailed(const Error& error) {
+    std::cerr << "summarizer: " << error.message << "\n";
+    return 1;
+}
+
+// Follows a job's events: a progress bar on stderr, the summary (or the whole result) on stdout.
+int WatchJob(JobClient& client, const std::string& id, const JobsFlags& flags) {
+    nlohmann::json result;
+    std::string failure;
+    auto ended = client.Watch(id, [&](const std::string& name, const nlohmann::json& data) {
+        if (name == "progress" && !flags.quiet && data.is_object()) {
+            PrintProgress(data.value("phase", std::string("map")), data.value("done", 0), data.value("total", 0));
+        } else if (name == "state" && !flags.quiet && data.is_object()) {
+            std::cerr << "job " << id << ": " << data.value("state", std::string("?"))
+                      << (data.contains("reason") ? " (" + data.value("reason", std::string()) + ")" : "") << "\n";
+        } else if (name == "meta" && !flags.quiet && data.is_object() && data.contains("replanned")) {
+            std::cerr << "job " << id << ": re-planned: " << data.value("replanned", std::string()) << "\n";
+        } else if (name == "done") {
+            result = data;
+        } else if (name == "error" || name == "cancelled") {
+            failure = data.dump();
+        }
+    });
+    if (!ended.ok()) return JobFailed(ended.error());
+    if (*ended != "done") {
+        std::cerr << "summarizer: job " << id << " ended: " << *ended << " " << failure << "\n";
+        return 1;
+    }
+    if (flags.json_out) {
+        std::cout << result.dump(2) << "\n";
+    } else {
+        std::cout << result.value("summary", std::string()) << "\n";
+    }
+    return 0;
+}
+
+int JobsCommand(const std::string& action, const std::string& target, const std::map<std::string, std::string>& options,
+                const JobsFlags& flags) {
+    JobClient client = MakeJobClient(flags);
+    if (action == "submit") {
+        auto text = ReadInput(target);
+        if (!text.ok()) return JobFailed(text.error());
+        auto submitted = client.Submit(*text, options, flags.idempotency_key, flags.no_cache);
+        if (!submitted.ok()) return JobFailed(submitted.error());
+        const std::string id = submitted->value("id", std::string());
+        if (!flags.watch) {
+            if (flags.json_out) {
+                std::cout << submitted->dump(2) << "\n";
+            } else {
+                std::cout << id << "\n";
+            }
+            return 0;
+        }
+        if (!flags.quiet) std::cerr << "job " << id << " (" << submitted->value("state", std::string()) << ")\n";
+        return WatchJob(client, id, flags);
+    }
+    if (action == "watch") return WatchJob(client, target, flags);
+    if (action == "cancel") {
+        auto cancelled = client.Cancel(target);
+        if (!cancelled.ok()) return JobFailed(cancelled.error());
+        std::cout << cancelled->dump(2) << "\n";
+        return 0;
+    }
+    // fetch: the summary when done; otherwise the job's state, and exit code 3 (try again later).
+    auto job = client.Get(target);
+    if (!job.ok()) return JobFailed(job.error());
+    const std::string state = job->value("state", std::string());
+    if (flags.json_out || state != "done") {
+        std::cout << job->dump(2) << "\n";
+    } else {
+        std::cout << (*job)["result"].value("summary", std::string()) << "\n";
+    }
+    if (state == "done") return 0;
+    return state == "queued" || state == "running" ? 3 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -296,6 +435,32 @@ int main(int argc, char** argv) {
     plan->add_option("file", file, "text file, or - for standard input")->capture_default_str();
     add_request_options(plan);
 
+    JobsFlags jobs_flags;
+    std::string job_target;
+    auto* jobs_cmd =
+        app.add_subcommand("jobs", "durable jobs on a running server (POST /jobs): submit, watch, fetch, cancel");
+    jobs_cmd->require_subcommand(1);
+    jobs_cmd->add_option("--url", jobs_flags.url, "the server (env SUMMARIZER_URL; default http://127.0.0.1:8080)");
+    jobs_cmd->add_option("--api-key", jobs_flags.api_key, "its API key, if it needs one (env SUMMARIZER_API_KEY)");
+    jobs_cmd->add_flag("-q,--quiet", jobs_flags.quiet, "no progress on stderr");
+    jobs_cmd->add_flag("--json", jobs_flags.json_out,
+                       "print JSON (the job, or the whole result) instead of the summary");
+    auto* job_submit = jobs_cmd->add_subcommand("submit", "submit FILE (or - for stdin) as a job; prints its id");
+    job_submit->add_option("file", job_target, "text file, or - for standard input")->required();
+    add_request_options(job_submit);
+    job_submit->add_option("--idempotency-key", jobs_flags.idempotency_key,
+                           "the same key again returns the same job (a retry never submits twice)");
+    job_submit->add_flag("--no-cache", jobs_flags.no_cache, "new work even if the same text was summarized already");
+    job_submit->add_flag("--watch", jobs_flags.watch, "then follow it and print its summary (as `jobs watch`)");
+    auto* job_watch = jobs_cmd->add_subcommand(
+        "watch", "follow job ID (progress on stderr, reconnecting if the connection drops); print its summary");
+    job_watch->add_option("id", job_target, "the job's id")->required();
+    auto* job_fetch = jobs_cmd->add_subcommand(
+        "fetch", "print job ID's summary if it is done; else its state, with exit code 3 while it runs");
+    job_fetch->add_option("id", job_target, "the job's id")->required();
+    auto* job_cancel = jobs_cmd->add_subcommand("cancel", "cancel job ID (its upstream calls stop)");
+    job_cancel->add_option("id", job_target, "the job's id")->required();
+
     bool list = false, markdown = false;
     auto* config_cmd = app.add_subcommand("config", "print the effective configuration (or --list the knobs)");
     AddCommonFlags(config_cmd, config_flags, true);
@@ -315,6 +480,10 @@ int main(int argc, char** argv) {
     if (*serve) return Serve(LoadOrExit(serve_flags));
     if (*summarize) return Summarize(LoadOrExit(summarize_flags), file, request_options(), json_out, quiet);
     if (*plan) return PlanCommand(LoadOrExit(plan_flags), file, request_options());
+    if (*jobs_cmd) {
+        const std::string action = *job_submit ? "submit" : *job_watch ? "watch" : *job_fetch ? "fetch" : "cancel";
+        return JobsCommand(action, job_target, request_options(), jobs_flags);
+    }
     if (*config_cmd) {
         if (markdown) {
             std::cout << KnobMarkdown();

@@ -1,5 +1,7 @@
 #include "summarizer/routes.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -7,11 +9,11 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
-
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
+#include "route_helpers.hpp"
 #include "summarizer/api.hpp"
+#include "summarizer/jobs.hpp"
 #include "summarizer/openapi.hpp"
 #include "summarizer/task_pool.hpp"
 #include "summarizer/web_page.hpp"
@@ -39,38 +41,11 @@ bool ConstantTimeEquals(std::string_view given, std::string_view key) {
     return diff == 0;
 }
 
-std::string Dump(const json& body) { return body.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-HttpResponse JsonResponse(int status, const json& body) {
-    HttpResponse res;
-    res.status = status;
-    res.body = Dump(body);
-    return res;
-}
-
-HttpResponse ErrorResponse(const Error& error, std::string_view request_id) {
-    HttpResponse res = JsonResponse(HttpStatusFor(error.code), ErrorJson(error, request_id));
-    if (error.retry_after_s > 0) res.SetHeader("Retry-After", std::to_string(error.retry_after_s));
-    return res;
-}
-
-HttpInput InputOf(const HttpRequest& req) {
-    HttpInput in;
-    in.content_type = req.Header("Content-Type");
-    in.accept = req.Header("Accept");
-    in.body = req.body;
-    in.query = req.query;
-    return in;
-}
-
-// What one access-log line says. `text` is logged only with server.log_text (a debug option).
-struct LogLine {
-    std::string id, method, path, remote, route = "none", text;
-    int status = 0;
-    size_t bytes_in = 0, bytes_out = 0;
-    double seconds = 0, ttft_ms = 0;
-    bool stream = false;
-};
+using route_helpers::Dump;
+using route_helpers::ErrorResponse;
+using route_helpers::InputOf;
+using route_helpers::JsonResponse;
+using route_helpers::LogLine;
 
 void WriteAccessLog(const Config& config, const LogLine& e) {
     const bool probe = e.path == "/healthz" || e.path == "/readyz" || e.path == "/metrics";
@@ -115,29 +90,40 @@ enum class Access { kOpen, kKey };  // kOpen: no API key needed (health probes, 
 
 }  // namespace
 
-struct ApiRoutes::Context {
-    std::string id;
-    Clock::time_point arrival;
-    LogLine line;  // what the access log line will say; route and ttft filled by the route
-
-    Context(const HttpRequest& req, const Config& config) : id(RequestIdFor(req)), arrival(Clock::now()) {
-        line.id = id;
-        line.method = req.method;
-        line.path = req.path;
-        line.remote = req.remote_addr;
-        line.bytes_in = req.body.size();
-        if (config.server.log_text && req.path.rfind("/summarize", 0) == 0) line.text = req.body;
-    }
-};
+ApiRoutes::Context::Context(const HttpRequest& req, const Config& config)
+    : id(RequestIdFor(req)), arrival(Clock::now()) {
+    line.id = id;
+    line.method = req.method;
+    line.path = req.path;
+    line.remote = req.remote_addr;
+    line.bytes_in = req.body.size();
+    if (config.server.log_text && req.path.rfind("/summarize", 0) == 0) line.text = req.body;
+}
 
 namespace {
 
 struct RouteEntry {
     std::string_view method;
-    std::string_view path;
+    std::string_view path;  // "{id}" matches one non-empty path segment
     Access access;
     HttpResponse (ApiRoutes::*handler)(HttpRequest&, ApiRoutes::Context&);
 };
+
+// Whether `path` matches `pattern`; the segment "{id}" stands for any one segment, which
+// goes to `id`.
+bool MatchPath(std::string_view pattern, std::string_view path, std::string& id) {
+    const size_t at = pattern.find("{id}");
+    if (at == std::string_view::npos) return pattern == path;
+    const std::string_view before = pattern.substr(0, at), after = pattern.substr(at + 4);
+    if (path.size() <= before.size() + after.size() || path.substr(0, before.size()) != before ||
+        path.substr(path.size() - after.size()) != after) {
+        return false;
+    }
+    const std::string_view segment = path.substr(before.size(), path.size() - before.size() - after.size());
+    if (segment.find('/') != std::string_view::npos) return false;
+    id = std::string(segment);
+    return true;
+}
 
 }  // namespace
 
@@ -158,7 +144,7 @@ HttpResponse ApiRoutes::Handle(HttpRequest& request) {
         if (origin.empty() || (allowed != "*" && allowed != origin)) continue;
         res.SetHeader("Access-Control-Allow-Origin", allowed == "*" ? "*" : origin);
         res.SetHeader("Vary", "Origin");
-        res.SetHeader("Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+        res.SetHeader("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Location");
         break;
     }
     if (!res.on_complete) Finish(res, context);
@@ -166,7 +152,7 @@ HttpResponse ApiRoutes::Handle(HttpRequest& request) {
 }
 
 HttpResponse ApiRoutes::Dispatch(HttpRequest& request, Context& context) {
-    static constexpr std::array<RouteEntry, 8> kRoutes{{
+    static constexpr std::array<RouteEntry, 12> kRoutes{{
         {"GET", "/healthz", Access::kOpen, &ApiRoutes::Healthz},
         {"GET", "/readyz", Access::kOpen, &ApiRoutes::Readyz},
         {"GET", "/status", Access::kKey, &ApiRoutes::Status},
@@ -175,6 +161,10 @@ HttpResponse ApiRoutes::Dispatch(HttpRequest& request, Context& context) {
         {"GET", "/", Access::kOpen, &ApiRoutes::Page},
         {"POST", "/summarize", Access::kKey, &ApiRoutes::Summarize},
         {"POST", "/summarize/plan", Access::kKey, &ApiRoutes::Plan},
+        {"POST", "/jobs", Access::kKey, &ApiRoutes::PostJob},  // job_routes.cpp
+        {"GET", "/jobs/{id}", Access::kKey, &ApiRoutes::GetJob},
+        {"DELETE", "/jobs/{id}", Access::kKey, &ApiRoutes::DeleteJob},
+        {"GET", "/jobs/{id}/events", Access::kKey, &ApiRoutes::JobEvents},
     }};
     const std::string origin = request.Header("Origin");
     const bool origin_ok = origin.empty() || std::any_of(config_.server.cors_origins.begin(), config_.server.cors_origins.end(),
@@ -184,14 +174,16 @@ HttpResponse ApiRoutes::Dispatch(HttpRequest& request, Context& context) {
         HttpResponse res;
         res.status = 204;
         res.content_type.clear();
-        res.SetHeader("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        res.SetHeader("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id, Accept");
+        res.SetHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+        res.SetHeader(
+            "Access-Control-Allow-Headers",
+            "Content-Type, Authorization, X-Request-Id, Accept, Idempotency-Key, Cache-Control, Last-Event-ID");
         res.SetHeader("Access-Control-Max-Age", "600");
         return res;
     }
     std::string allowed;
     for (const auto& route : kRoutes) {
-        if (route.path != request.path) continue;
+        if (!MatchPath(route.path, request.path, context.path_id)) continue;
         const bool head = request.method == "HEAD" && route.method == "GET";
         if (route.method != request.method && !head) {
             allowed += (allowed.empty() ? "" : ", ") + std::string(route.method);
@@ -261,12 +253,15 @@ HttpResponse ApiRoutes::Readyz(HttpRequest&, Context&) {
 }
 
 HttpResponse ApiRoutes::Status(HttpRequest&, Context&) {
-    return JsonResponse(200, StatusJson(service_.Status(), config_));
+    json doc = StatusJson(service_.Status(), config_);
+    doc["jobs"] = service_.jobs() ? service_.jobs()->StatusJson() : json{{"enabled", false}};
+    return JsonResponse(200, doc);
 }
 
 HttpResponse ApiRoutes::Metrics(HttpRequest&, Context&) {
     HttpResponse res;
     res.body = service_.RenderMetrics();
+    if (Jobs* jobs = service_.jobs()) res.body += jobs->RenderMetrics();
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return res;
 }
@@ -297,20 +292,31 @@ HttpResponse ApiRoutes::Summarize(HttpRequest& request, Context& context) {
     auto parsed = ParseSummarizeRequest(InputOf(request), config_);
     if (!parsed.ok()) return ErrorResponse(parsed.error(), context.id);
     parsed->request.request_id = context.id;
-    auto ticket = service_.Admit(request.client_gone);
-    if (!ticket.ok()) {
-        if (ticket.error().code == ErrorCode::kCancelled) {
-            HttpResponse gone;
-            gone.status = 499;  // for the log and metrics: nobody reads the answer
-            gone.close_connection = true;
-            return gone;
-        }
-        HttpResponse res = ErrorResponse(ticket.error(), context.id);
-        res.close_connection = service_.stopping();
-        return res;
+    if (Jobs* jobs = service_.jobs(); jobs && jobs->cache_enabled()) {
+        return SummarizeThroughJobs(request, context, *jobs, std::move(parsed.value()));  // job_routes.cpp
     }
-    if (parsed->stream) return Stream(request, context, std::move(ticket.value()), std::move(parsed->request));
-    auto result = service_.Summarize(*ticket, parsed->request, {}, context.arrival);
+    auto ticket = service_.Admit(request.client_gone, parsed->request);
+    if (!ticket.ok()) return NotAdmitted(ticket.error(), context);
+    if (parsed->stream) {
+        return Stream(request, context, std::make_unique<WorkTicket>(std::move(ticket.value())),
+                      std::move(parsed->request));
+    }
+    return SummaryResponse(service_.Summarize(*ticket, parsed->request, {}, context.arrival), context);
+}
+
+HttpResponse ApiRoutes::NotAdmitted(const Error& error, Context& context) {
+    if (error.code == ErrorCode::kCancelled) {
+        HttpResponse gone;
+        gone.status = 499;  // for the log and metrics: nobody reads the answer
+        gone.close_connection = true;
+        return gone;
+    }
+    HttpResponse res = ErrorResponse(error, context.id);
+    res.close_connection = service_.stopping();
+    return res;
+}
+
+HttpResponse ApiRoutes::SummaryResponse(const Result<SummarizeResponse>& result, Context& context) {
     if (!result.ok()) {
         HttpResponse res = ErrorResponse(result.error(), context.id);
         res.close_connection = service_.stopping();
@@ -329,20 +335,29 @@ namespace summarizer {
 // A streamed summary: the work runs on the service's stream pool and pushes SSE events into the
 // response's EventStream; the connection writes them as they come. The admission slot is held
 // until the work ends; the log line is written when both the work and the connection are done.
-HttpResponse ApiRoutes::Stream(HttpRequest& request, Context& context, WorkTicket ticket, SummarizeRequest summarize) {
+HttpResponse ApiRoutes::Stream(HttpRequest& request, Context& context, std::unique_ptr<WorkTicket> ticket,
+                               SummarizeRequest summarize, StreamWork work) {
     auto stream = std::make_shared<EventStream>();
     auto log = std::make_shared<StreamLog>();
     log->line = context.line;
     log->line.stream = true;
     log->line.status = 200;
-    auto held = std::make_shared<WorkTicket>(std::move(ticket));
+    std::shared_ptr<WorkTicket> held = std::move(ticket);
+    if (!work) {
+        // A plain pointer: the ticket must go (leave admission) when the work ends, below.
+        work = [this, ticket_ptr = held.get()](const SummarizeRequest& r, const SummarizeEvents& events,
+                                               Clock::time_point arrival) {
+            return service_.Summarize(*ticket_ptr, r, events, arrival);
+        };
+    }
     const auto arrival = context.arrival;
     auto finish_log = [this, log, arrival] {
         log->line.seconds = std::chrono::duration<double>(Clock::now() - arrival).count();
         RecordRequest(config_, service_, log->line);
         if (log->line.ttft_ms > 0) service_.metrics().ObserveTtft(log->line.route, log->line.ttft_ms / 1000.0);
     };
-    service_.stream_pool().Post([this, stream, log, held, summarize = std::move(summarize), arrival, finish_log]() mutable {
+    service_.stream_pool().Post([stream, log, held, work = std::move(work), summarize = std::move(summarize), arrival,
+                                 finish_log]() mutable {
         SummarizeEvents events;
         events.on_plan = [&](const summarizer::Plan& plan) {
             {
@@ -357,7 +372,7 @@ HttpResponse ApiRoutes::Stream(HttpRequest& request, Context& context, WorkTicke
         events.on_delta = [&](std::string_view piece) { stream->Push(FormatSseEvent("delta", {{"text", piece}})); };
         Result<SummarizeResponse> result = MakeError(ErrorCode::kInternal, "no result");
         if (auto failure = CatchAll("stream " + summarize.request_id, [&]() -> std::optional<Error> {
-                result = service_.Summarize(*held, summarize, events, arrival);
+                result = work(summarize, events, arrival);
                 return std::nullopt;
             })) {
             result = *failure;

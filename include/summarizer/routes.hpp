@@ -5,11 +5,16 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
+#include <memory>
+
 #include "summarizer/config.hpp"
 #include "summarizer/http_types.hpp"
 #include "summarizer/service.hpp"
 
 namespace summarizer {
+
+struct ParsedRequest;
 
 class ApiRoutes {
 public:
@@ -35,8 +40,22 @@ private:
     HttpResponse Page(HttpRequest& request, Context& context);
     HttpResponse Summarize(HttpRequest& request, Context& context);
     HttpResponse Plan(HttpRequest& request, Context& context);
-    HttpResponse Stream(HttpRequest& request, Context& context, WorkTicket ticket, SummarizeRequest summarize);
+    HttpResponse SummaryResponse(const Result<SummarizeResponse>& result, Context& context);
+    HttpResponse NotAdmitted(const Error& error, Context& context);
+    // What a stream runs on the stream pool; empty: Service::Summarize under the ticket.
+    using StreamWork = std::function<Result<SummarizeResponse>(const SummarizeRequest&, const SummarizeEvents&,
+                                                               std::chrono::steady_clock::time_point arrival)>;
+    // `ticket` (may be null when `work` needs none) is held until the work ends.
+    HttpResponse Stream(HttpRequest& request, Context& context, std::unique_ptr<WorkTicket> ticket,
+                        SummarizeRequest summarize, StreamWork work = {});
     void Finish(HttpResponse& response, Context& context);
+
+    // Durable jobs and the result cache (job_routes.cpp).
+    HttpResponse PostJob(HttpRequest& request, Context& context);
+    HttpResponse GetJob(HttpRequest& request, Context& context);
+    HttpResponse DeleteJob(HttpRequest& request, Context& context);
+    HttpResponse JobEvents(HttpRequest& request, Context& context);
+    HttpResponse SummarizeThroughJobs(HttpRequest& request, Context& context, Jobs& jobs, ParsedRequest parsed);
 
     const Config& config_;
     Service& service_;

@@ -30,10 +30,20 @@ struct ServeOptions {
 
 // Runs `BINARY serve --port 0 --ollama-url URL ARGS...`; its stdout and stderr go to a log file named
 // after `name`. The port is the one its "listening on" line names. Killed (SIGKILL) on destruction
-// if still running.
+// if still running. Unless `env` says otherwise, its job store is a file of its own (removed on
+// destruction) and POST /summarize does not go through it (SUMMARIZER_JOBS_CACHE=false): a test of
+// something else sees every request reach the fake, and no test sees another's jobs.
 class ServeProcess {
 public:
-    explicit ServeProcess(ServeOptions options) : child_(ChildOptionsFor(std::move(options))) {}
+    explicit ServeProcess(ServeOptions options) : child_(ChildOptionsFor(std::move(options), &own_db_)) {}
+    ~ServeProcess() {
+        child_.Terminate(std::chrono::milliseconds(0));
+        if (own_db_.empty()) return;
+        std::error_code ignored;
+        for (const char* suffix : {"", "-wal", "-shm", ".lock"}) std::filesystem::remove(own_db_ + suffix, ignored);
+    }
+    ServeProcess(const ServeProcess&) = delete;
+    ServeProcess& operator=(const ServeProcess&) = delete;
     ServeProcess(const std::string& ollama_url, std::vector<std::string> env, std::vector<std::string> args = {},
                  const std::string& name = "serve")
         : ServeProcess(ServeOptions{ollama_url, std::move(env), std::move(args), name}) {}
@@ -76,20 +86,31 @@ public:
     }
 
 private:
-    static ChildOptions ChildOptionsFor(ServeOptions options) {
+    static ChildOptions ChildOptionsFor(ServeOptions options, std::string* own_db) {
         static std::atomic<int> next_id{0};
         ChildOptions child;
         child.argv = {options.binary, "serve", "--port", "0", "--ollama-url", options.ollama_url};
         child.argv.insert(child.argv.end(), options.args.begin(), options.args.end());
+        const std::string stem =
+            "summarizer_" + options.name + "_" + std::to_string(getpid()) + "_" + std::to_string(++next_id);
+        auto has = [&](const std::string& name) {
+            for (const auto& kv : options.env) {
+                if (kv.rfind(name + "=", 0) == 0) return true;
+            }
+            return false;
+        };
+        if (!has("SUMMARIZER_JOBS_DB")) {
+            *own_db = (std::filesystem::temp_directory_path() / (stem + ".jobs.db")).string();
+            options.env.push_back("SUMMARIZER_JOBS_DB=" + *own_db);
+        }
+        if (!has("SUMMARIZER_JOBS_CACHE")) options.env.push_back("SUMMARIZER_JOBS_CACHE=false");
         child.env = std::move(options.env);
         child.inherit_environment = options.inherit_environment;
-        child.log_path =
-            (std::filesystem::temp_directory_path() /
-             ("summarizer_" + options.name + "_" + std::to_string(getpid()) + "_" + std::to_string(++next_id) + ".log"))
-                .string();
+        child.log_path = (std::filesystem::temp_directory_path() / (stem + ".log")).string();
         return child;
     }
 
+    std::string own_db_;  // first: ChildOptionsFor fills it before the child starts
     ChildProcess child_;
     int port_ = 0;
 };

@@ -41,7 +41,8 @@ std::string_view WebPageHtml() {
 <body>
 <main>
   <h1>summarizer</h1>
-  <p class="sub">Paste a text or drop a .txt file; the summary streams in as the model writes it.</p>
+  <p class="sub">Paste a text or drop a .txt file; the summary streams in as the model writes it. A long text
+    runs as a job: it goes on if you close or reload the page (its id is in the address), and you see its progress.</p>
   <textarea id="text" placeholder="Paste the text to summarize, or drop a text file here"></textarea>
   <div class="row small">
     <label class="file">Open a text file… <input id="file" type="file" accept=".txt,.md,.csv,.log,text/*"></label>
@@ -51,6 +52,7 @@ std::string_view WebPageHtml() {
     <label>Language <select id="language"><option value="auto">auto</option><option value="en">English</option><option value="ja">日本語</option></select></label>
     <label>Style <select id="style"><option value="paragraph">paragraph</option><option value="bullets">bullets</option></select></label>
     <label>API key <input id="apikey" type="password" size="14" placeholder="(if required)"></label>
+    <label title="A job keeps running without this page; long texts (over 100,000 characters) always run as one"><input id="asjob" type="checkbox"> as a job</label>
     <button id="go">Summarize</button>
     <button id="stop" class="secondary" disabled>Stop</button>
   </div>
@@ -64,8 +66,13 @@ std::string_view WebPageHtml() {
 const $ = (id) => document.getElementById(id);
 const text = $("text");
 let controller = null;
+let jobId = null;          // the job this page follows
+const LONG_TEXT = 100000;  // characters: a text this long runs as a job
 $("apikey").value = localStorage.getItem("summarizer.apikey") || "";
-text.addEventListener("input", () => { $("chars").textContent = [...text.value].length.toLocaleString() + " chars"; });
+text.addEventListener("input", () => {
+  const n = [...text.value].length;
+  $("chars").textContent = n.toLocaleString() + " chars" + (n > LONG_TEXT ? " (runs as a job)" : "");
+});
 text.addEventListener("dragover", (e) => { e.preventDefault(); text.classList.add("drop"); });
 text.addEventListener("dragleave", () => text.classList.remove("drop"));
 async function load(file) {
@@ -74,8 +81,135 @@ async function load(file) {
 }
 text.addEventListener("drop", (e) => { e.preventDefault(); text.classList.remove("drop"); load(e.dataTransfer.files[0]); });
 $("file").addEventListener("change", (e) => { load(e.target.files[0]); e.target.value = ""; });
-$("stop").addEventListener("click", () => { if (controller) controller.abort(); });
-$("go").addEventListener("click", summarize);
+$("stop").addEventListener("click", stop);
+$("go").addEventListener("click", () => {
+  if ($("asjob").checked || [...text.value].length > LONG_TEXT) submitJob(); else summarize();
+});
+const reattach = new URLSearchParams(location.search).get("job");
+if (reattach) follow(reattach, true);
+
+function authHeaders(extra) {
+  const key = $("apikey").value.trim();
+  localStorage.setItem("summarizer.apikey", key);
+  const headers = Object.assign({}, extra);
+  if (key) headers["Authorization"] = "Bearer " + key;
+  return headers;
+}
+
+function clear() {
+  $("summary").textContent = ""; $("error").textContent = ""; $("meta").textContent = ""; $("timings").replaceChildren();
+}
+
+function busy(on) { $("go").disabled = on; $("stop").disabled = !on; }
+
+async function stop() {
+  if (jobId) {
+    await fetch("jobs/" + jobId, { method: "DELETE", headers: authHeaders() }).catch(() => null);
+  } else if (controller) {
+    controller.abort();
+  }
+}
+
+// Reads a Server-Sent Events body, calling onEvent(event, data, id) for each event.
+async function readEvents(res, onEvent) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end); buffer = buffer.slice(end + 2);
+      let event = "message", data = "", id = null;
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) event = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+        else if (line.startsWith("id: ")) id = line.slice(4);
+      }
+      if (data) onEvent(event, JSON.parse(data), id);
+    }
+  }
+}
+
+async function submitJob() {
+  clear();
+  busy(true);
+  try {
+    const res = await fetch("jobs", { method: "POST", headers: authHeaders({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ text: text.value, language: $("language").value, style: $("style").value }) });
+    const body = await res.json().catch(() => null);
+    if (!res.ok) { show("error", body || { error: { code: res.status, message: res.statusText } }); busy(false); return; }
+    history.replaceState(null, "", "?job=" + body.id);
+    follow(body.id, false);
+  } catch (e) {
+    show("error", { error: { code: "network", message: String(e) } }); busy(false);
+  }
+}
+
+// Follows a job's events from the first (a reload replays them all), reconnecting after the last
+// one seen when the connection drops, until it is done, failed or cancelled.
+async function follow(id, reattached) {
+  jobId = id;
+  clear();
+  busy(true);
+  $("meta").textContent = "job " + id + (reattached ? " (reattached)" : "");
+  let last = null, ended = false, failures = 0;
+  while (!ended && failures < 30) {
+    try {
+      const res = await fetch("jobs/" + id + "/events", { headers: authHeaders(last ? { "Last-Event-ID": last } : {}) });
+      if (!res.ok) {
+        const body = await res.json().catch(() => null);
+        show("error", body || { error: { code: res.status, message: res.statusText } });
+        if (res.status === 404 || res.status === 401) break;
+        throw new Error("HTTP " + res.status);
+      }
+      failures = 0;
+      await readEvents(res, (event, data, seq) => {
+        if (seq) last = seq;
+        if (event === "done" || event === "error" || event === "cancelled") ended = true;
+        showJob(id, event, data);
+      });
+    } catch (e) {
+      ++failures;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  jobId = null;
+  busy(false);
+}
+
+// The job's state, shown in #meta (created there if it is not yet).
+function jobState() {
+  let state = $("state");
+  if (!state) { state = document.createElement("span"); state.id = "state"; $("meta").append(" · ", state); }
+  return state;
+}
+
+function showJob(id, event, data) {
+  if (event === "state") {
+    jobState().textContent = data.state + (data.attempt > 1 ? " (attempt " + data.attempt + ")" : "") +
+      (data.resumed_steps ? ", resumed from " + data.resumed_steps + " finished steps" : "") +
+      (data.reason ? ": " + data.reason : "");
+  } else if (event === "meta") {
+    const state = jobState().textContent;
+    $("meta").textContent = "job " + id + " · route " + data.route + " · model " + data.model + " · " + data.chunks + " chunk(s)";
+    jobState().textContent = state || "running";
+    if (data.replanned) $("meta").append(" · re-planned: " + data.replanned);
+  } else if (event === "progress") {
+    show("progress", data);
+  } else if (event === "done") {
+    $("summary").textContent = data.summary;
+    jobState().textContent = "done";
+    show("done", data);
+  } else if (event === "cancelled") {
+    jobState().textContent = "cancelled";
+    $("error").textContent = "cancelled" + (data.reason ? ": " + data.reason : "");
+  } else {
+    show(event, data);
+  }
+}
 
 function show(event, data) {
   if (event === "meta") {
@@ -93,6 +227,7 @@ function show(event, data) {
       ["prefill", t.prefill_tokens_per_s.toFixed(0) + " tok/s"], ["decode", t.decode_tokens_per_s.toFixed(1) + " tok/s"],
       ["tokens in / out", u.prompt_tokens + " / " + u.completion_tokens], ["upstream calls", u.upstream_requests],
       ["chunks / levels", data.chunks + " / " + data.levels]];
+    if (data.cached) rows.unshift(["cached", "yes: an earlier run's summary"]);
     $("timings").replaceChildren(...rows.map(([k, v]) => { const tr = document.createElement("tr");
       tr.innerHTML = "<td></td><td></td>"; tr.children[0].textContent = k; tr.children[1].textContent = v; return tr; }));
   } else if (event === "error") {
@@ -101,40 +236,21 @@ function show(event, data) {
 }
 
 async function summarize() {
-  $("summary").textContent = ""; $("error").textContent = ""; $("meta").textContent = ""; $("timings").replaceChildren();
-  const key = $("apikey").value.trim();
-  localStorage.setItem("summarizer.apikey", key);
-  const headers = { "Content-Type": "application/json", "Accept": "text/event-stream" };
-  if (key) headers["Authorization"] = "Bearer " + key;
+  clear();
+  if (location.search) history.replaceState(null, "", location.pathname);
+  const headers = authHeaders({ "Content-Type": "application/json", "Accept": "text/event-stream" });
   controller = new AbortController();
-  $("go").disabled = true; $("stop").disabled = false;
+  busy(true);
   try {
     const res = await fetch("summarize", { method: "POST", headers, signal: controller.signal,
       body: JSON.stringify({ text: text.value, language: $("language").value, style: $("style").value, stream: true }) });
     if (!res.ok) { const body = await res.json().catch(() => null); show("error", body || { error: { code: res.status, message: res.statusText } }); return; }
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end); buffer = buffer.slice(end + 2);
-        let event = "message", data = "";
-        for (const line of block.split("\n")) {
-          if (line.startsWith("event: ")) event = line.slice(7);
-          else if (line.startsWith("data: ")) data += line.slice(6);
-        }
-        if (data) show(event, JSON.parse(data));
-      }
-    }
+    await readEvents(res, (event, data) => show(event, data));
   } catch (e) {
     if (e.name !== "AbortError") show("error", { error: { code: "network", message: String(e) } });
     else $("meta").textContent += " · stopped";
   } finally {
-    $("go").disabled = false; $("stop").disabled = true; controller = null;
+    busy(false); controller = null;
   }
 }
 </script>

@@ -159,3 +159,31 @@ test("a chosen or dropped text file fills the text box and is summarized", async
   await page.screenshot({ path: path.join(outDir, "summarizer-page-file.png"), fullPage: true });
   assert.deepEqual(pageErrors, [], "no page or console errors");
 });
+
+test("a long text runs as a job: its progress shows, and a reload reattaches to it", async () => {
+  const long = (INPUT + "\n\n").repeat(450);  // ~170K characters: a map-reduce, and a job
+  // Set at once: typing (or fill()) 170K characters takes longer than the test's budget.
+  await page.evaluate((t) => {
+    const area = document.getElementById("text");
+    area.value = t;
+    area.dispatchEvent(new Event("input"));
+  }, long);
+  await page.locator("#chars").filter({ hasText: "runs as a job" }).waitFor();
+  await page.locator("#go").click();
+  await page.waitForURL(/\?job=[0-9a-f]{32}$/);
+  const id = new URL(page.url()).searchParams.get("job");
+  await page.locator("#bar").waitFor();  // progress of the map, as the steps are committed
+  assert.match(await page.locator("#meta").textContent(), /route map_reduce/);
+
+  // A reload (or a closed and reopened tab) finds the job by the id in the address.
+  await page.reload({ waitUntil: "load" });
+  await page.locator("#meta").filter({ hasText: id }).waitFor();
+  await waitForDone();
+  assert.equal(await page.locator("#summary").textContent(), expected, "the job's summary after the reload");
+  assert.match(await page.locator("#state").textContent(), /^done/);
+  const job = await (await fetch(new URL(`/jobs/${id}`, baseUrl))).json();
+  assert.equal(job.state, "done");
+  assert.equal(job.result.route, "map_reduce");
+  await page.screenshot({ path: path.join(outDir, "summarizer-page-job.png"), fullPage: true });
+  assert.deepEqual(pageErrors, [], "no page or console errors");
+});

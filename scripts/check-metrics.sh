@@ -46,7 +46,9 @@ route=$(curl -sS "$good/summarize/plan" -H 'Content-Type: application/json' --da
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["route"])')
 [[ $route == 60k ]] || fail "the long text routes to $route, not 60k (the reload check needs the 60K bucket)"
 expect "long summary" 200 "$(post "$good" /summarize "$long")"
-expect "summary after the long one" 200 "$(post "$good" /summarize "$short")"
+# no-cache: the same text again must reach Ollama (the 16K bucket is loaded back), not the result cache.
+expect "summary after the long one" 200 "$(post "$good" /summarize "$short" -H 'Cache-Control: no-cache')"
+expect "the same summary, cached" 200 "$(post "$good" /summarize "$short")"
 expect "failing upstream" 502 "$(post "$failing" /summarize "$short")"
 
 curl -fsS "$good/metrics" -o "$dir/metrics.txt"
@@ -88,6 +90,9 @@ at_least "$m" 'summarizer_completion_tokens_total' 4
 at_least "$m" 'summarizer_model_loads_total{model="gemma3-4b-16k"}' 2
 at_least "$m" 'summarizer_model_loads_total{model="gemma3-4b-60k"}' 1
 at_least "$m" 'summarizer_model_reloads_total' 2
+at_least "$m" 'summarizer_jobs_store_up' 1
+at_least "$m" 'summarizer_jobs_cache_hits_total' 1
+at_least "$m" 'summarizer_jobs{state="done"}' 3
 for gauge in summarizer_inflight_requests summarizer_queued_requests; do
   [[ $(value "$m" $gauge) == 0 ]] || fail "$gauge is '$(value "$m" $gauge)' when idle, expected 0"
 done

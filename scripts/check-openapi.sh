@@ -3,9 +3,9 @@
 #   - Redocly CLI (tools/openapi-lint, pinned, `npm ci`) lints it with the strict recommended rules;
 #   - tools/openapi-lint/contract.mjs checks it against the HTTP contract, API.md (every endpoint,
 #     request field, response field, error code and SSE event), when API.md is found
-#     ($SUMMARIZER_API_MD, else shared/design/API.md beside or above the repository);
+#     ($SUMMARIZER_API_MD, else docs/API.md, else shared/design/API.md beside or above the repository);
 #   - real answers of the service (summary, plan, error, health, an SSE stream from the fake
-#     Ollama) are validated against the document's schemas.
+#     Ollama, a job, its events) are validated against the document's schemas.
 # Needs a build with tests on (build/summarizer, build/tests/fake-ollama). Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,14 @@ status=$(curl -sS "$SUMMARIZER_URL/summarize" -H 'Content-Type: application/json
 [[ $status == 400 ]] || { echo "check-openapi: a bad request got HTTP $status, not 400" >&2; exit 1; }
 curl -fsS "$SUMMARIZER_URL/healthz" -o "$dir/healthz.json"
 curl -fsS "$SUMMARIZER_URL/readyz" -o "$dir/readyz.json"
+# A job: submitted, followed to its end, read back; an unknown one.
+curl -fsS "$SUMMARIZER_URL/jobs" -H 'Content-Type: application/json' -H 'Cache-Control: no-cache' -d "$text" \
+  -o "$dir/job-submitted.json"
+job_id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$dir/job-submitted.json")
+curl -fsS -N "$SUMMARIZER_URL/jobs/$job_id/events" -o "$dir/job-events.sse"
+curl -fsS "$SUMMARIZER_URL/jobs/$job_id" -o "$dir/job.json"
+status=$(curl -sS "$SUMMARIZER_URL/jobs/0123456789abcdef0123456789abcdef" -o "$dir/job-missing.json" -w '%{http_code}')
+[[ $status == 404 ]] || { echo "check-openapi: an unknown job got HTTP $status, not 404" >&2; exit 1; }
 
 echo "== redocly lint (tools/openapi-lint/redocly.yaml)"
 (cd tools/openapi-lint && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
@@ -39,7 +47,7 @@ echo "== redocly lint (tools/openapi-lint/redocly.yaml)"
 
 api_md=${SUMMARIZER_API_MD:-}
 if [[ -z $api_md ]]; then
-  for candidate in ../shared/design/API.md ../../shared/design/API.md /work/shared/design/API.md; do
+  for candidate in docs/API.md ../shared/design/API.md ../../shared/design/API.md /work/shared/design/API.md; do
     [[ -f $candidate ]] && { api_md=$candidate; break; }
   done
 fi
@@ -50,5 +58,7 @@ echo "== contract check${api_md:+ against $api_md}"
 node tools/openapi-lint/contract.mjs "$dir/openapi.json" ${api_md:+"$api_md"} \
   --sample "json:SummarizeResponse=$dir/summary.json" --sample "json:Plan=$dir/plan.json" \
   --sample "json:Error=$dir/error.json" --sample "json:Health=$dir/healthz.json" \
-  --sample "json:Health=$dir/readyz.json" --sample "sse=$dir/stream.sse"
+  --sample "json:Health=$dir/readyz.json" --sample "sse=$dir/stream.sse" \
+  --sample "json:JobSubmitted=$dir/job-submitted.json" --sample "json:Job=$dir/job.json" \
+  --sample "json:Error=$dir/job-missing.json" --sample "sse:JobEventStream=$dir/job-events.sse"
 echo "check-openapi: ok"

@@ -4,7 +4,8 @@
 #
 #   services_init NAME          work dir in $SERVICES_DIR, EXIT trap that stops everything
 #   start_fake_ollama ARGS...   sets FAKE_URL (fake-ollama flags, e.g. --reply TEXT)
-#   start_summarizer ARGS...    sets SUMMARIZER_URL and SUMMARIZER_LOG ($SERVICES_DIR/summarizer-N.log)
+#   start_summarizer ARGS...    sets SUMMARIZER_URL and SUMMARIZER_LOG ($SERVICES_DIR/summarizer-N.log); its
+#                               job store is $SERVICES_DIR/jobs-N.db unless SUMMARIZER_JOBS_DB names one
 # Each call starts one more process; the variables name the latest.
 # Both listen on port 0 (any free port) and report the port they got in their first log line, so
 # two checks never race for a port.
@@ -67,8 +68,10 @@ start_fake_ollama() {
 }
 
 start_summarizer() {
-  SUMMARIZER_LOG=$SERVICES_DIR/summarizer-$((${#SERVICES_PIDS[@]} + 1)).log
-  "$BUILD_DIR/summarizer" serve --config config/summarizer.json --host 127.0.0.1 --port 0 "$@" \
+  local n=$((${#SERVICES_PIDS[@]} + 1))
+  SUMMARIZER_LOG=$SERVICES_DIR/summarizer-$n.log
+  SUMMARIZER_JOBS_DB=${SUMMARIZER_JOBS_DB:-$SERVICES_DIR/jobs-$n.db} \
+    "$BUILD_DIR/summarizer" serve --config config/summarizer.json --host 127.0.0.1 --port 0 "$@" \
     >"$SUMMARIZER_LOG" 2>&1 &
   SERVICES_PIDS+=($!)
   SUMMARIZER_URL=$(wait_for_url "$SUMMARIZER_LOG" $!)

@@ -8,7 +8,8 @@
 // every SSE event with its data fields must be in the document. Samples are real answers: a
 // "json:SCHEMA" sample is a JSON body checked against components.schemas.SCHEMA; an "sse" sample is
 // an event stream whose events are checked against SummarizeStream. Without API_MD only the
-// samples are checked. Prints one line per failure; exits 1 if there is any.
+// samples are checked. An "sse:SCHEMA" sample is an event stream checked against the items of that
+// array schema (a job's events: JobEventStream). Prints one line per failure; exits 1 if there is any.
 import fs from "node:fs";
 
 const args = process.argv.slice(2);
@@ -198,6 +199,22 @@ for (const sample of samples) {
         const name = kind.slice(5);
         const out = validate(JSON.parse(text), schema(name), `${name} (${file})`, []);
         check(out.length === 0, out.join("\n"));
+    } else if (kind.startsWith("sse:")) {
+        const name = kind.slice(4);
+        const events = text.split("\n\n").filter((b) => b.trim() && !b.startsWith(":")).map((block) => {
+            const id = block.match(/^id: (.*)$/m)?.[1];
+            const event = block.match(/^event: (.*)$/m)?.[1];
+            const data = block.match(/^data: (.*)$/m)?.[1];
+            const out = { event, data: data === undefined ? undefined : JSON.parse(data) };
+            if (id !== undefined) out.id = Number(id);
+            return out;
+        });
+        check(events.length >= 3, `${file}: only ${events.length} events`);
+        check(["done", "error", "cancelled"].includes(events.at(-1)?.event), `${file}: the last event does not end the stream`);
+        events.forEach((e, i) => {
+            const out = validate(e, schema(name).items, `event ${i} (${e.event})`, []);
+            check(out.length === 0, out.join("\n"));
+        });
     } else if (kind === "sse") {
         const events = text.split("\n\n").filter((b) => b.trim()).map((block) => {
             const event = block.match(/^event: (.*)$/m)?.[1];

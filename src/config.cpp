@@ -44,12 +44,37 @@ const std::vector<Knob>& Registry() {
             "TCP port; 0 = any free port (the log line \"listening on\" names it)");
         add("server.max_body_bytes", "SUMMARIZER_MAX_BODY_BYTES",
             [](Config& c) { return Ref{&c.server.max_body_bytes}; }, 1024, kBig, "request body limit (413 above)");
-        add("server.threads", "SUMMARIZER_THREADS", [](Config& c) { return Ref{&c.server.threads}; }, 2, 1024,
-            "HTTP worker threads; each open connection holds one");
-        add("server.read_timeout_s", "SUMMARIZER_READ_TIMEOUT_S",
-            [](Config& c) { return Ref{&c.server.read_timeout_s}; }, 1, 3600, "slow clients are cut after this");
+        add("server.threads", "SUMMARIZER_THREADS", [](Config& c) { return Ref{&c.server.threads}; }, 0, 4096,
+            "threads running request handlers (a JSON summary holds one while it runs or queues; waiting "
+            "connections hold none); 0 = max_inflight + max_queue + 16");
+        add("server.io_threads", "SUMMARIZER_IO_THREADS", [](Config& c) { return Ref{&c.server.io_threads}; }, 1,
+            64, "threads running every socket (accept, read, write, deadlines); one serves thousands of connections");
+        add("server.header_timeout_s", "SUMMARIZER_HEADER_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.server.header_timeout_s}; }, 1, 3600,
+            "a request's line and headers must all arrive within this many seconds (however steadily they trickle)");
+        add("server.body_timeout_s", "SUMMARIZER_BODY_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.server.body_timeout_s}; }, 1, 3600,
+            "a body must arrive within this many seconds plus its size at server.body_min_bytes_per_s");
+        add("server.body_min_bytes_per_s", "SUMMARIZER_BODY_MIN_BYTES_PER_S",
+            [](Config& c) { return Ref{&c.server.body_min_bytes_per_s}; }, 0, 1 << 30,
+            "slowest average body upload that is not cut, in bytes/s (0: only server.body_timeout_s)");
+        add("server.keep_alive_timeout_s", "SUMMARIZER_KEEP_ALIVE_TIMEOUT_S",
+            [](Config& c) { return Ref{&c.server.keep_alive_timeout_s}; }, 1, 3600,
+            "an idle keep-alive connection is closed after this many seconds");
         add("server.write_timeout_s", "SUMMARIZER_WRITE_TIMEOUT_S",
-            [](Config& c) { return Ref{&c.server.write_timeout_s}; }, 1, 3600, "a client not reading is cut after this");
+            [](Config& c) { return Ref{&c.server.write_timeout_s}; }, 1, 3600,
+            "a client that takes no byte of its response for this many seconds is cut (a reading one never is)");
+        add("server.max_header_bytes", "SUMMARIZER_MAX_HEADER_BYTES",
+            [](Config& c) { return Ref{&c.server.max_header_bytes}; }, 1024, 1 << 20,
+            "request line and headers at most (431 above)");
+        add("server.max_connections", "SUMMARIZER_MAX_CONNECTIONS",
+            [](Config& c) { return Ref{&c.server.max_connections}; }, 1, 1000000,
+            "open connections at most; above, the oldest that has not completed a request is closed first "
+            "(then the longest idle); kept below the open-file limit");
+        add("server.max_connections_per_address", "SUMMARIZER_MAX_CONNECTIONS_PER_ADDRESS",
+            [](Config& c) { return Ref{&c.server.max_connections_per_address}; }, 0, 1000000,
+            "open connections from one client address at most (0 = no cap); behind a reverse proxy every "
+            "connection is the proxy's: raise it or set 0");
         add("server.api_key", "SUMMARIZER_API_KEY", [](Config& c) { return Ref{&c.server.api_key}; }, 0, 0,
             "if set, requests need `Authorization: Bearer <key>` (health endpoints exempt)");
         add("server.cors_origins", "SUMMARIZER_CORS_ORIGINS", [](Config& c) { return Ref{&c.server.cors_origins}; },
@@ -360,12 +385,21 @@ void Flatten(const json& node, const std::string& prefix, std::vector<std::pair<
     }
 }
 
+// Knobs that no longer exist, with what replaced them (named in the error a file or flag gets).
+std::string RetiredKnobNote(std::string_view path) {
+    if (path == "server.read_timeout_s") {
+        return "; it was replaced by server.header_timeout_s (the headers as a whole) and server.body_timeout_s "
+               "with server.body_min_bytes_per_s (the body)";
+    }
+    return "";
+}
+
 Status SetFromFile(Config& config, const std::string& key, const json& value, const std::string& path,
                    std::map<std::string, std::string>& origin) {
     auto knob = FindKnob(key);
     if (!knob) {
-        return MakeError(ErrorCode::kInvalidRequest,
-                         "unknown key '" + key + "' in " + path + " (see `summarizer config --list`)");
+        return MakeError(ErrorCode::kInvalidRequest, "unknown key '" + key + "' in " + path +
+                                                         " (see `summarizer config --list`)" + RetiredKnobNote(key));
     }
     std::string source = "file " + path;
     if (auto st = SetFromJson(config, *knob, value, source); !st.ok()) return st.error();
@@ -633,7 +667,7 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
     }
     for (const auto& [path, value] : sources.flags) {
         auto knob = FindKnob(path);
-        if (!knob) return MakeError(ErrorCode::kInvalidRequest, "unknown setting '" + path + "'");
+        if (!knob) return MakeError(ErrorCode::kInvalidRequest, "unknown setting '" + path + "'" + RetiredKnobNote(path));
         auto spelled = sources.flag_names.find(path);
         std::string source = "flag " + (spelled != sources.flag_names.end() ? spelled->second : "--set " + path);
         if (auto st = SetFromString(config, *knob, value, source); !st.ok()) return st.error();

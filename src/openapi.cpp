@@ -20,7 +20,7 @@ std::string_view OpenApiDocument() {
         "tags": ["summarize"],
         "operationId": "summarize",
         "summary": "Summarize a text",
-        "description": "JSON body, or text/plain with the options as query parameters. With stream=true or Accept: text/event-stream the answer is Server-Sent Events: meta, progress (map-reduce), delta, then done or error. When Ollama cannot be reached (or the circuit to it is open) and degraded.extractive_fallback is on (the default), the answer is an extractive summary computed in-process: route \"extractive\", model \"none\", degraded true; a stream that had announced another route gets a second meta event with route \"extractive\" before its single delta.",
+        "description": "JSON body, or text/plain with the options as query parameters. With stream=true or Accept: text/event-stream the answer is Server-Sent Events: meta, progress (map-reduce), delta, then done or error. When Ollama cannot be reached (or the circuit to it is open) and degraded.extractive_fallback is on (the default), the answer is an extractive summary computed in-process: route \"extractive\", model \"none\", degraded true; a stream that had announced another route gets a second meta event with route \"extractive\" before its single delta. A client that closes its connection before its answer is complete, JSON or stream, cancels the request's upstream calls at once.",
         "parameters": [
           {"$ref": "#/components/parameters/Language"}, {"$ref": "#/components/parameters/Style"},
           {"$ref": "#/components/parameters/MaxTokens"}, {"$ref": "#/components/parameters/Stream"},

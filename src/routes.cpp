@@ -141,7 +141,10 @@ struct RouteEntry {
 
 }  // namespace
 
-ApiRoutes::ApiRoutes(const Config& config, Service& service) : config_(config), service_(service) {}
+ApiRoutes::ApiRoutes(const Config& config, Service& service, std::function<std::string()> transport_metrics)
+    : config_(config),
+      service_(service),
+      transport_metrics_(std::move(transport_metrics)) {}
 
 HttpResponse ApiRoutes::Handle(HttpRequest& request) {
     Context context(request, config_);
@@ -222,24 +225,11 @@ HttpResponse ApiRoutes::Dispatch(HttpRequest& request, Context& context) {
                          context.id);
 }
 
-HttpResponse ApiRoutes::TransportError(HttpRequest& request, int status) {
+void ApiRoutes::RecordTransportError(const HttpRequest& request, int status) {
     Context context(request, config_);
-    Error error;
-    if (status == 413) {
-        error = MakeError(ErrorCode::kPayloadTooLarge,
-                          "the body is over server.max_body_bytes = " + std::to_string(config_.server.max_body_bytes) +
-                              " bytes; send a smaller text or raise SUMMARIZER_MAX_BODY_BYTES");
-    } else if (status == 408) {
-        error = MakeError(ErrorCode::kInvalidRequest, "the request was not received in time; send it faster");
-    } else {
-        error = MakeError(ErrorCode::kInvalidRequest,
-                          "bad HTTP request: malformed request line, headers, chunked or multipart body");
-    }
-    HttpResponse res = JsonResponse(status, ErrorJson(error, context.id));
-    res.SetHeader("X-Request-Id", context.id);
-    res.close_connection = true;
-    Finish(res, context);
-    return res;
+    context.line.status = status;
+    context.line.seconds = 0;
+    RecordRequest(config_, service_, context.line);
 }
 
 // The access log line and the request metrics, once the transport has written the response.
@@ -267,6 +257,7 @@ HttpResponse ApiRoutes::Status(HttpRequest&, Context&) {
 HttpResponse ApiRoutes::Metrics(HttpRequest&, Context&) {
     HttpResponse res;
     res.body = service_.RenderMetrics();
+    if (transport_metrics_) res.body += transport_metrics_();
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return res;
 }

@@ -75,6 +75,10 @@ const std::vector<Knob>& Registry() {
             [](Config& c) { return Ref{&c.server.max_connections_per_address}; }, 0, 1000000,
             "open connections from one client address at most (0 = no cap); behind a reverse proxy every "
             "connection is the proxy's: raise it or set 0");
+        add("server.sse_heartbeat_s", "SUMMARIZER_SSE_HEARTBEAT_S",
+            [](Config& c) { return Ref{&c.server.sse_heartbeat_s}; }, 0, 3600,
+            "a stream with nothing sent for this many seconds gets an SSE comment line (proxies cut idle "
+            "connections); 0 = none");
         add("server.api_key", "SUMMARIZER_API_KEY", [](Config& c) { return Ref{&c.server.api_key}; }, 0, 0,
             "if set, requests need `Authorization: Bearer <key>` (health endpoints exempt)");
         add("server.cors_origins", "SUMMARIZER_CORS_ORIGINS", [](Config& c) { return Ref{&c.server.cors_origins}; },

@@ -191,15 +191,17 @@ int Serve(const Config& config) {
     return ok ? 0 : 1;
 }
 
-// The progress bar on standard error ("map [####......] 3/10").
-void PrintProgress(std::string_view phase, int done, int total) {
+// The progress bar on standard error ("map    [####......] 3/10, ~42 s left").
+void PrintProgress(const ProgressUpdate& p) {
     const bool tty = isatty(fileno(stderr));
     const int width = 30;
-    int filled = total > 0 ? done * width / total : 0;
-    std::fprintf(stderr, "%s%-6s [%s%s] %d/%d%s", tty ? "\r" : "", std::string(phase).c_str(),
+    const int filled = p.total > 0 ? p.done * width / p.total : 0;
+    const std::string phase = p.phase == "reduce" ? "reduce " + std::to_string(p.level) : std::string(p.phase);
+    std::fprintf(stderr, "%s%-8s [%s%s] %d/%d, ~%.0f s left%s", tty ? "\r" : "", phase.c_str(),
                  std::string(static_cast<size_t>(filled), '#').c_str(),
-                 std::string(static_cast<size_t>(width - filled), '.').c_str(), done, total, tty ? "" : "\n");
-    if (tty && done == total) std::fputc('\n', stderr);
+                 std::string(static_cast<size_t>(width - filled), '.').c_str(), p.done, p.total,
+                 static_cast<double>(p.remaining_ms) / 1000.0, tty ? "   " : "\n");
+    if (tty && p.done == p.total) std::fputc('\n', stderr);
     std::fflush(stderr);
 }
 

@@ -186,7 +186,7 @@ std::string_view OpenApiDocument() {
       },
       "SummarizeStream": {
         "type": "array",
-        "description": "Server-Sent Events, each `event: NAME` and `data: JSON` (one line) followed by a blank line, shown here as {event, data} objects. In this order: meta; progress (map-reduce only, once per finished map or reduce call); delta (pieces of the final summary as they are generated); then done, or error and the stream ends. A client that disconnects cancels its upstream generation at once.",
+        "description": "Server-Sent Events, each `event: NAME` and `data: JSON` (one line) followed by a blank line, shown here as {event, data} objects. In this order: meta; progress (map-reduce only: when each phase starts and after each of its calls, for the map, each merge level and the final merge, with an estimate of the time left); delta (pieces of the final summary as they are generated); then done, or error and the stream ends. While nothing else is sent for server.sse_heartbeat_s (15 s by default), the stream carries an SSE comment line, `: heartbeat` followed by a blank line, which SSE clients ignore (it keeps proxies from cutting an idle connection). A client that disconnects cancels its upstream generation at once.",
         "items": {"oneOf": [{"$ref": "#/components/schemas/MetaEvent"}, {"$ref": "#/components/schemas/ProgressEvent"},
                             {"$ref": "#/components/schemas/DeltaEvent"}, {"$ref": "#/components/schemas/DoneEvent"},
                             {"$ref": "#/components/schemas/ErrorEvent"}]}
@@ -206,8 +206,12 @@ std::string_view OpenApiDocument() {
         "properties": {
           "event": {"type": "string", "enum": ["progress"]},
           "data": {"type": "object", "required": ["phase", "done", "total"],
-                   "properties": {"phase": {"type": "string", "enum": ["map", "reduce"]}, "done": {"type": "integer"},
-                                  "total": {"type": "integer"}}}
+                   "properties": {"phase": {"type": "string", "enum": ["map", "reduce", "final"],
+                                            "description": "map: the chunk summaries; reduce: an intermediate merge level; final: the merge that writes the summary (its deltas follow)"},
+                                  "done": {"type": "integer", "description": "calls of this phase finished"},
+                                  "total": {"type": "integer", "description": "calls of this phase (final: 1)"},
+                                  "level": {"type": "integer", "description": "0 for map, 1, 2, ... for each merge level; the final merge's level is the response's levels"},
+                                  "remaining_ms": {"type": "integer", "description": "estimated milliseconds until the summary is complete: a cost model of the calls left, calibrated by this request's calls so far"}}}
         }
       },
       "DeltaEvent": {

@@ -144,7 +144,8 @@ struct RouteEntry {
 ApiRoutes::ApiRoutes(const Config& config, Service& service, std::function<std::string()> transport_metrics)
     : config_(config),
       service_(service),
-      transport_metrics_(std::move(transport_metrics)) {}
+      transport_metrics_(std::move(transport_metrics)),
+      heartbeat_(std::make_unique<SseHeartbeat>(std::chrono::seconds(config.server.sse_heartbeat_s))) {}
 
 HttpResponse ApiRoutes::Handle(HttpRequest& request) {
     Context context(request, config_);
@@ -342,8 +343,12 @@ HttpResponse ApiRoutes::Stream(HttpRequest& request, Context& context, WorkTicke
             }
             stream->Push(FormatSseEvent("meta", MetaEventJson(plan, summarize.request_id)));
         };
-        events.on_progress = [&](std::string_view phase, int done, int total) {
-            stream->Push(FormatSseEvent("progress", {{"phase", phase}, {"done", done}, {"total", total}}));
+        events.on_progress = [&](const ProgressUpdate& p) {
+            stream->Push(FormatSseEvent("progress", {{"phase", p.phase},
+                                                     {"done", p.done},
+                                                     {"total", p.total},
+                                                     {"level", p.level},
+                                                     {"remaining_ms", p.remaining_ms}}));
         };
         events.on_delta = [&](std::string_view piece) { stream->Push(FormatSseEvent("delta", {{"text", piece}})); };
         Result<SummarizeResponse> result = MakeError(ErrorCode::kInternal, "no result");
@@ -368,6 +373,7 @@ HttpResponse ApiRoutes::Stream(HttpRequest& request, Context& context, WorkTicke
         held.reset();  // leaves admission: the work is over
         if (log->Done()) finish_log();
     });
+    heartbeat_->Watch(stream);
     HttpResponse res;
     res.status = 200;
     res.content_type = "text/event-stream";

@@ -51,6 +51,7 @@ struct ServerConfig {
     int max_header_bytes = 16384;     // request line and headers; 431 above
     int max_connections = 10000;      // open connections; above, the oldest not yet answered is closed
     int max_connections_per_address = 1000;  // per client address (0 = no cap); raise behind a proxy
+    int sse_heartbeat_s = 15;         // SSE comment after this long with nothing sent; 0 = none
     std::string api_key;              // empty: no auth; else `Authorization: Bearer <key>`
     std::vector<std::string> cors_origins;  // allowed browser origins; "*" for any
     int max_inflight = 0;             // requests summarizing at once; 0 = 2 x Ollama slots

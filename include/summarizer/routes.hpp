@@ -2,6 +2,7 @@
 // the request id, CORS, the API key, 404 and 405, one exception boundary (a stray exception is a
 // JSON 500), the access log line and the request metrics. Sees only the transport-independent
 // types of http_types.hpp; a transport (http_server.cpp) calls Handle() on a worker thread.
+// Streamed summaries (SSE) get a comment line after server.sse_heartbeat_s of silence.
 // Thread-safe.
 #pragma once
 
@@ -12,6 +13,7 @@
 #include "summarizer/config.hpp"
 #include "summarizer/http_types.hpp"
 #include "summarizer/service.hpp"
+#include "summarizer/sse_heartbeat.hpp"
 
 namespace summarizer {
 
@@ -48,6 +50,7 @@ private:
     const Config& config_;
     Service& service_;
     std::function<std::string()> transport_metrics_;
+    std::unique_ptr<SseHeartbeat> heartbeat_;  // fills the silences of every stream
 };
 
 }  // namespace summarizer

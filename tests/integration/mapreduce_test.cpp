@@ -1,7 +1,8 @@
 // Map-reduce through the real service and client against the fake Ollama over HTTP: document
 // order whatever finishes first, every chunk summary reaching the reduce, multi-level reduce,
 // a transient chunk failure retried alone, a permanent one answered 502 naming the chunk and
-// cancelling the calls in flight, a client going away mid-map (streamed or JSON), Japanese input, and a 1.5M-char input whose every prompt fits its num_ctx.
+// cancelling the calls in flight, a client going away mid-map (streamed or JSON), progress for
+// every phase, Japanese input, and a 1.5M-char input whose every prompt fits its num_ctx.
 #include <regex>
 #include <set>
 
@@ -304,6 +305,51 @@ TEST_F(MapReduceTest, JsonClientGoneDuringMapCancelsEveryOutstandingCall) {
     auto health = Http().Get("/healthz");
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 200);
+}
+
+// Issue #16: a stream reports every phase (map, each merge level, the final merge), each from 0 to
+// its total, with the time left, which ends at 0.
+TEST_F(MapReduceTest, StreamReportsEveryPhaseWithTheTimeLeft) {
+    FakeBehavior b;
+    while (b.reply.size() < 1500) b.reply += "The council agreed on the library budget and a review of the bus timetable. ";
+    b.piece_chars = 64;
+    fake.SetBehavior(b);
+    config.routing.hierarchical_chunk_max_chars = 1000;
+    config.ollama.num_parallel = 4;
+    StartService();
+    std::string received;
+    StreamSummarize(port, {{"text", MarkedText(400)}, {"strategy", "map_reduce"}, {"stream", true}}, received);
+    const auto events = ParseSse(received);
+    ASSERT_FALSE(events.empty());
+    ASSERT_EQ(events.back().first, "done") << events.back().second;
+    const int levels = events.back().second["levels"];
+    ASSERT_GE(levels, 2);
+    // (phase, level) in the order they were reported, each started at 0 and finished at its total.
+    std::vector<std::pair<std::string, int>> phases;
+    std::vector<int64_t> remaining;
+    int done = -1, total = -1;
+    for (const auto& [event, data] : events) {
+        if (event != "progress") continue;
+        const std::pair<std::string, int> phase{data["phase"], data["level"]};
+        if (phases.empty() || phases.back() != phase) {
+            if (!phases.empty()) EXPECT_EQ(done, total) << "phase " << phases.back().first << " left unfinished";
+            EXPECT_EQ(data["done"], 0) << data;
+            phases.push_back(phase);
+        }
+        done = data["done"];
+        total = data["total"];
+        remaining.push_back(data["remaining_ms"]);
+        EXPECT_GE(remaining.back(), 0);
+    }
+    EXPECT_EQ(done, total);
+    ASSERT_EQ(static_cast<int>(phases.size()), levels + 1) << "map, every merge level, the final merge";
+    EXPECT_EQ(phases.front(), (std::pair<std::string, int>{"map", 0}));
+    for (int level = 1; level < levels; ++level) {
+        EXPECT_EQ(phases[static_cast<size_t>(level)], (std::pair<std::string, int>{"reduce", level}));
+    }
+    EXPECT_EQ(phases.back(), (std::pair<std::string, int>{"final", levels}));
+    EXPECT_EQ(remaining.back(), 0);
+    EXPECT_LT(remaining[remaining.size() - 2], remaining.front()) << "the final merge is less than the whole";
 }
 
 TEST_F(MapReduceTest, JapaneseInputIsChunkedAndSummarizedInJapanese) {

@@ -1,7 +1,7 @@
 // The transport of `summarizer serve` (issue #16) through the real HttpServer: the deadlines and
 // connection caps of config `server.*` cut slow and surplus clients and nothing else (a running
-// stream whose client reads is never cut), and the transport's own answers and counters reach
-// /metrics.
+// stream whose client reads is never cut), a silent stream gets SSE heartbeat comments, and the
+// transport's own answers and counters reach /metrics.
 #include <string>
 #include <thread>
 #include <vector>
@@ -117,6 +117,45 @@ TEST_F(TransportTest, ARunningStreamWhoseClientReadsOutlivesEveryDeadline) {
     ASSERT_FALSE(events.empty());
     EXPECT_EQ(events.back().first, "done") << body.substr(body.size() > 300 ? body.size() - 300 : 0);
     EXPECT_EQ(events.back().second["summary"], b.reply);
+}
+
+TEST_F(TransportTest, ASilentStreamGetsHeartbeatComments) {
+    config.server.sse_heartbeat_s = 1;
+    FakeBehavior b;
+    b.reply = "Ferry at noon, back at six.";
+    b.first_piece_delay_ms = 2600;  // a silent prefill
+    fake.SetBehavior(b);
+    StartService();
+    std::string body;
+    ASSERT_EQ(StreamSummarize(port, {{"text", kText}, {"stream", true}}, body), httplib::Error::Success);
+    const size_t first_delta = body.find("event: delta");
+    ASSERT_NE(first_delta, std::string::npos) << body;
+    const std::string silence = body.substr(0, first_delta);
+    size_t beats = 0;
+    for (size_t at = silence.find(": heartbeat\n\n"); at != std::string::npos; at = silence.find(": heartbeat\n\n", at + 1)) {
+        ++beats;
+    }
+    EXPECT_GE(beats, 1u) << body;
+    EXPECT_LE(beats, 3u) << body;
+    // Every SSE client skips them: the events are as without heartbeats.
+    const auto events = ParseSse(body);
+    EXPECT_EQ(events.front().first, "meta");
+    EXPECT_EQ(events.back().first, "done");
+    EXPECT_EQ(events.back().second["summary"], b.reply);
+}
+
+TEST_F(TransportTest, AStreamThatKeepsSendingGetsNoHeartbeat) {
+    config.server.sse_heartbeat_s = 1;
+    FakeBehavior b;
+    b.reply = std::string(48, 'k');
+    b.piece_chars = 4;
+    b.piece_delay_ms = 200;  // 12 pieces over ~2.4 s, never 1 s apart
+    fake.SetBehavior(b);
+    StartService();
+    std::string body;
+    ASSERT_EQ(StreamSummarize(port, {{"text", kText}, {"stream", true}}, body), httplib::Error::Success);
+    EXPECT_EQ(body.find(": heartbeat"), std::string::npos) << body;
+    EXPECT_NE(body.find("event: done"), std::string::npos);
 }
 
 TEST_F(TransportTest, ThePerAddressCapClosesThatAddresssOldestWaitingConnection) {

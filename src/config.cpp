@@ -463,7 +463,11 @@ int Config::MaxInflight() const {
     return server.max_inflight > 0 ? server.max_inflight : std::max(2, 2 * ollama.num_parallel);
 }
 
-std::optional<double> ParseKeepAlive(std::string_view text) { return ParseDurationSeconds(text); }
+std::optional<double> ParseKeepAlive(std::string_view text) {
+    auto seconds = ParseDurationSeconds(text);
+    if (!seconds || !std::isfinite(*seconds)) return std::nullopt;  // "inf", "nan": not a duration Ollama reads
+    return seconds;
+}
 
 std::optional<std::string> NormalizeOllamaHost(std::string_view value) {
     std::string v = Trim(value);

@@ -18,6 +18,7 @@
 
 #include "summarizer/duration.hpp"
 #include "summarizer/ndjson.hpp"
+#include "summarizer/task_pool.hpp"
 
 namespace summarizer {
 namespace {
@@ -161,26 +162,35 @@ private:
                 continue;
             }
             wake_.wait_for(lock, kTick);
-            for (auto& [id, call] : calls_) {
-                if (call.stopped) continue;
-                const auto& o = *call.options;
-                StopReason reason = StopReason::kNone;
-                double elapsed_s = MsSince(call.start) / 1000.0;
-                int64_t last = call.last_line_ns->load();
-                if (call.cancel->cancelled()) {
-                    reason = StopReason::kCancelled;
-                } else if (elapsed_s > o.total_timeout_s) {
-                    reason = StopReason::kTotalTimeout;
-                } else if (last == 0 && elapsed_s > o.first_token_timeout_s) {
-                    reason = StopReason::kFirstTokenTimeout;
-                } else if (last > 0 && elapsed_s - last / 1e9 > o.idle_timeout_s) {
-                    reason = StopReason::kIdleTimeout;
-                }
-                if (reason != StopReason::kNone) {
-                    *call.stop_reason = reason;
-                    call.stopped = true;
-                    call.client->stop();  // shuts the socket down
-                }
+            // This thread's exception boundary: a stray exception is logged and the watchdog goes on.
+            (void)CatchAll("upstream watchdog", [&]() -> std::optional<Error> {
+                CheckCalls();
+                return std::nullopt;
+            });
+        }
+    }
+
+    // Stops the calls that were cancelled or ran out of time. Requires mutex_.
+    void CheckCalls() {
+        for (auto& [id, call] : calls_) {
+            if (call.stopped) continue;
+            const auto& o = *call.options;
+            StopReason reason = StopReason::kNone;
+            double elapsed_s = MsSince(call.start) / 1000.0;
+            int64_t last = call.last_line_ns->load();
+            if (call.cancel->cancelled()) {
+                reason = StopReason::kCancelled;
+            } else if (elapsed_s > o.total_timeout_s) {
+                reason = StopReason::kTotalTimeout;
+            } else if (last == 0 && elapsed_s > o.first_token_timeout_s) {
+                reason = StopReason::kFirstTokenTimeout;
+            } else if (last > 0 && elapsed_s - last / 1e9 > o.idle_timeout_s) {
+                reason = StopReason::kIdleTimeout;
+            }
+            if (reason != StopReason::kNone) {
+                *call.stop_reason = reason;
+                call.stopped = true;
+                call.client->stop();  // shuts the socket down
             }
         }
     }

@@ -93,7 +93,8 @@ void WriteAccessLog(const Config& config, const LogLine& e) {
 
 // The request metrics (for /summarize and /summarize/plan) and the access log line.
 void RecordRequest(const Config& config, Service& service, const LogLine& line) {
-    if (line.path.rfind("/summarize", 0) == 0) {
+    // Only the API's own paths become label values: a client must not grow the metric at will.
+    if (line.path == "/summarize" || line.path == "/summarize/plan") {
         service.metrics().ObserveRequest(line.path, line.route, line.status, line.seconds);
     }
     WriteAccessLog(config, line);

@@ -454,7 +454,8 @@ Status ApplyFileBuckets(Config& config, const nlohmann::ordered_json& buckets, c
     for (const auto& [name, spec] : buckets.items()) {
         if (!name.empty() && name[0] == '_') continue;
         if (spec.is_null()) {
-            std::erase_if(config.buckets, [&](const BucketConfig& b) { return b.name == name; });
+            // By name, not the binding: clang 14 cannot capture a structured binding.
+            std::erase_if(config.buckets, [&removed = name](const BucketConfig& b) { return b.name == removed; });
             continue;
         }
         if (!spec.is_object()) {

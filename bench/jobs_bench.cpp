@@ -112,6 +112,15 @@ public:
     int64_t calls() const { return calls_.load(); }
     void Reset() { nanos_ = 0, calls_ = 0; }
 
+    template <typename F>
+    auto Time(F&& f) {  // defined before its uses: its return type is deduced
+        const auto t0 = Clock::now();
+        auto r = f();
+        nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+        ++calls_;
+        return r;
+    }
+
     std::string Describe() const override { return inner_->Describe(); }
     StoreResult<Submission> Submit(const NewJob& j) override {
         return Time([&] { return inner_->Submit(j); });
@@ -164,14 +173,6 @@ public:
     StoreResult<StoreStats> Stats() override { return inner_->Stats(); }
 
 private:
-    template <typename F>
-    auto Time(F&& f) {
-        const auto t0 = Clock::now();
-        auto r = f();
-        nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
-        ++calls_;
-        return r;
-    }
     std::unique_ptr<JobStore> inner_;
     std::atomic<int64_t> nanos_{0}, calls_{0};
 };

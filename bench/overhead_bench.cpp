@@ -1,17 +1,29 @@
 // summarizer-overhead-bench: what the service adds on top of Ollama, measured against a fake Ollama
-// that answers at once (tests/support/fake_ollama, in-process, real sockets).
+// that answers at once (tests/support/fake_ollama, in this process, real sockets).
 //
 // The same small summary is asked for directly from the fake (POST /api/generate, streaming NDJSON)
 // and through the service (POST /summarize, JSON and SSE), by 1 client, by 32 concurrent clients flat
 // out, and by 32 clients sending a paced 1,000 requests/s together, each on one keep-alive connection
 // with TCP_NODELAY. Printed: latency P50/P99 of both (summarizer::Percentile: linear interpolation,
 // as in every bench) and the difference (the added latency), time to first token (first NDJSON
-// piece / first SSE delta) and its difference (the added TTFT), and requests/s through the service.
-// Targets (2 cores): added P50 <= 0.3 ms, added P99 <= 1 ms, added TTFT <= 1 ms (1 client, 32
-// paced), >= 3,000 req/s (32 flat out). Exit code 0 unless requests failed; the targets are
-// reported, not enforced (timings depend on the machine).
+// piece / first SSE delta) and its difference (the added TTFT), requests/s through the service, and
+// CPU per request.
+//
+// The service runs in this process (--service in-process: the HttpServer over a Service, as
+// `summarizer serve` builds them), or as `summarizer serve` in a child process (--service child), or
+// is one started by hand (--url, --server-pid; start it with --ollama-url pointing at --fake-port).
+// CPU per request: in-process, the process's user + system time (getrusage) per request through the
+// service less that per direct request (clients and fake are in both); with a separate service
+// process, also that process's own user + system time per request (/proc/PID/stat: what getrusage
+// reports inside it), which counts nothing but the service.
+// Targets (issue #16, 2 cores): added CPU <= 150 us per request and added P50 <= 0.15 ms with 1
+// client, added P99 <= 1 ms at a paced 1,000 req/s from 32 clients, added TTFT <= 1 ms, >= 3,000
+// req/s flat out. Exit code 0 unless requests failed (or, with --assert, a target was missed).
 #include <httplib.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <atomic>
@@ -19,7 +31,11 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,6 +47,7 @@
 #include <spdlog/spdlog.h>
 
 #include "fake_ollama.hpp"
+#include "serve_process.hpp"
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
 #include "summarizer/ollama_client.hpp"
@@ -54,7 +71,8 @@ struct Sample {
 struct RunResult {
     std::vector<Sample> samples;
     double wall_s = 0;
-    double cpu_s = 0;  // CPU time of the whole process (clients, service, fake) while measuring
+    double cpu_s = 0;          // CPU time of this process (clients, fake, an in-process service) while measuring
+    double service_cpu_s = 0;  // CPU time of a separate service process while measuring (0: none)
     int failures = 0;
 };
 
@@ -63,6 +81,26 @@ double ProcessCpuSeconds() {
     getrusage(RUSAGE_SELF, &usage);
     auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
     return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// User + system time of process `pid` (all its threads) from /proc/PID/stat, in seconds; 0 if unknown.
+double OtherProcessCpuSeconds(pid_t pid) {
+    if (pid <= 0) return 0;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t close = stat.rfind(')');  // the command name may hold spaces
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; fields >> field; ++i) {  // field 3 is the state
+        if (i == 14) utime = std::stod(field);
+        if (i == 15) {
+            stime = std::stod(field);
+            break;
+        }
+    }
+    return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // What one kind of request is: path, body, and the bytes that mean "the first token has arrived".
@@ -79,7 +117,8 @@ struct Target {
 // With `rate` > 0 the clients together send `rate` requests/s on a fixed schedule (an open loop, the
 // way gateway overheads are usually quoted: at a given load), and a request's latency counts from
 // when it was due, so a client that falls behind pays for it (no coordinated omission).
-RunResult Run(int port, const Target& target, int clients, int per_client, int warmup, double rate = 0) {
+RunResult Run(int port, const Target& target, int clients, int per_client, int warmup, double rate = 0,
+              pid_t service_pid = 0) {
     RunResult result;
     std::vector<std::vector<Sample>> per_thread(static_cast<size_t>(clients));
     std::atomic<int> failures{0};
@@ -160,12 +199,14 @@ RunResult Run(int port, const Target& target, int clients, int per_client, int w
         cv.wait(lock, [&] { return ready == clients; });
         start = Clock::now();
         result.cpu_s = -ProcessCpuSeconds();
+        result.service_cpu_s = -OtherProcessCpuSeconds(service_pid);
         go = true;
     }
     cv.notify_all();
     for (auto& t : threads) t.join();
     result.wall_s = MsSince(start) / 1000.0;
     result.cpu_s += ProcessCpuSeconds();
+    result.service_cpu_s += OtherProcessCpuSeconds(service_pid);
     for (auto& v : per_thread) result.samples.insert(result.samples.end(), v.begin(), v.end());
     result.failures = failures.load();
     return result;
@@ -176,6 +217,7 @@ void Merge(RunResult& into, RunResult&& more) {
     into.samples.insert(into.samples.end(), more.samples.begin(), more.samples.end());
     into.wall_s += more.wall_s;
     into.cpu_s += more.cpu_s;
+    into.service_cpu_s += more.service_cpu_s;
     into.failures += more.failures;
 }
 
@@ -192,16 +234,83 @@ std::vector<double> Ttfts(const RunResult& r) {
 
 const char* Verdict(bool ok) { return ok ? "ok" : "MISSED"; }
 
+// The service under test: in this process, a `summarizer serve` child, or one started by hand.
+struct ServiceUnderTest {
+    std::optional<summarizer::Service> service;
+    std::optional<summarizer::HttpServer> server;
+    std::thread serving;
+    std::optional<summarizer::testing::ServeProcess> child;
+    int port = 0;
+    pid_t pid = 0;  // a separate process whose CPU time is read; 0: in this process
+
+    ~ServiceUnderTest() {
+        if (server) server->Stop();
+        if (serving.joinable()) serving.join();
+        if (child) child->Terminate(std::chrono::seconds(10));
+    }
+};
+
+// The service set up to measure its own cost: admission does not queue the 32 clients, the
+// upstream scheduler gives the instant fake as many slots as there are clients, no prefill gate
+// (no prompt to prefill), no preload; the access log is written (to /dev/null in process, to the
+// child's log file otherwise): it is part of every request's cost.
+bool StartService(ServiceUnderTest& s, const std::string& mode, const std::string& url, int server_pid,
+                  summarizer::Config& config, const std::string& ollama_url) {
+    if (!url.empty()) {
+        const auto colon = url.rfind(':');
+        s.port = colon == std::string::npos ? 0 : std::atoi(url.c_str() + colon + 1);
+        s.pid = server_pid;
+        return s.port > 0;
+    }
+    if (mode == "child") {
+        s.child.emplace(summarizer::testing::ServeOptions{
+            .ollama_url = ollama_url,
+            .env = {"SUMMARIZER_MAX_INFLIGHT=64", "OLLAMA_NUM_PARALLEL=64", "SUMMARIZER_PREFILL_GATE=false",
+                    "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
+            .name = "overhead_bench",
+            .inherit_environment = false});
+        if (!s.child->WaitUp()) {
+            std::fprintf(stderr, "summarizer serve did not start:\n%s\n", s.child->Log().c_str());
+            return false;
+        }
+        s.port = s.child->port();
+        s.pid = s.child->pid();
+        return true;
+    }
+    config.server.port = 0;
+    config.ollama.url = ollama_url;
+    config.server.max_inflight = 64;
+    config.ollama.num_parallel = 64;
+    config.scheduler.prefill_gate = false;
+    config.vram.preload_hot_bucket = false;
+    s.service.emplace(config);
+    s.server.emplace(config, *s.service);
+    auto port = s.server->Bind();
+    if (!port.ok()) {
+        std::fprintf(stderr, "cannot bind: %s\n", port.error().message.c_str());
+        return false;
+    }
+    s.port = *port;
+    s.serving = std::thread([&s] { s.server->Run(); });
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"summarizer-overhead-bench: latency, TTFT and throughput the service adds on top of an instant fake Ollama"};
-    int requests_1 = 2000;
-    int requests_32 = 4000;
+    CLI::App app{"summarizer-overhead-bench: latency, TTFT, throughput and CPU the service adds on top of an instant "
+                 "fake Ollama"};
+    int requests_1 = 20000;
+    int requests_32 = 20000;
     int warmup = 20;
     int rounds = 4;
     bool log_to_stderr = false;
+    bool assert_targets = false;
     double paced_rate = 1000;
+    std::string mode = "in-process";
+    std::string url;
+    int server_pid = 0;
+    int fake_port = 0;
     app.add_option("--requests-1", requests_1, "measured requests with 1 client")->capture_default_str();
     app.add_option("--requests-32", requests_32, "measured requests with 32 clients (in total)")->capture_default_str();
     app.add_option("--warmup", warmup, "unmeasured requests per client first")->capture_default_str();
@@ -214,38 +323,31 @@ int main(int argc, char** argv) {
                    "requests/s the 32 clients send together on a schedule (0: skip the paced run)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
-    app.add_flag("--log-to-stderr", log_to_stderr, "access log to stderr (default: /dev/null, the cost of the write kept)");
+    app.add_option("--service", mode, "in-process (HttpServer in this process) or child (summarizer serve)")
+        ->check(CLI::IsMember({"in-process", "child"}))
+        ->capture_default_str();
+    app.add_option("--url", url, "a service started by hand (http://127.0.0.1:PORT), pointed at --fake-port");
+    app.add_option("--server-pid", server_pid, "with --url: its process, whose CPU time is read");
+    app.add_option("--fake-port", fake_port, "port of the fake Ollama (0: any free one)");
+    app.add_flag("--log-to-stderr", log_to_stderr, "in-process access log to stderr (default: /dev/null, the write kept)");
+    app.add_flag("--assert", assert_targets, "exit 1 when a target is missed");
     CLI11_PARSE(app, argc, argv);
+    std::signal(SIGPIPE, SIG_IGN);
 
     // The access log is part of the hot path: keep writing it, to a sink that costs a write() only.
     if (!log_to_stderr) spdlog::set_default_logger(spdlog::basic_logger_mt("access", "/dev/null"));
 
     namespace fake = summarizer::testing;
-    fake::FakeOllama ollama;
+    fake::FakeOllama ollama(fake_port);
     fake::FakeBehavior behavior;
     behavior.reply = "The council funded the first tram section; a timetable follows before summer.";
     behavior.piece_chars = 16;
     ollama.SetBehavior(behavior);
 
     summarizer::Config config;
-    config.server.port = 0;
-    config.ollama.url = ollama.url();
-    // Admission must not queue the 32 clients: this measures the service's own cost, not its policy.
-    config.server.max_inflight = 64;
-    // Nor the upstream scheduler: the instant fake has as many slots as there are clients, and
-    // no prompt to prefill (no gate), no model to preload.
-    config.ollama.num_parallel = 64;
-    config.scheduler.prefill_gate = false;
-    config.vram.preload_hot_bucket = false;
-    config.server.threads = std::max(config.server.threads, 40);
-    summarizer::Service service(config);
-    summarizer::HttpServer server(config, service);
-    auto port = server.Bind();
-    if (!port.ok()) {
-        std::fprintf(stderr, "cannot bind: %s\n", port.error().message.c_str());
-        return 1;
-    }
-    std::thread serving([&] { server.Run(); });
+    ServiceUnderTest service;
+    if (!StartService(service, mode, url, server_pid, config, ollama.url())) return 1;
+    const int port = service.port;
 
     const std::string text =
         "The city council met on Tuesday to discuss the new tram line. After three hours of debate, the members "
@@ -268,10 +370,11 @@ int main(int argc, char** argv) {
     double load[3] = {0, 0, 0};
     getloadavg(load, 3);
     std::printf("summarizer-overhead-bench: %u cores, load average %.1f (other processes compete for the cores: "
-                "compare ratios, rerun on an idle machine), fake Ollama at %s, service on port %d\n",
-                std::thread::hardware_concurrency(), load[0], ollama.url().c_str(), *port);
-    std::printf("\n| clients | request | P50 ms | P99 ms | TTFT P50 ms | TTFT P99 ms | req/s | CPU us/req |\n"
-                "|---|---|---|---|---|---|---|---|\n");
+                "compare ratios, rerun on an idle machine), fake Ollama at %s, service (%s) on port %d\n",
+                std::thread::hardware_concurrency(), load[0], ollama.url().c_str(),
+                !url.empty() ? "--url" : mode.c_str(), port);
+    std::printf("\n| clients | request | P50 ms | P99 ms | TTFT P50 ms | TTFT P99 ms | req/s | CPU us/req (this "
+                "process) | CPU us/req (service process) |\n|---|---|---|---|---|---|---|---|---|\n");
     int failures = 0;
     struct Row {
         int clients;
@@ -291,8 +394,8 @@ int main(int argc, char** argv) {
         Row row{clients, rate, {}, {}, {}};
         for (int round = 0; round < rounds; ++round) {
             Merge(row.direct, Run(ollama.port(), direct, clients, per_client, warmup, rate));
-            Merge(row.json, Run(*port, service_json, clients, per_client, warmup, rate));
-            Merge(row.sse, Run(*port, service_sse, clients, per_client, warmup, rate));
+            Merge(row.json, Run(port, service_json, clients, per_client, warmup, rate, service.pid));
+            Merge(row.sse, Run(port, service_sse, clients, per_client, warmup, rate, service.pid));
         }
         for (const auto* r : {&row.direct, &row.json, &row.sse}) failures += r->failures;
         const std::pair<const Target*, const RunResult*> runs[] = {{&direct, &row.direct}, {&service_json, &row.json},
@@ -306,10 +409,12 @@ int main(int argc, char** argv) {
             std::string ttft99 = target->first_token_marker.empty()
                                      ? "-"
                                      : std::to_string(Percentile(ttft, 99).value_or(0)).substr(0, 5);
-            std::printf("| %s | %s | %.3f | %.3f | %s | %s | %.0f | %.0f |\n", row.Label().c_str(),
+            const auto n = static_cast<double>(r->samples.size());
+            const std::string service_cpu =
+                service.pid > 0 && r != &row.direct ? std::to_string(static_cast<int>(r->service_cpu_s * 1e6 / n)) : "-";
+            std::printf("| %s | %s | %.3f | %.3f | %s | %s | %.0f | %.0f | %s |\n", row.Label().c_str(),
                         target->name.c_str(), Percentile(lat, 50).value_or(0), Percentile(lat, 99).value_or(0),
-                        ttft50.c_str(), ttft99.c_str(), static_cast<double>(r->samples.size()) / r->wall_s,
-                        r->cpu_s * 1e6 / static_cast<double>(r->samples.size()));
+                        ttft50.c_str(), ttft99.c_str(), n / r->wall_s, r->cpu_s * 1e6 / n, service_cpu.c_str());
         }
         rows.push_back(std::move(row));
     }
@@ -318,14 +423,17 @@ int main(int argc, char** argv) {
     // its latency is 32 / throughput, so the service's added latency there is its added CPU times
     // 32 / 2 cores, whatever it does. The latency targets are therefore judged with 1 client and with
     // 32 clients at a paced load; the flat-out run is judged on throughput.
-    // The CPU the service adds per request (the process's CPU per request through the service, less
-    // that of the same request sent directly) does not depend on what else the machine runs; 2 cores
-    // divided by it is what the service alone could serve if the clients and Ollama were elsewhere.
+    // The CPU the service adds per request does not depend on what else the machine runs: this
+    // process's CPU per request through the service less that of the same request sent directly,
+    // plus a separate service process's own CPU per request. 2 cores divided by it is what the
+    // service alone could serve if the clients and Ollama were elsewhere. Judged with 1 client (the
+    // paced run's figure includes waking idle threads for every request).
     std::printf("\n| clients | added P50 ms | added P99 ms | added TTFT P50 ms | added TTFT P99 ms | service req/s | "
                 "added CPU us/req | 2 cores / added CPU |\n|---|---|---|---|---|---|---|---|\n");
     bool all_ok = failures == 0;
     for (const auto& row : rows) {
         const bool flat_out = row.clients > 1 && row.rate <= 0;
+        const bool one = row.clients == 1;
         const double p50 =
             Percentile(Latencies(row.json), 50).value_or(0) - Percentile(Latencies(row.direct), 50).value_or(0);
         const double p99 =
@@ -333,22 +441,22 @@ int main(int argc, char** argv) {
         const double t50 = Percentile(Ttfts(row.sse), 50).value_or(0) - Percentile(Ttfts(row.direct), 50).value_or(0);
         const double t99 = Percentile(Ttfts(row.sse), 99).value_or(0) - Percentile(Ttfts(row.direct), 99).value_or(0);
         const double rps = static_cast<double>(row.json.samples.size()) / row.json.wall_s;
-        const double added_cpu_s = row.json.cpu_s / static_cast<double>(row.json.samples.size()) -
+        const double n_json = static_cast<double>(row.json.samples.size());
+        const double added_cpu_s = (row.json.cpu_s + row.json.service_cpu_s) / n_json -
                                    row.direct.cpu_s / static_cast<double>(row.direct.samples.size());
-        const auto verdict = [&](bool ok) { return flat_out ? "queueing, not judged" : Verdict(ok); };
-        std::printf("| %s | %.3f (%s) | %.3f (%s) | %.3f (%s) | %.3f | %.0f%s | %.0f | %.0f req/s |\n",
-                    row.Label().c_str(), p50, verdict(p50 <= 0.3), p99, verdict(p99 <= 1.0), t50, verdict(t50 <= 1.0),
+        const bool p50_ok = !one || p50 <= 0.15;
+        const bool p99_ok = one || p99 <= 1.0;
+        const bool cpu_ok = !one || added_cpu_s <= 150e-6;
+        const auto judged = [&](bool ok, bool applies) { return flat_out ? "queueing" : applies ? Verdict(ok) : "-"; };
+        std::printf("| %s | %.3f (%s) | %.3f (%s) | %.3f (%s) | %.3f | %.0f%s | %.0f (%s) | %.0f req/s |\n",
+                    row.Label().c_str(), p50, judged(p50_ok, one), p99, judged(p99_ok, !one), t50, judged(t50 <= 1.0, true),
                     t99, rps, flat_out ? (rps >= 3000 ? " (ok)" : " (MISSED)") : "", added_cpu_s * 1e6,
-                    added_cpu_s > 0 ? 2.0 / added_cpu_s : 0.0);
-        all_ok = all_ok && (flat_out ? rps >= 3000 : p50 <= 0.3 && p99 <= 1.0 && t50 <= 1.0);
+                    flat_out ? "-" : judged(cpu_ok, one), added_cpu_s > 0 ? 2.0 / added_cpu_s : 0.0);
+        all_ok = all_ok && (flat_out ? rps >= 3000 : p50_ok && p99_ok && cpu_ok && t50 <= 1.0);
     }
-    std::printf("\ntargets: added P50 <= 0.3 ms, added P99 <= 1 ms, added TTFT <= 1 ms (1 client, 32 paced), "
-                ">= 3000 req/s (32 flat out): %s\n",
+    std::printf("\ntargets: 1 client: added P50 <= 0.15 ms, added CPU <= 150 us/req; 32 paced: added P99 <= 1 ms; "
+                "added TTFT P50 <= 1 ms; 32 flat out: >= 3000 req/s: %s\n",
                 all_ok ? "all met" : "not all met");
     if (failures) std::printf("%d request(s) FAILED\n", failures);
-
-    server.Stop();
-    serving.join();
-    ollama.Stop();
-    return failures == 0 ? 0 : 1;
+    return failures == 0 && (all_ok || !assert_targets) ? 0 : 1;
 }

@@ -1,6 +1,8 @@
 // summarizer-slowloris-bench: what slow and idle clients cost the server (issue #16).
 //
-// 1. Trickle/idle run: --trickle connections each send one byte of a request a second (never
+// 1. Trickle/idle run (--target summarizer, the default: `summarizer serve` as a child, backed by
+//    the fake Ollama in this process; --target event: a bare EventServer child with a trivial
+//    handler; or --url: any running server): --trickle connections each send one byte of a request a second (never
 //    finishing their headers) and --idle connections hold a slot (half send nothing, half
 //    complete one request and then stay open as a keep-alive pool would), from --addresses
 //    loopback source addresses (127.0.0.2, 127.0.0.3, ...). Connections the server closes are
@@ -13,10 +15,12 @@
 //    requests to a trivial handler, EventServer vs httplib::Server doing the same work, in
 //    alternating rounds of the same run (the machine is shared: compare the ratio).
 //
-// The server is this program re-executed as a child (`--serve event|httplib`), so its RSS and CPU
-// time are its own; or, for the trickle run, any server given by --url (then --server-pid names
-// the process whose RSS to sample). Loopback only; bounded in time (ramp + --duration-s + drain
-// of header timeout + 5 s + the CPU rounds).
+// The servers are children, so their RSS and CPU time are their own: `summarizer serve` (its
+// header deadline and keep-alive time-out set from --header-timeout-ms and --keep-alive-ms,
+// rounded to seconds), or this program re-executed (`--serve event|httplib`); or, for the trickle
+// run, any server given by --url (then --server-pid names the process whose RSS to sample).
+// Loopback only; bounded in time (ramp + --duration-s + drain of header timeout + 5 s + the CPU
+// rounds).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -37,6 +41,7 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,7 +51,10 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "fake_ollama.hpp"
+#include "serve_process.hpp"
 #include "summarizer/event_server.hpp"
+#include "summarizer/stats.hpp"
 
 extern char** environ;
 
@@ -58,14 +66,7 @@ using namespace std::chrono_literals;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-double Percentile(std::vector<double> values, double p) {
-    if (values.empty()) return 0;
-    std::sort(values.begin(), values.end());
-    const double rank = p / 100.0 * static_cast<double>(values.size() - 1);
-    const auto lo = static_cast<size_t>(rank);
-    const size_t hi = std::min(lo + 1, values.size() - 1);
-    return values[lo] + (values[hi] - values[lo]) * (rank - static_cast<double>(lo));
-}
+double Percentile(const std::vector<double>& values, double p) { return summarizer::Percentile(values, p).value_or(0); }
 
 // ---- The server child -----------------------------------------------------------------------------
 
@@ -210,6 +211,68 @@ public:
 
 private:
     pid_t pid_ = -1;
+    int port_ = 0;
+};
+
+// `summarizer serve` against the fake Ollama of this process, with the transport's deadlines of
+// the run (whole seconds) and everything else at its defaults.
+class SummarizerChild {
+public:
+    explicit SummarizerChild(const ServeOptions& options) {
+        const auto seconds = [](int ms) { return std::to_string(std::max(1, (ms + 500) / 1000)); };
+        summarizer::testing::FakeBehavior reply;
+        reply.reply = "The museum reopens on Saturday; entry is free for a week.";
+        fake_.SetBehavior(reply);
+        process_.emplace(summarizer::testing::ServeOptions{
+            .ollama_url = fake_.url(),
+            .env = {"SUMMARIZER_HEADER_TIMEOUT_S=" + seconds(options.header_timeout_ms),
+                    "SUMMARIZER_KEEP_ALIVE_TIMEOUT_S=" + seconds(options.keep_alive_ms),
+                    "SUMMARIZER_IO_THREADS=" + std::to_string(options.io_threads),
+                    "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
+            .name = "slowloris_bench",
+            .inherit_environment = false});
+        if (!process_->WaitUp()) {
+            std::fprintf(stderr, "summarizer serve did not start; its log (%s):\n%s\n", process_->log_path().c_str(),
+                         process_->Log().c_str());
+            return;
+        }
+        port_ = process_->port();
+    }
+    ~SummarizerChild() {
+        if (process_) process_->Terminate(std::chrono::seconds(10));
+    }
+    int port() const { return port_; }
+    pid_t pid() const { return process_ ? process_->pid() : -1; }
+    // The transport's counters from /metrics (summarizer_http_*), as JSON.
+    json Stats() const {
+        httplib::Client client("127.0.0.1", port_);
+        auto response = client.Get("/metrics");
+        json out = json::object();
+        if (!response || response->status != 200) return out;
+        std::istringstream lines(response->body);
+        for (std::string line; std::getline(lines, line);) {
+            if (line.rfind("summarizer_http_", 0) != 0) continue;
+            const auto space = line.rfind(' ');
+            out[line.substr(16, space - 16)] = std::stod(line.substr(space + 1));
+        }
+        return out;
+    }
+    // The log lines at warning level or above.
+    std::vector<std::string> Problems() const {
+        std::vector<std::string> out;
+        std::istringstream lines(process_ ? process_->Log() : "");
+        for (std::string line; std::getline(lines, line);) {
+            if (line.find(" warning ") != std::string::npos || line.find(" error ") != std::string::npos ||
+                line.find(" critical ") != std::string::npos) {
+                out.push_back(line);
+            }
+        }
+        return out;
+    }
+
+private:
+    summarizer::testing::FakeOllama fake_;
+    std::optional<summarizer::testing::ServeProcess> process_;
     int port_ = 0;
 };
 
@@ -520,9 +583,11 @@ void RaiseOpenFileLimit(rlim_t wanted) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Slow and idle clients against the event server (issue #16), and its CPU per request vs httplib"};
+    CLI::App app{"Slow and idle clients against summarizer serve or the bare event server (issue #16), and the event "
+                 "server's CPU per request vs httplib"};
     ServeOptions serve;
     std::string serve_kind;
+    std::string target = "summarizer";
     std::string url;
     int server_pid = 0;
     int trickle = 2000;
@@ -539,6 +604,10 @@ int main(int argc, char** argv) {
     double max_rss_mib = 256;
     bool assert_targets = false;
     app.add_option("--serve", serve_kind, "internal: run as the server child (event or httplib)");
+    app.add_option("--target", target, "the trickle/idle run's server child: summarizer (summarizer serve with the fake "
+                                       "Ollama) or event (a bare EventServer)")
+        ->check(CLI::IsMember({"summarizer", "event"}))
+        ->capture_default_str();
     app.add_option("--url", url, "run the trickle/idle load against this server (http://127.0.0.1:PORT) instead of a child");
     app.add_option("--server-pid", server_pid, "with --url: the process whose RSS to sample");
     app.add_option("--trickle", trickle, "connections trickling a byte a second");
@@ -571,10 +640,16 @@ int main(int argc, char** argv) {
     // ---- 1. Trickle and idle connections, with a probe client -------------------------------------
     if (trickle + idle > 0) {
         std::optional<ServerChild> child;
+        std::optional<SummarizerChild> service;
         std::string host = "127.0.0.1";
         int port = 0;
         pid_t pid = server_pid;
-        if (url.empty()) {
+        if (url.empty() && target == "summarizer") {
+            service.emplace(serve);
+            port = service->port();
+            pid = service->pid();
+            if (port <= 0) return 1;
+        } else if (url.empty()) {
             child.emplace("event", serve);
             port = child->port();
             pid = child->pid();
@@ -594,8 +669,10 @@ int main(int argc, char** argv) {
             host = rest.substr(0, colon);
             port = std::stoi(rest.substr(colon + 1));
         }
-        std::printf("trickle/idle run: %d trickling + %d idle connections from %d source addresses, %d s, against %s:%d\n",
-                    trickle, idle, addresses, duration_s, host.c_str(), port);
+        std::printf("trickle/idle run: %d trickling + %d idle connections from %d source addresses, %d s, against %s "
+                    "at %s:%d\n",
+                    trickle, idle, addresses, duration_s,
+                    service ? "summarizer serve (fake Ollama)" : child ? "a bare EventServer" : "--url", host.c_str(), port);
         std::fflush(stdout);
 
         std::atomic<bool> stop_probe{false};
@@ -629,6 +706,7 @@ int main(int argc, char** argv) {
             httplib::Client client(host, port);
             if (auto response = client.Get("/stats"); response && response->status == 200) stats = json::parse(response->body);
         }
+        if (service) stats = service->Stats();
 
         const double p50 = Percentile(probe.healthz_ms, 50);
         const double p99 = Percentile(probe.healthz_ms, 99);
@@ -657,6 +735,10 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(result.idle_closed_by_server),
                     static_cast<unsigned long long>(result.keepalive_answered));
         if (!stats.is_null()) std::printf("  server counters: %s\n", stats.dump().c_str());
+        const auto problems = service ? service->Problems() : std::vector<std::string>{};
+        for (size_t i = 0; i < std::min<size_t>(5, problems.size()); ++i) {
+            std::printf("  service log: %s\n", problems[i].c_str());
+        }
 
         const bool all_answered = probe.failures.empty() && probe.healthz_sent > 0 && probe.post_sent > 0;
         const bool p99_ok = p99 < max_p99_ms;

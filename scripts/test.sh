@@ -15,10 +15,11 @@ if [[ -z ${SUMMARIZER_TEST_PG_URL:-} ]]; then
   # shellcheck disable=SC2119 # no DIR: a new temporary one
   pg_start
 fi
-echo "== ctest"
+echo "== ctest (${SECONDS} s in)"
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 300 -j "$(nproc)")
 for check in scripts/check-*.sh; do
   [[ -x "$check" ]] || continue
-  echo "== $check"
+  echo "== $check (${SECONDS} s in)"
   "$check"
 done
+echo "test.sh: all passed in ${SECONDS} s"

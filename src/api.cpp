@@ -29,6 +29,25 @@ std::string MediaType(std::string_view content_type) {
 
 Error Invalid(std::string message) { return MakeError(ErrorCode::kInvalidRequest, std::move(message)); }
 
+// Whether a multipart/form-data body has the shape RFC 7578 gives it: a boundary parameter, the
+// body opening with "--boundary" CRLF and closed by "--boundary--". Forms are refused either way
+// (415); a malformed one is a bad request first (400), as it was when the HTTP library parsed forms.
+bool IsWellFormedMultipart(std::string_view content_type, std::string_view body) {
+    const std::string lower = Lower(content_type);
+    const size_t at = lower.find("boundary=");
+    if (at == std::string::npos) return false;
+    std::string_view boundary = content_type.substr(at + 9);
+    boundary = boundary.substr(0, boundary.find(';'));
+    while (!boundary.empty() && (boundary.back() == ' ' || boundary.back() == '\t')) boundary.remove_suffix(1);
+    if (boundary.size() >= 2 && boundary.front() == '"' && boundary.back() == '"') {
+        boundary = boundary.substr(1, boundary.size() - 2);
+    }
+    if (boundary.empty()) return false;
+    const std::string open = "--" + std::string(boundary) + "\r\n";
+    const std::string close = "\r\n--" + std::string(boundary) + "--";
+    return body.substr(0, open.size()) == open && body.find(close) != std::string_view::npos;
+}
+
 // The request is a flat object; anything nested deeper than this is not one, and a bounded
 // depth keeps the parser's and the destructor's work (recursive in places) small.
 constexpr int kMaxJsonDepth = 32;
@@ -184,6 +203,8 @@ Result<ParsedRequest> ParseSummarizeRequest(const HttpInput& input, const Config
             if (name == "text") return Invalid("with text/plain the body is the text; drop the 'text' query parameter");
             if (auto error = SetOption(out, name, QueryValue(name, value), config, true)) return *error;
         }
+    } else if (media == "multipart/form-data" && !IsWellFormedMultipart(input.content_type, input.body)) {
+        return Invalid("malformed multipart/form-data body (forms are not accepted either: send JSON or text/plain)");
     } else {
         return MakeError(ErrorCode::kUnsupportedMediaType,
                          "Content-Type must be application/json or text/plain" +

@@ -1157,6 +1157,24 @@ struct EventServer::Impl {
         }
     }
 
+    // Closes the listening socket and tells every connection the server stops; once, whoever
+    // calls first (StopAccepting() or Stop()); a second caller waits until it is done.
+    void CloseAcceptor() {
+        std::lock_guard lock(accept_stop_mutex);
+        if (accept_stopped) return;
+        accept_stopped = true;
+        core.stopping = true;
+        std::promise<void> closed;
+        asio::post(accept_strand, [this, &closed] {
+            beast::error_code ec;
+            acceptor.close(ec);
+            accept_retry.cancel();
+            closed.set_value();
+        });
+        closed.get_future().wait();
+        for (auto& connection : core.registry.Snapshot()) connection->PostServerStopping();
+    }
+
     enum class State { kNew, kBound, kRunning, kStopping, kStopped };
 
     EventServerOptions options;
@@ -1172,6 +1190,9 @@ struct EventServer::Impl {
     std::condition_variable state_cv;
     State state = State::kNew;
     int port = 0;
+
+    std::mutex accept_stop_mutex;
+    bool accept_stopped = false;  // guarded by accept_stop_mutex
 };
 
 EventServer::EventServer(EventServerOptions options, HttpHandler handler)
@@ -1253,18 +1274,7 @@ void EventServer::Stop(std::chrono::milliseconds grace) {
         s.state = Impl::State::kStopping;
     }
     const auto grace_end = Clock::now() + grace;
-    s.core.stopping = true;
-
-    std::promise<void> closed;
-    asio::post(s.accept_strand, [&s, &closed] {
-        beast::error_code ec;
-        s.acceptor.close(ec);
-        s.accept_retry.cancel();
-        closed.set_value();
-    });
-    closed.get_future().wait();
-
-    for (auto& connection : s.core.registry.Snapshot()) connection->PostServerStopping();
+    s.CloseAcceptor();
     if (!s.core.WaitForConnections(grace_end)) {
         {
             const auto left = s.core.registry.Snapshot();  // released before waiting: it holds them
@@ -1286,6 +1296,15 @@ void EventServer::Stop(std::chrono::milliseconds grace) {
     std::lock_guard lock(s.state_mutex);
     s.state = Impl::State::kStopped;
     s.state_cv.notify_all();
+}
+
+void EventServer::StopAccepting() {
+    Impl& s = *impl_;
+    {
+        std::lock_guard lock(s.state_mutex);
+        if (s.state != Impl::State::kRunning) return;
+    }
+    s.CloseAcceptor();
 }
 
 void EventServer::Wait() {

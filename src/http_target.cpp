@@ -1,6 +1,7 @@
 #include "summarizer/http_target.hpp"
 
 #include "summarizer/text.hpp"
+#include "summarizer/utf8.hpp"
 
 namespace summarizer {
 namespace {
@@ -18,6 +19,14 @@ bool HasControlCharacter(std::string_view s) {
         if (c < 0x20 || c == 0x7f) return true;
     }
     return false;
+}
+
+// `text` with every ill-formed UTF-8 sequence replaced by U+FFFD.
+std::string ReplaceInvalidUtf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 8);
+    for (size_t pos = 0; pos < text.size();) AppendUtf8(out, DecodeCodePoint(text, pos));
+    return out;
 }
 
 Error BadTarget(std::string message) { return MakeError(ErrorCode::kInvalidRequest, std::move(message)); }
@@ -101,7 +110,9 @@ Result<RequestTarget> ParseRequestTarget(std::string_view target) {
     } else if (!PercentDecode(raw_path, false, result.path)) {
         return BadTarget("malformed percent-escape in the path (expected %XX with two hex digits)");
     }
-    if (!IsValidUtf8(result.path)) return BadTarget("the path does not decode to valid UTF-8");
+    // Bytes that are no UTF-8 name no endpoint: the routes answer 404 (as for any unknown path)
+    // and logs see U+FFFD.
+    if (!IsValidUtf8(result.path)) result.path = ReplaceInvalidUtf8(result.path);
     if (HasControlCharacter(result.path)) return BadTarget("the path decodes to a control character");
 
     if (question == std::string_view::npos) return result;

@@ -20,7 +20,9 @@ void EventStream::Push(std::string bytes) {
     std::function<void()> wakeup;
     {
         std::lock_guard lock(mutex_);
+        if (finished_) return;
         queue_.push_back(std::move(bytes));
+        last_push_ = std::chrono::steady_clock::now();
         wakeup = wakeup_;
     }
     cv_.notify_one();
@@ -59,6 +61,11 @@ void EventStream::SetWakeup(std::function<void()> wakeup) {
 bool EventStream::finished() const {
     std::lock_guard lock(mutex_);
     return finished_;
+}
+
+std::chrono::steady_clock::time_point EventStream::last_push() const {
+    std::lock_guard lock(mutex_);
+    return last_push_;
 }
 
 void HttpResponse::SetHeader(std::string name, std::string value) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "jobs_internal.hpp"
@@ -164,13 +165,14 @@ JobProgress ProgressOf(const StepId& id, const ExecutionState& state) {
     return p;
 }
 
-json ProgressEventJson(const StepId& id, const JobProgress& p) {
+json ProgressEventJson(const StepId& id, const JobProgress& p, int64_t remaining_ms) {
     return {{"phase", id.kind == StepKind::kMap      ? "map"
                       : id.kind == StepKind::kSingle ? "single"
                                                      : "reduce"},
             {"done", p.done},
             {"total", p.total},
             {"level", p.level},
+            {"remaining_ms", remaining_ms},
             {"step", {{"kind", StepKindName(id.kind)}, {"level", id.level}, {"index", id.index}}}};
 }
 
@@ -215,7 +217,14 @@ public:
         };
         hooks.cancel = &held_->cancel;
         hooks.allow_fallback = sync_;  // a job waits for its upstream; a client wants an answer now
-        auto result = jobs_.service_.Summarize(ticket_, request_, events, arrival, &hooks);
+        // The executor's estimate of the time left goes into the job's progress events too (as of
+        // the step before: a step is committed before its own progress is announced).
+        SummarizeEvents relayed = events;
+        relayed.on_progress = [this, inner = events.on_progress](const ProgressUpdate& p) {
+            remaining_ms_ = p.remaining_ms;
+            if (inner) inner(p);
+        };
+        auto result = jobs_.service_.Summarize(ticket_, request_, relayed, arrival, &hooks);
         Conclude(result);
         jobs_.Drop(job_.id);
         jobs_.NotifyNews();
@@ -394,7 +403,7 @@ private:
         // A client's one-pass summary is stored with the result, a moment later.
         if (sync_ && step.kind == StepKind::kSingle) return;
         const JobProgress progress = ProgressOf(step, state);
-        const NewEvent event{"progress", ProgressEventJson(step, progress).dump()};
+        const NewEvent event{"progress", ProgressEventJson(step, progress, remaining_ms_.load()).dump()};
         auto recorded =
             WithRetry([&] { return store_.RecordStep(id(), owner(), ToStep(step, output, state), event, progress); });
         if (!recorded.ok()) {
@@ -491,6 +500,7 @@ private:
     std::shared_ptr<Held> held_;
     std::string replanned_;  // why the job was re-planned (kept in the saved plan)
     int saved_replans_ = 0;  // the state's re-plans when its skeleton was last saved
+    std::atomic<int64_t> remaining_ms_{0};  // the executor's latest estimate of the time left
 };
 
 Result<SummarizeResponse> Jobs::Run(Job job, const WorkTicket& ticket, const SummarizeRequest* sync_request,

@@ -14,6 +14,7 @@
 #include "jobs_internal.hpp"
 #include "summarizer/api.hpp"
 #include "summarizer/job_key.hpp"
+#include "summarizer/task_pool.hpp"
 
 namespace summarizer {
 namespace {
@@ -218,9 +219,24 @@ StoreStatus Jobs::Start() {
     }
     ReclaimIfSoleOwner();
     started_ = true;
-    for (int i = 0; i < config_.jobs.max_running; ++i) runners_.emplace_back([this, i] { RunnerLoop(i); });
-    heartbeat_ = std::thread([this] { HeartbeatLoop(); });
-    maintenance_ = std::thread([this] { MaintenanceLoop(); });
+    // One exception boundary per thread: a stray exception is logged and the loop starts again
+    // (a bug costs a round, not the process).
+    auto guarded = [this](std::string name, std::function<void()> loop) {
+        return std::thread([this, name = std::move(name), loop = std::move(loop)] {
+            while (CatchAll(name, [&]() -> std::optional<Error> {
+                       loop();
+                       return std::nullopt;
+                   }) &&
+                   !stopping_) {
+                std::this_thread::sleep_for(std::chrono::seconds(1));
+            }
+        });
+    };
+    for (int i = 0; i < config_.jobs.max_running; ++i) {
+        runners_.push_back(guarded("job runner " + std::to_string(i), [this, i] { RunnerLoop(i); }));
+    }
+    heartbeat_ = guarded("job heartbeat", [this] { HeartbeatLoop(); });
+    maintenance_ = guarded("job maintenance", [this] { MaintenanceLoop(); });
     return StoreOk();
 }
 
@@ -428,7 +444,12 @@ Result<SummarizeResponse> Jobs::Await(const std::string& id, const SummarizeRequ
                     if (e.name != "progress") continue;
                     try {
                         const json d = json::parse(e.data_json);
-                        events.on_progress(d.value("phase", "map"), d.value("done", 0), d.value("total", 0));
+                        const std::string phase = d.value("phase", "map");
+                        events.on_progress(ProgressUpdate{.phase = phase,
+                                                          .done = d.value("done", 0),
+                                                          .total = d.value("total", 0),
+                                                          .level = d.value("level", 0),
+                                                          .remaining_ms = d.value("remaining_ms", int64_t{0})});
                     } catch (const json::exception&) {
                     }
                 }

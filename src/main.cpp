@@ -98,7 +98,7 @@ void AddCommonFlags(CLI::App* app, CommonFlags& flags, bool server_flags) {
         ->allow_extra_args(false);
 }
 
-// The knobs as a Markdown table: README.md's configuration table is this output
+// The knobs as a Markdown table: docs/CONFIGURATION.md's table is this output
 // (scripts/check-docs.sh fails when they differ).
 std::string KnobMarkdown() {
     std::ostringstream out;
@@ -229,15 +229,17 @@ int Serve(const Config& config) {
     return ok ? 0 : 1;
 }
 
-// The progress bar on standard error ("map [####......] 3/10").
-void PrintProgress(std::string_view phase, int done, int total) {
+// The progress bar on standard error ("map    [####......] 3/10, ~42 s left").
+void PrintProgress(const ProgressUpdate& p) {
     const bool tty = isatty(fileno(stderr));
     const int width = 30;
-    int filled = total > 0 ? done * width / total : 0;
-    std::fprintf(stderr, "%s%-6s [%s%s] %d/%d%s", tty ? "\r" : "", std::string(phase).c_str(),
+    const int filled = p.total > 0 ? p.done * width / p.total : 0;
+    const std::string phase = p.phase == "reduce" ? "reduce " + std::to_string(p.level) : std::string(p.phase);
+    std::fprintf(stderr, "%s%-8s [%s%s] %d/%d, ~%.0f s left%s", tty ? "\r" : "", phase.c_str(),
                  std::string(static_cast<size_t>(filled), '#').c_str(),
-                 std::string(static_cast<size_t>(width - filled), '.').c_str(), done, total, tty ? "" : "\n");
-    if (tty && done == total) std::fputc('\n', stderr);
+                 std::string(static_cast<size_t>(width - filled), '.').c_str(), p.done, p.total,
+                 static_cast<double>(p.remaining_ms) / 1000.0, tty ? "   " : "\n");
+    if (tty && p.done == p.total) std::fputc('\n', stderr);
     std::fflush(stderr);
 }
 
@@ -333,7 +335,12 @@ int WatchJob(JobClient& client, const std::string& id, const JobsFlags& flags) {
     std::string failure;
     auto ended = client.Watch(id, [&](const std::string& name, const nlohmann::json& data) {
         if (name == "progress" && !flags.quiet && data.is_object()) {
-            PrintProgress(data.value("phase", std::string("map")), data.value("done", 0), data.value("total", 0));
+            const std::string phase = data.value("phase", std::string("map"));
+            PrintProgress(ProgressUpdate{.phase = phase,
+                                         .done = data.value("done", 0),
+                                         .total = data.value("total", 0),
+                                         .level = data.value("level", 0),
+                                         .remaining_ms = data.value("remaining_ms", int64_t{0})});
         } else if (name == "state" && !flags.quiet && data.is_object()) {
             std::cerr << "job " << id << ": " << data.value("state", std::string("?"))
                       << (data.contains("reason") ? " (" + data.value("reason", std::string()) + ")" : "") << "\n";
@@ -465,7 +472,7 @@ int main(int argc, char** argv) {
     auto* config_cmd = app.add_subcommand("config", "print the effective configuration (or --list the knobs)");
     AddCommonFlags(config_cmd, config_flags, true);
     config_cmd->add_flag("--list", list, "list every knob with its environment variable and default");
-    config_cmd->add_flag("--markdown", markdown, "the same list as the README's Markdown table");
+    config_cmd->add_flag("--markdown", markdown, "the same list as the Markdown table of docs/CONFIGURATION.md");
 
     CLI11_PARSE(app, argc, argv);
 

@@ -16,7 +16,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "summarizer/duration.hpp"
 #include "summarizer/ndjson.hpp"
+#include "summarizer/task_pool.hpp"
 
 namespace summarizer {
 namespace {
@@ -160,26 +162,35 @@ private:
                 continue;
             }
             wake_.wait_for(lock, kTick);
-            for (auto& [id, call] : calls_) {
-                if (call.stopped) continue;
-                const auto& o = *call.options;
-                StopReason reason = StopReason::kNone;
-                double elapsed_s = MsSince(call.start) / 1000.0;
-                int64_t last = call.last_line_ns->load();
-                if (call.cancel->cancelled()) {
-                    reason = StopReason::kCancelled;
-                } else if (elapsed_s > o.total_timeout_s) {
-                    reason = StopReason::kTotalTimeout;
-                } else if (last == 0 && elapsed_s > o.first_token_timeout_s) {
-                    reason = StopReason::kFirstTokenTimeout;
-                } else if (last > 0 && elapsed_s - last / 1e9 > o.idle_timeout_s) {
-                    reason = StopReason::kIdleTimeout;
-                }
-                if (reason != StopReason::kNone) {
-                    *call.stop_reason = reason;
-                    call.stopped = true;
-                    call.client->stop();  // shuts the socket down
-                }
+            // This thread's exception boundary: a stray exception is logged and the watchdog goes on.
+            (void)CatchAll("upstream watchdog", [&]() -> std::optional<Error> {
+                CheckCalls();
+                return std::nullopt;
+            });
+        }
+    }
+
+    // Stops the calls that were cancelled or ran out of time. Requires mutex_.
+    void CheckCalls() {
+        for (auto& [id, call] : calls_) {
+            if (call.stopped) continue;
+            const auto& o = *call.options;
+            StopReason reason = StopReason::kNone;
+            double elapsed_s = MsSince(call.start) / 1000.0;
+            int64_t last = call.last_line_ns->load();
+            if (call.cancel->cancelled()) {
+                reason = StopReason::kCancelled;
+            } else if (elapsed_s > o.total_timeout_s) {
+                reason = StopReason::kTotalTimeout;
+            } else if (last == 0 && elapsed_s > o.first_token_timeout_s) {
+                reason = StopReason::kFirstTokenTimeout;
+            } else if (last > 0 && elapsed_s - last / 1e9 > o.idle_timeout_s) {
+                reason = StopReason::kIdleTimeout;
+            }
+            if (reason != StopReason::kNone) {
+                *call.stop_reason = reason;
+                call.stopped = true;
+                call.client->stop();  // shuts the socket down
             }
         }
     }
@@ -225,6 +236,18 @@ OllamaClient::OllamaClient(OllamaClientOptions options)
 
 OllamaClient::~OllamaClient() = default;
 
+json KeepAliveJson(const std::string& keep_alive) {
+    // Ollama reads a keep_alive string as a Go duration ("24h"): a bare number of seconds ("90", "-1") must
+    // be a JSON number, or it is refused ("missing unit in duration").
+    const size_t b = keep_alive.find_first_not_of(" \t"), e = keep_alive.find_last_not_of(" \t");
+    const std::string trimmed = b == std::string::npos ? "" : keep_alive.substr(b, e - b + 1);
+    if (auto seconds = ParseBareSeconds(trimmed)) {
+        if (*seconds == std::floor(*seconds) && std::abs(*seconds) < 1e15) return static_cast<int64_t>(*seconds);
+        return *seconds;
+    }
+    return trimmed;
+}
+
 std::string BuildGenerateBody(const GenerateRequest& request) {
     json options = {
         {"num_ctx", request.context_tokens},
@@ -237,7 +260,7 @@ std::string BuildGenerateBody(const GenerateRequest& request) {
         {"model", request.model},
         {"prompt", request.prompt},
         {"stream", true},
-        {"keep_alive", request.keep_alive},
+        {"keep_alive", KeepAliveJson(request.keep_alive)},
         // Ollama >= 0.12.4 refuses an over-long prompt instead of silently cutting its head.
         {"truncate", false},
         {"options", options},
@@ -460,7 +483,7 @@ Result<std::vector<LoadedModel>> OllamaClient::ListLoaded() {
 
 Result<GenerateResult> OllamaClient::Load(const std::string& model, int context_tokens, const std::string& keep_alive) {
     auto client = MakeClient(options_, options_.first_token_timeout_s);
-    json body = {{"model", model}, {"prompt", ""}, {"stream", false}, {"keep_alive", keep_alive}};
+    json body = {{"model", model}, {"prompt", ""}, {"stream", false}, {"keep_alive", KeepAliveJson(keep_alive)}};
     if (context_tokens > 0) body["options"] = {{"num_ctx", context_tokens}};
     const auto start = Clock::now();
     auto res = client->Post("/api/generate", body.dump(), "application/json");

@@ -68,7 +68,8 @@ void WriteAccessLog(const Config& config, const LogLine& e) {
 
 // The request metrics (for /summarize and /summarize/plan) and the access log line.
 void RecordRequest(const Config& config, Service& service, const LogLine& line) {
-    if (line.path.rfind("/summarize", 0) == 0) {
+    // Only the API's own paths become label values: a client must not grow the metric at will.
+    if (line.path == "/summarize" || line.path == "/summarize/plan") {
         service.metrics().ObserveRequest(line.path, line.route, line.status, line.seconds);
     }
     WriteAccessLog(config, line);
@@ -86,7 +87,18 @@ struct StreamLog {
     }
 };
 
-enum class Access { kOpen, kKey };  // kOpen: no API key needed (health probes, the page, the contract)
+enum class Access { kOpen, kKey };
+
+// The Access-Control-Allow-Origin value for a browser origin in server.cors_origins; nullopt when
+// the origin is not allowed (or the request sent none).
+std::optional<std::string> AllowedOrigin(const Config& config, const std::string& origin) {
+    if (origin.empty()) return std::nullopt;
+    for (const auto& allowed : config.server.cors_origins) {
+        if (allowed == "*") return std::string("*");
+        if (allowed == origin) return origin;
+    }
+    return std::nullopt;
+}  // kOpen: no API key needed (health probes, the page, the contract)
 
 }  // namespace
 
@@ -127,7 +139,11 @@ bool MatchPath(std::string_view pattern, std::string_view path, std::string& id)
 
 }  // namespace
 
-ApiRoutes::ApiRoutes(const Config& config, Service& service) : config_(config), service_(service) {}
+ApiRoutes::ApiRoutes(const Config& config, Service& service, std::function<std::string()> transport_metrics)
+    : config_(config),
+      service_(service),
+      transport_metrics_(std::move(transport_metrics)),
+      heartbeat_(std::make_unique<SseHeartbeat>(std::chrono::seconds(config.server.sse_heartbeat_s))) {}
 
 HttpResponse ApiRoutes::Handle(HttpRequest& request) {
     Context context(request, config_);
@@ -138,14 +154,10 @@ HttpResponse ApiRoutes::Handle(HttpRequest& request) {
     });
     if (failure) res = ErrorResponse(*failure, context.id);
     res.SetHeader("X-Request-Id", context.id);
-    // CORS headers for an allowed Origin.
-    const std::string origin = request.Header("Origin");
-    for (const auto& allowed : config_.server.cors_origins) {
-        if (origin.empty() || (allowed != "*" && allowed != origin)) continue;
-        res.SetHeader("Access-Control-Allow-Origin", allowed == "*" ? "*" : origin);
+    if (auto allow = AllowedOrigin(config_, request.Header("Origin"))) {
+        res.SetHeader("Access-Control-Allow-Origin", *allow);
         res.SetHeader("Vary", "Origin");
         res.SetHeader("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Location");
-        break;
     }
     if (!res.on_complete) Finish(res, context);
     return res;
@@ -166,11 +178,9 @@ HttpResponse ApiRoutes::Dispatch(HttpRequest& request, Context& context) {
         {"DELETE", "/jobs/{id}", Access::kKey, &ApiRoutes::DeleteJob},
         {"GET", "/jobs/{id}/events", Access::kKey, &ApiRoutes::JobEvents},
     }};
-    const std::string origin = request.Header("Origin");
-    const bool origin_ok = origin.empty() || std::any_of(config_.server.cors_origins.begin(), config_.server.cors_origins.end(),
-                                                         [&](const std::string& a) { return a == "*" || a == origin; });
     if (request.method == "OPTIONS") {
-        if (!origin_ok) return ErrorResponse(MakeError(ErrorCode::kForbidden, "origin not allowed (server.cors_origins)"), context.id);
+        const std::string origin = request.Header("Origin");
+        if (!origin.empty() && !AllowedOrigin(config_, origin)) return ErrorResponse(MakeError(ErrorCode::kForbidden, "origin not allowed (server.cors_origins)"), context.id);
         HttpResponse res;
         res.status = 204;
         res.content_type.clear();
@@ -214,24 +224,11 @@ HttpResponse ApiRoutes::Dispatch(HttpRequest& request, Context& context) {
                          context.id);
 }
 
-HttpResponse ApiRoutes::TransportError(HttpRequest& request, int status) {
+void ApiRoutes::RecordTransportError(const HttpRequest& request, int status) {
     Context context(request, config_);
-    Error error;
-    if (status == 413) {
-        error = MakeError(ErrorCode::kPayloadTooLarge,
-                          "the body is over server.max_body_bytes = " + std::to_string(config_.server.max_body_bytes) +
-                              " bytes; send a smaller text or raise SUMMARIZER_MAX_BODY_BYTES");
-    } else if (status == 408) {
-        error = MakeError(ErrorCode::kInvalidRequest, "the request was not received in time; send it faster");
-    } else {
-        error = MakeError(ErrorCode::kInvalidRequest,
-                          "bad HTTP request: malformed request line, headers, chunked or multipart body");
-    }
-    HttpResponse res = JsonResponse(status, ErrorJson(error, context.id));
-    res.SetHeader("X-Request-Id", context.id);
-    res.close_connection = true;
-    Finish(res, context);
-    return res;
+    context.line.status = status;
+    context.line.seconds = 0;
+    RecordRequest(config_, service_, context.line);
 }
 
 // The access log line and the request metrics, once the transport has written the response.
@@ -262,6 +259,7 @@ HttpResponse ApiRoutes::Metrics(HttpRequest&, Context&) {
     HttpResponse res;
     res.body = service_.RenderMetrics();
     if (Jobs* jobs = service_.jobs()) res.body += jobs->RenderMetrics();
+    if (transport_metrics_) res.body += transport_metrics_();
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return res;
 }
@@ -366,8 +364,12 @@ HttpResponse ApiRoutes::Stream(HttpRequest& request, Context& context, std::uniq
             }
             stream->Push(FormatSseEvent("meta", MetaEventJson(plan, summarize.request_id)));
         };
-        events.on_progress = [&](std::string_view phase, int done, int total) {
-            stream->Push(FormatSseEvent("progress", {{"phase", phase}, {"done", done}, {"total", total}}));
+        events.on_progress = [&](const ProgressUpdate& p) {
+            stream->Push(FormatSseEvent("progress", {{"phase", p.phase},
+                                                     {"done", p.done},
+                                                     {"total", p.total},
+                                                     {"level", p.level},
+                                                     {"remaining_ms", p.remaining_ms}}));
         };
         events.on_delta = [&](std::string_view piece) { stream->Push(FormatSseEvent("delta", {{"text", piece}})); };
         Result<SummarizeResponse> result = MakeError(ErrorCode::kInternal, "no result");
@@ -392,6 +394,7 @@ HttpResponse ApiRoutes::Stream(HttpRequest& request, Context& context, std::uniq
         held.reset();  // leaves admission: the work is over
         if (log->Done()) finish_log();
     });
+    heartbeat_->Watch(stream);
     HttpResponse res;
     res.status = 200;
     res.content_type = "text/event-stream";

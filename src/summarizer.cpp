@@ -50,7 +50,14 @@ class Execution {
 public:
     Execution(Summarizer& owner, const SummarizeRequest& request, ExecutionState& state, const SummarizeEvents& events,
               const CancelToken& cancel)
-        : s_(owner), config_(owner.config_), request_(request), state_(state), events_(events), cancel_(cancel) {}
+        : s_(owner),
+          config_(owner.config_),
+          request_(request),
+          state_(state),
+          events_(events),
+          cancel_(cancel),
+          estimator_(config_.routing.cost_prefill_tokens_per_s, config_.routing.cost_decode_tokens_per_s,
+                     owner.LastCalibration()) {}
 
     Result<SummarizeResponse> Run(Clock::time_point arrival);
 
@@ -63,7 +70,10 @@ private:
     Result<StepOutput> Call(const StepId& step, const Prompt& prompt, int max_tokens, bool interactive,
                             int64_t estimated_tokens, const CancelToken& cancel);
     void Finish(const StepId& step, StepOutput output);
-    void Progress(std::string_view phase, int done, int total);
+    void ReportLocked(std::string_view phase, int level, int done, int total);
+    double RemainingMsLocked(int level) const;
+    std::vector<TimeLeftEstimator::Call> LevelCallsLocked(int level) const;
+    double MergesAndFinalMsLocked(int items, int64_t item_tokens) const;
     SummarizeResponse Response(Clock::time_point arrival, Clock::time_point started) const;
 
     const PromptOptions& Options() const { return options_; }
@@ -80,6 +90,8 @@ private:
     std::optional<Clock::time_point> first_final_token_;
     bool delta_sent_ = false;
     std::optional<OverflowReport> overflow_;
+    TimeLeftEstimator estimator_;
+    bool observed_ = false;  // a call was observed: the calibration is worth keeping
 };
 
 Result<SummarizeResponse> Execution::Run(Clock::time_point arrival) {
@@ -93,6 +105,7 @@ Result<SummarizeResponse> Execution::Run(Clock::time_point arrival) {
         if (st.error().code != ErrorCode::kContextOverflow) return st.error();
         if (auto handled = HandleOverflow(st.error()); !handled.ok()) return handled.error();
     }
+    if (observed_) s_.KeepCalibration(estimator_.calibration());
     return Response(arrival, started);
 }
 
@@ -148,11 +161,14 @@ Result<StepOutput> Execution::Call(const StepId& step, const Prompt& prompt, int
     };
     const auto begin = Clock::now();
     auto result = s_.engine_.Generate(g, final_text ? sink : TokenCallback{}, cancel);
-    if (s_.observer_.on_upstream_call) s_.observer_.on_upstream_call(g, result, MsBetween(begin, Clock::now()));
+    const auto wall = Clock::now() - begin;
+    if (s_.observer_.on_upstream_call) s_.observer_.on_upstream_call(g, result, MsBetween(begin, begin + wall));
     {
         std::lock_guard lock(mutex_);
         ++state_.spent.calls;
         if (result.ok()) {
+            estimator_.Observe(result->prompt_tokens, result->output_tokens, max_tokens, wall);
+            observed_ = true;
             state_.spent.prompt_tokens += result->prompt_tokens;
             state_.spent.output_tokens += result->output_tokens;
             state_.spent.prefill += result->prefill;
@@ -191,9 +207,89 @@ void Execution::Finish(const StepId& step, StepOutput output) {
     if (events_.on_step) events_.on_step(step, **slot, state_);
 }
 
-void Execution::Progress(std::string_view phase, int done, int total) {
-    std::lock_guard lock(mutex_);
-    if (events_.on_progress) events_.on_progress(phase, done, total);
+// Reports where a map-reduce stands and the time it still needs. `level` is the running one: 0
+// maps, then merge levels; levels.size() is the final merge.
+void Execution::ReportLocked(std::string_view phase, int level, int done, int total) {
+    if (!events_.on_progress) return;
+    ProgressUpdate update;
+    update.phase = phase;
+    update.level = level;
+    update.done = done;
+    update.total = total;
+    update.remaining_ms = static_cast<int64_t>(RemainingMsLocked(level) + 0.5);
+    events_.on_progress(update);
+}
+
+// The unfinished steps of a running map or merge level, as the estimate sees them.
+std::vector<TimeLeftEstimator::Call> Execution::LevelCallsLocked(int level) const {
+    std::vector<TimeLeftEstimator::Call> calls;
+    const auto& slots = state_.levels[static_cast<size_t>(level)];
+    PromptOptions opts = Options();
+    opts.max_tokens = level == 0 ? config_.map_reduce.map_num_predict : config_.map_reduce.reduce_num_predict;
+    const int64_t output = estimator_.ExpectedOutput(opts.max_tokens);
+    for (size_t i = 0; i < slots.size(); ++i) {
+        if (slots[i]) continue;
+        int64_t prompt = 0;
+        if (level == 0) {
+            prompt = state_.plan.chunks[i].estimated_tokens + MapPromptOverheadTokens(opts);
+        } else {
+            const auto [first, last] = state_.groups[static_cast<size_t>(level)][i];
+            const auto& below = state_.levels[static_cast<size_t>(level - 1)];
+            std::vector<StepOutput> group;
+            for (int k = first; k < last; ++k) {
+                if (below[static_cast<size_t>(k)]) group.push_back(*below[static_cast<size_t>(k)]);
+            }
+            prompt = MergePromptTokens(group, false, opts, state_.safety);
+        }
+        calls.push_back({prompt, output});
+    }
+    return calls;
+}
+
+// The merge levels `items` partial summaries of `item_tokens` each will need (projected the way
+// RunMapReduce groups them), then the final merge.
+double Execution::MergesAndFinalMsLocked(int items, int64_t item_tokens) const {
+    const BucketConfig& bucket = config_.MapBucket();
+    const int64_t margin = config_.routing.safety_margin_tokens;
+    const int64_t overhead = MapPromptOverheadTokens(Options());
+    const int64_t reduce_output = estimator_.ExpectedOutput(config_.map_reduce.reduce_num_predict);
+    const int parallel = std::max(1, config_.MapConcurrency());
+    double ms = 0;
+    for (int level = 0; items > 1 && level < config_.map_reduce.max_levels; ++level) {
+        const auto tokens = static_cast<int64_t>(static_cast<double>(items * item_tokens) * state_.safety);
+        if (tokens + overhead + Options().max_tokens + margin <= bucket.num_ctx) break;
+        const int64_t budget = std::max<int64_t>(1, bucket.num_ctx - config_.map_reduce.reduce_num_predict - margin - overhead);
+        const int groups = static_cast<int>(std::min<int64_t>(items - 1, (tokens + budget - 1) / budget));
+        ms += estimator_.LevelMs(std::vector<TimeLeftEstimator::Call>(static_cast<size_t>(std::max(groups, 1)),
+                                                                      {tokens / std::max(groups, 1) + overhead, reduce_output}),
+                                 parallel);
+        items = std::max(groups, 1);
+        item_tokens = reduce_output;
+    }
+    return ms + estimator_.CallMs({items * item_tokens + overhead, estimator_.ExpectedOutput(Options().max_tokens)});
+}
+
+double Execution::RemainingMsLocked(int level) const {
+    if (state_.final) return 0;
+    const int levels = static_cast<int>(state_.levels.size());
+    if (level >= levels) {  // the final merge runs
+        std::vector<StepOutput> items;
+        for (const auto& o : state_.levels.back()) {
+            if (o) items.push_back(*o);
+        }
+        return estimator_.CallMs({MergePromptTokens(items, true, Options(), state_.safety),
+                                  estimator_.ExpectedOutput(Options().max_tokens)});
+    }
+    const int parallel = std::max(1, config_.MapConcurrency());
+    const auto& slots = state_.levels[static_cast<size_t>(level)];
+    // The outputs the level will have: those finished as they are, the rest as expected.
+    const int64_t expected = estimator_.ExpectedOutput(level == 0 ? config_.map_reduce.map_num_predict
+                                                                  : config_.map_reduce.reduce_num_predict);
+    int64_t tokens = 0;
+    for (const auto& o : slots) tokens += o ? o->output_tokens + o->ExcessTokens() : expected;
+    const int items = static_cast<int>(slots.size());
+    return estimator_.LevelMs(LevelCallsLocked(level), parallel) +
+           MergesAndFinalMsLocked(items, items > 0 ? tokens / items : 0);
 }
 
 Status Execution::RunSingle() {
@@ -216,7 +312,10 @@ Status Execution::RunLevel(int level) {
     const int total = static_cast<int>(slots.size());
     const std::string phase = level == 0 ? "map" : "reduce";
     int done = total - static_cast<int>(todo.size());
-    Progress(phase, done, total);
+    {
+        std::lock_guard lock(mutex_);
+        ReportLocked(phase, level, done, total);
+    }
     if (todo.empty()) return OkStatus();
     const std::vector<StepOutput> inputs = level == 0 ? std::vector<StepOutput>{} : Outputs(state_.levels[static_cast<size_t>(level - 1)]);
     PromptOptions opts = Options();
@@ -255,7 +354,7 @@ Status Execution::RunLevel(int level) {
         Finish(step, std::move(out.value()));
         std::lock_guard lock(mutex_);
         ++done;
-        if (events_.on_progress) events_.on_progress(phase, done, total);
+        ReportLocked(phase, level, done, total);
         return std::nullopt;
     });
     if (failure) return *failure;
@@ -269,10 +368,17 @@ Status Execution::RunFinal(const std::vector<StepOutput>& items) {
     for (const auto& item : items) texts.push_back(item.text);
     const Prompt prompt = BuildReducePrompt(texts, true, Options());
     const StepId step{StepKind::kFinal, static_cast<int>(state_.levels.size()) - 1, 0};
+    const int level = static_cast<int>(state_.levels.size());  // as the response's `levels` counts them
+    {
+        std::lock_guard lock(mutex_);
+        ReportLocked("final", level, 0, 1);
+    }
     auto out = Call(step, prompt, Options().max_tokens, true,
                     MergePromptTokens(items, true, Options(), state_.safety), cancel_);
     if (!out.ok()) return out.error();
     Finish(step, std::move(out.value()));
+    std::lock_guard lock(mutex_);
+    ReportLocked("final", level, 1, 1);
     return OkStatus();
 }
 
@@ -377,6 +483,16 @@ Result<Plan> Summarizer::PlanWith(const SummarizeRequest& request, double safety
 }
 
 Result<Plan> Summarizer::MakePlan(const SummarizeRequest& request) const { return PlanWith(request, 1.0); }
+
+TimeCalibration Summarizer::LastCalibration() const {
+    std::lock_guard lock(calibration_mutex_);
+    return calibration_;
+}
+
+void Summarizer::KeepCalibration(const TimeCalibration& calibration) {
+    std::lock_guard lock(calibration_mutex_);
+    calibration_ = calibration;
+}
 
 Result<ExecutionState> Summarizer::Start(const SummarizeRequest& request, double safety) const {
     auto plan = PlanWith(request, safety);

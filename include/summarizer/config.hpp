@@ -38,9 +38,20 @@ struct ServerConfig {
     std::string host = "127.0.0.1";   // bind address; 0.0.0.0 only behind a firewall/proxy
     int port = 8080;
     int64_t max_body_bytes = 16 * 1024 * 1024;  // 413 above this
-    int threads = 32;                 // HTTP worker threads (one per open connection)
-    int read_timeout_s = 30;          // slow clients are cut after this
-    int write_timeout_s = 30;
+    // The transport (docs/SERVER.md): waiting connections cost no thread; a complete request runs
+    // its handler on one of `threads`, which may block for a whole summary (JSON) or its wait in
+    // the admission queue. 0: max_inflight + max_queue + 16 (room for /healthz and friends).
+    int threads = 0;
+    int io_threads = 1;               // threads running every socket; one handles thousands of connections
+    int header_timeout_s = 10;        // the request line and headers must arrive within this, as a whole
+    int body_timeout_s = 10;          // the body: this long plus the time its bytes take at the rate below
+    int body_min_bytes_per_s = 16384; // slowest body upload not cut (16 KiB/s = 128 kbit/s); a trickle is
+    int keep_alive_timeout_s = 5;     // an idle kept-alive connection is closed after this
+    int write_timeout_s = 30;         // a client that reads nothing of its response for this long is cut
+    int max_header_bytes = 16384;     // request line and headers; 431 above
+    int max_connections = 10000;      // open connections; above, the oldest not yet answered is closed
+    int max_connections_per_address = 1000;  // per client address (0 = no cap); raise behind a proxy
+    int sse_heartbeat_s = 15;         // SSE comment after this long with nothing sent; 0 = none
     std::string api_key;              // empty: no auth; else `Authorization: Bearer <key>`
     std::vector<std::string> cors_origins;  // allowed browser origins; "*" for any
     int max_inflight = 0;             // requests summarizing at once; 0 = 2 x Ollama slots

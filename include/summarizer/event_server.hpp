@@ -160,6 +160,12 @@ public:
     Result<int> Bind();
     // Starts the I/O threads and accepting. Returns at once. Requires a successful Bind().
     Status Start();
+    // The first half of Stop(): stops accepting at once (new connections are refused) and closes
+    // idle connections (waiting for a request or still reading a request's headers); the rest go
+    // on, each closed after its response, until Stop(). For an owner that has work of its own to
+    // wind down before the connections are cut (the service's grace period). Returns once the
+    // listening socket is closed; does nothing unless the server runs. Idempotent.
+    void StopAccepting();
     // Stops accepting at once (new connections are refused), closes idle connections (waiting
     // for a request or still reading a request's headers), lets the rest (a body being read, a
     // handler running, a response or stream being written) finish within `grace`, each

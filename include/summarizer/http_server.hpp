@@ -1,7 +1,9 @@
-// `summarizer serve`: the HTTP transport (cpp-httplib, the one file that includes httplib.h for
-// serving) in front of ApiRoutes over a Service. The transport turns sockets into HttpRequest
-// and HttpResponse (http_types.hpp) and back, streams SSE responses, and notices clients that
-// go away; everything else is the routes' and the service's.
+// `summarizer serve`: the HTTP transport in front of ApiRoutes over a Service. The transport is an
+// EventServer (event_server.hpp, Boost.Beast): connections that wait (for headers, a body, a
+// slow reader of a stream, the next keep-alive request) cost no thread, each under a deadline
+// and connection caps from config `server.*`; a complete request runs on a handler thread; a
+// client that goes away cancels its request's work at once (docs/SERVER.md). Everything else is
+// the routes' and the service's.
 #pragma once
 
 #include <memory>
@@ -24,10 +26,12 @@ public:
     // Binds config.server.host:port (port 0: any free port) and starts the service's background
     // work. Returns the bound port.
     Result<int> Bind();
-    // Serves until Stop(); returns false if the server failed.
+    // Serves until Stop(); returns false if the server failed. Returns at once after a Stop().
     bool Run();
-    // Stops accepting; in-flight requests get `grace_s` seconds, then are cancelled upstream.
-    // A second call cancels them at once.
+    // Stops accepting and closes idle connections; in-flight requests get `grace_s` seconds,
+    // then are cancelled upstream (they answer 503, a stream ends with an error event); their
+    // answers are written, then every connection is closed and Run() returns. Blocks until then.
+    // A second call (from another thread) cancels the requests at once. Not from a handler.
     void Stop(int grace_s = 0);
 
     Metrics& metrics();

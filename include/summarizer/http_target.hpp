@@ -19,16 +19,17 @@ struct RequestTarget {
 // Accepts origin-form ("/summarize?language=ja"), absolute-form ("http://host/summarize"; the
 // scheme and authority are dropped) and asterisk-form ("*", for OPTIONS). A fragment ("#...")
 // is dropped.
-// - The path is percent-decoded ("/a%20b" -> "/a b"); '+' stays '+'. It must decode to valid
-//   UTF-8 without control characters (so "/%FF" and "/%00" are refused, never a path that
-//   later breaks a log line).
+// - The path is percent-decoded ("/a%20b" -> "/a b"); '+' stays '+'. What does not decode to
+//   valid UTF-8 is taken with U+FFFD for each ill-formed sequence ("/%FF" -> "/\uFFFD": no
+//   endpoint has such a path, so it is a 404, as it always was); a control character is refused
+//   (so "/%00" never reaches a log line).
 // - The query is split at '&', each part at its first '='; names and values are
 //   percent-decoded and '+' means a space (HTML form encoding). A part without '=' is a name
 //   with an empty value; empty parts ("a=1&&b=2") are skipped. Values may be any bytes: the
 //   API layer validates them.
 // Errors (kInvalidRequest, the message says what is wrong): an empty target, a target that is
-// none of the three forms, an escape that is not '%' and two hex digits, a path that does not
-// decode to valid UTF-8 or decodes to a control character.
+// none of the three forms, an escape that is not '%' and two hex digits, a path that decodes to
+// a control character.
 Result<RequestTarget> ParseRequestTarget(std::string_view target);
 
 // Decodes %XX escapes into `out` (and '+' as a space when `plus_is_space`). Returns false, with

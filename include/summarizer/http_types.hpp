@@ -52,6 +52,7 @@ class EventStream {
 public:
     enum class TakeResult { kData, kFinished, kEmpty };
 
+    // Bytes pushed after Finish() are dropped.
     void Push(std::string bytes);
     void Finish();
 
@@ -65,6 +66,8 @@ public:
 
     // Whether the producer has finished (data may still be queued).
     bool finished() const;
+    // When bytes were last pushed (or the stream was made), for a heartbeat that fills silences.
+    std::chrono::steady_clock::time_point last_push() const;
 
 private:
     mutable std::mutex mutex_;
@@ -72,6 +75,7 @@ private:
     std::deque<std::string> queue_;
     bool finished_ = false;
     std::function<void()> wakeup_;
+    std::chrono::steady_clock::time_point last_push_ = std::chrono::steady_clock::now();
 };
 
 // What the transport reports when a response has been written (or abandoned).

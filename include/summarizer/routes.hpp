@@ -2,15 +2,18 @@
 // the request id, CORS, the API key, 404 and 405, one exception boundary (a stray exception is a
 // JSON 500), the access log line and the request metrics. Sees only the transport-independent
 // types of http_types.hpp; a transport (http_server.cpp) calls Handle() on a worker thread.
+// Streamed summaries (SSE) get a comment line after server.sse_heartbeat_s of silence.
 // Thread-safe.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "summarizer/config.hpp"
 #include "summarizer/http_types.hpp"
 #include "summarizer/service.hpp"
+#include "summarizer/sse_heartbeat.hpp"
 
 namespace summarizer {
 
@@ -18,15 +21,18 @@ struct ParsedRequest;
 
 class ApiRoutes {
 public:
-    // `config` and `service` outlive the routes.
-    ApiRoutes(const Config& config, Service& service);
+    // `config` and `service` outlive the routes. `transport_metrics` (optional) renders the
+    // transport's own Prometheus families, appended to GET /metrics.
+    ApiRoutes(const Config& config, Service& service, std::function<std::string()> transport_metrics = {});
 
     // Every request the transport read completely. May block (a summary takes minutes).
     HttpResponse Handle(HttpRequest& request);
 
-    // The answer to a request the transport refused itself (400 malformed, 408 too slow, 413 too
-    // large), with the API's error body and its access log line.
-    HttpResponse TransportError(HttpRequest& request, int status);
+    // A request the transport answered itself (400 malformed, 413 too large, 431 headers too
+    // large): its access log line and, for /summarize paths, the request metrics. `request`
+    // holds what could be read (method, path, remote address, the X-Request-Id it was answered
+    // with). Does not block.
+    void RecordTransportError(const HttpRequest& request, int status);
 
     struct Context;  // one request's id, arrival and access-log line (routes.cpp)
 
@@ -59,6 +65,8 @@ private:
 
     const Config& config_;
     Service& service_;
+    std::function<std::string()> transport_metrics_;
+    std::unique_ptr<SseHeartbeat> heartbeat_;  // fills the silences of every stream
 };
 
 }  // namespace summarizer

@@ -9,12 +9,14 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "summarizer/config.hpp"
 #include "summarizer/executor.hpp"
 #include "summarizer/llm_engine.hpp"
+#include "summarizer/progress.hpp"
 #include "summarizer/router.hpp"
 #include "summarizer/task_pool.hpp"
 
@@ -63,7 +65,9 @@ struct SummarizeResponse {
 // Callbacks for streaming; each may be empty. Called from worker threads, never concurrently.
 struct SummarizeEvents {
     std::function<void(const Plan& plan)> on_plan;
-    std::function<void(std::string_view phase, int done, int total)> on_progress;
+    // Map-reduce only: when each phase (map, each merge level, the final merge) starts and after
+    // each of its steps, with an estimate of the time left.
+    std::function<void(const ProgressUpdate& progress)> on_progress;
     std::function<void(std::string_view piece)> on_delta;
     // A step finished; `state` already holds its output (a durable job persists it here).
     std::function<void(const StepId& step, const StepOutput& output, const ExecutionState& state)> on_step;
@@ -112,11 +116,17 @@ private:
     RouteOptions MakeRouteOptions(const SummarizeRequest& request, const TextStats& stats, double safety) const;
     Result<Plan> PlanWith(const SummarizeRequest& request, double safety) const;
 
+    // The time-left model's calibration as the last map-reduce left it: the next one starts there.
+    TimeCalibration LastCalibration() const;
+    void KeepCalibration(const TimeCalibration& calibration);
+
     const Config& config_;
     LlmEngine& engine_;
     SummarizerObserver observer_;
     std::unique_ptr<TaskPool> own_pool_;
     TaskPool& pool_;
+    mutable std::mutex calibration_mutex_;
+    TimeCalibration calibration_;
 };
 
 }  // namespace summarizer

@@ -1,5 +1,6 @@
 // Hostile and broken input against the real server: each case is a clear 4xx (API.md), nothing
-// reaches Ollama, and nothing hangs or crashes. Slow clients are cut by the read time-out.
+// reaches Ollama, and nothing hangs or crashes. Slow clients are cut by the header and body
+// deadlines (server.header_timeout_s, server.body_timeout_s with server.body_min_bytes_per_s).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -182,8 +183,8 @@ std::pair<std::string, bool> ReadUntilClosed(int fd, std::chrono::milliseconds l
     return {data, false};
 }
 
-TEST_F(ServiceTest, SlowLorisHeadersAreCutByTheReadTimeout) {
-    config.server.read_timeout_s = 1;
+TEST_F(ServiceTest, SlowLorisHeadersAreCutByTheHeaderDeadline) {
+    config.server.header_timeout_s = 1;
     StartService();
     int fd = Connect(port);
     ASSERT_GE(fd, 0);
@@ -201,8 +202,8 @@ TEST_F(ServiceTest, SlowLorisHeadersAreCutByTheReadTimeout) {
     EXPECT_TRUE(fake.Requests().empty());
 }
 
-TEST_F(ServiceTest, SlowLorisBodyIsCutByTheReadTimeout) {
-    config.server.read_timeout_s = 1;
+TEST_F(ServiceTest, SlowLorisBodyIsCutByTheBodyDeadline) {
+    config.server.body_timeout_s = 1;
     StartService();
     int fd = Connect(port);
     ASSERT_GE(fd, 0);
@@ -219,7 +220,7 @@ TEST_F(ServiceTest, SlowLorisBodyIsCutByTheReadTimeout) {
 }
 
 TEST_F(ServiceTest, ManyIdleConnectionsDoNotStopService) {
-    config.server.read_timeout_s = 1;
+    config.server.header_timeout_s = 1;
     config.server.threads = 8;
     StartService();
     std::vector<int> idle;
@@ -228,7 +229,7 @@ TEST_F(ServiceTest, ManyIdleConnectionsDoNotStopService) {
     auto res = Http().Post("/summarize", R"({"text": "The ferry leaves at noon. It returns at six."})", "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
-    EXPECT_LT(Clock::now() - start, 5000ms) << "silent clients are cut after read_timeout_s and free their workers";
+    EXPECT_LT(Clock::now() - start, 5000ms) << "silent clients must not keep others from being served";
     for (int fd : idle) close(fd);
 }
 

@@ -1,12 +1,13 @@
 // Map-reduce through the real service and client against the fake Ollama over HTTP: document
 // order whatever finishes first, every chunk summary reaching the reduce, multi-level reduce,
 // a transient chunk failure retried alone, a permanent one answered 502 naming the chunk and
-// cancelling the calls in flight, a client going away mid-map, Japanese input, and a 1.5M-char
-// input whose every prompt fits its num_ctx.
+// cancelling the calls in flight, a client going away mid-map (streamed or JSON), progress for
+// every phase, Japanese input, and a 1.5M-char input whose every prompt fits its num_ctx.
 #include <regex>
 #include <set>
 
 #include "eventually.hpp"
+#include "raw_client.hpp"
 #include "service_fixture.hpp"
 
 namespace summarizer::testing {
@@ -260,6 +261,95 @@ TEST_F(MapReduceTest, ClientGoneDuringMapCancelsEveryOutstandingCall) {
     EXPECT_EQ(fake.ClientDisconnects(), static_cast<int>(requests.size()));
     std::this_thread::sleep_for(300ms);
     EXPECT_EQ(fake.Requests().size(), requests.size()) << "no call may start after the client left";
+}
+
+// Issue #16: a JSON client that gives up (curl -m) cancels its map-reduce like a stream's client
+// does. It leaves after ~1 s; the calls in flight are closed within a token's time (40 ms) and no
+// call starts afterwards.
+TEST_F(MapReduceTest, JsonClientGoneDuringMapCancelsEveryOutstandingCall) {
+    FakeBehavior slow;
+    slow.piece_delay_ms = 40;
+    slow.reply = std::string(200, 'y');  // 25 pieces: 1 s per call if nobody cancels
+    fake.SetBehavior(slow);
+    config.ollama.num_parallel = 2;
+    config.routing.hierarchical_chunk_max_chars = 1000;  // ~66 chunks: ~33 s of map calls
+    StartService();
+    const std::string body = json{{"text", MarkedText(200)}, {"strategy", "map_reduce"}}.dump();
+    RawClient client(port);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Send("POST /summarize HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+    ASSERT_TRUE(Eventually([&] { return fake.ActiveCalls() >= 2; }, 3000ms));
+    std::this_thread::sleep_for(1s);
+    const auto gone = Clock::now();
+    client.Close();
+    // Every call that reached the fake and had not finished is closed by the service within a
+    // token's time (plus scheduling slack on a busy machine).
+    ASSERT_TRUE(Eventually([&] { return fake.ActiveCalls() == 0; }, 3000ms));
+    const auto requests = fake.Requests();
+    ASSERT_GE(requests.size(), 2u);
+    int cut = 0;
+    for (const auto& r : requests) {
+        if (r.finished < gone) continue;  // finished before the client left
+        ++cut;
+        EXPECT_TRUE(r.client_disconnected) << "a call ran to its end after the client left";
+        EXPECT_LT(r.pieces_sent, 25);
+        EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(r.finished - gone).count(), 300)
+            << "upstream call closed late";
+    }
+    EXPECT_GE(cut, 1);
+    EXPECT_LT(requests.size(), 60u) << "the map must have been cut short";
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(fake.Requests().size(), requests.size()) << "no call may start after the client left";
+    EXPECT_TRUE(Eventually([&] { return service->inflight() == 0; }, 2000ms)) << "the admission slot is freed";
+    auto health = Http().Get("/healthz");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+}
+
+// Issue #16: a stream reports every phase (map, each merge level, the final merge), each from 0 to
+// its total, with the time left, which ends at 0.
+TEST_F(MapReduceTest, StreamReportsEveryPhaseWithTheTimeLeft) {
+    FakeBehavior b;
+    while (b.reply.size() < 1500) b.reply += "The council agreed on the library budget and a review of the bus timetable. ";
+    b.piece_chars = 64;
+    fake.SetBehavior(b);
+    config.routing.hierarchical_chunk_max_chars = 1000;
+    config.ollama.num_parallel = 4;
+    StartService();
+    std::string received;
+    StreamSummarize(port, {{"text", MarkedText(400)}, {"strategy", "map_reduce"}, {"stream", true}}, received);
+    const auto events = ParseSse(received);
+    ASSERT_FALSE(events.empty());
+    ASSERT_EQ(events.back().first, "done") << events.back().second;
+    const int levels = events.back().second["levels"];
+    ASSERT_GE(levels, 2);
+    // (phase, level) in the order they were reported, each started at 0 and finished at its total.
+    std::vector<std::pair<std::string, int>> phases;
+    std::vector<int64_t> remaining;
+    int done = -1, total = -1;
+    for (const auto& [event, data] : events) {
+        if (event != "progress") continue;
+        const std::pair<std::string, int> phase{data["phase"], data["level"]};
+        if (phases.empty() || phases.back() != phase) {
+            if (!phases.empty()) EXPECT_EQ(done, total) << "phase " << phases.back().first << " left unfinished";
+            EXPECT_EQ(data["done"], 0) << data;
+            phases.push_back(phase);
+        }
+        done = data["done"];
+        total = data["total"];
+        remaining.push_back(data["remaining_ms"]);
+        EXPECT_GE(remaining.back(), 0);
+    }
+    EXPECT_EQ(done, total);
+    ASSERT_EQ(static_cast<int>(phases.size()), levels + 1) << "map, every merge level, the final merge";
+    EXPECT_EQ(phases.front(), (std::pair<std::string, int>{"map", 0}));
+    for (int level = 1; level < levels; ++level) {
+        EXPECT_EQ(phases[static_cast<size_t>(level)], (std::pair<std::string, int>{"reduce", level}));
+    }
+    EXPECT_EQ(phases.back(), (std::pair<std::string, int>{"final", levels}));
+    EXPECT_EQ(remaining.back(), 0);
+    EXPECT_LT(remaining[remaining.size() - 2], remaining.front()) << "the final merge is less than the whole";
 }
 
 TEST_F(MapReduceTest, JapaneseInputIsChunkedAndSummarizedInJapanese) {

@@ -144,15 +144,29 @@ TEST_F(ServiceTest, MapReduceStreamsProgress) {
     EXPECT_GE(chunks, 3);
     int last_done = -1;
     bool saw_map_total = false;
+    std::vector<json> finals;
     for (const auto& [event, data] : events) {
         if (event != "progress") continue;
+        EXPECT_GE(data["remaining_ms"].get<int64_t>(), 0);
+        if (data["phase"] == "final") {  // after the map: one merge writes the summary
+            EXPECT_TRUE(saw_map_total) << data;
+            finals.push_back(data);
+            continue;
+        }
         EXPECT_EQ(data["phase"], "map");
+        EXPECT_EQ(data["level"], 0);
         EXPECT_EQ(data["total"], chunks);
         EXPECT_GT(data["done"].get<int>(), last_done);
         last_done = data["done"];
         saw_map_total |= data["done"] == chunks;
     }
     EXPECT_TRUE(saw_map_total);
+    ASSERT_EQ(finals.size(), 2u);
+    EXPECT_EQ(finals[0]["done"], 0);
+    EXPECT_EQ(finals[1]["done"], 1);
+    EXPECT_EQ(finals[1]["total"], 1);
+    EXPECT_EQ(finals[1]["level"], 1);
+    EXPECT_EQ(finals[1]["remaining_ms"], 0);
     EXPECT_EQ(events.back().first, "done");
     EXPECT_EQ(events.back().second["chunks"], chunks);
     EXPECT_EQ(events.back().second["levels"], 1);

@@ -341,7 +341,7 @@ TEST(EventServerTest, BadPercentEscapesAre400NotACrash) {
         ++calls;
         return Echo(r);
     });
-    for (const char* target : {"/%FF", "/%zz", "/a%", "/%00", "/x?q=%4"}) {
+    for (const char* target : {"/%zz", "/a%", "/%00", "/x?q=%4"}) {
         RawClient client(server.port());
         ASSERT_TRUE(client.Send(Get(target)));
         auto response = client.ReadResponse();

@@ -117,8 +117,42 @@ INSTANTIATE_TEST_SUITE_P(
                  "server.port = 70000 (flag --port)"},
         BadValue{"BadPolicy", {.env = {{"SUMMARIZER_ROUTING_POLICY", "fastest"}}}, "routing.policy"},
         BadValue{"UnknownFlag", {.flags = {{"routing.nope", "1"}}}, "routing.nope"},
-        BadValue{"BucketsOutOfOrder", {.env = {{"SUMMARIZER_BUCKET_60K_NUM_CTX", "8192"}}}, "buckets.60k.num_ctx"}),
+        BadValue{"BucketsOutOfOrder", {.env = {{"SUMMARIZER_BUCKET_60K_NUM_CTX", "8192"}}}, "buckets.60k.num_ctx"},
+        // The per-read time-out of the old transport: a file naming it is told what replaced it.
+        BadValue{"RetiredReadTimeoutInFile", {.file = WriteTemp("retired", R"({"server": {"read_timeout_s": 30}})")},
+                 "replaced by server.header_timeout_s"},
+        BadValue{"RetiredReadTimeoutFlag", {.flags = {{"server.read_timeout_s", "30"}}}, "server.body_timeout_s"},
+        BadValue{"ZeroHeaderTimeout", {.env = {{"SUMMARIZER_HEADER_TIMEOUT_S", "0"}}}, "env SUMMARIZER_HEADER_TIMEOUT_S"},
+        BadValue{"NegativeHeartbeat", {.env = {{"SUMMARIZER_SSE_HEARTBEAT_S", "-1"}}}, "server.sse_heartbeat_s"}),
     [](const auto& info) { return info.param.name; });
+
+TEST(Config, TransportDefaultsAndEnvironment) {
+    auto defaults = LoadConfig({});
+    ASSERT_TRUE(defaults.ok());
+    const ServerConfig& s = defaults->server;
+    EXPECT_EQ(s.threads, 0);  // sized from admission
+    EXPECT_EQ(s.io_threads, 1);
+    EXPECT_EQ(s.header_timeout_s, 10);
+    EXPECT_EQ(s.body_timeout_s, 10);
+    EXPECT_EQ(s.body_min_bytes_per_s, 16384);
+    EXPECT_EQ(s.keep_alive_timeout_s, 5);
+    EXPECT_EQ(s.write_timeout_s, 30);
+    EXPECT_EQ(s.max_header_bytes, 16384);
+    EXPECT_EQ(s.max_connections, 10000);
+    EXPECT_EQ(s.max_connections_per_address, 1000);
+    EXPECT_EQ(s.sse_heartbeat_s, 15);
+    auto set = LoadConfig({.env = {{"SUMMARIZER_HEADER_TIMEOUT_S", "3"},
+                                   {"SUMMARIZER_BODY_MIN_BYTES_PER_S", "0"},
+                                   {"SUMMARIZER_MAX_CONNECTIONS_PER_ADDRESS", "0"},
+                                   {"SUMMARIZER_SSE_HEARTBEAT_S", "0"},
+                                   {"SUMMARIZER_IO_THREADS", "2"}}});
+    ASSERT_TRUE(set.ok()) << set.error().message;
+    EXPECT_EQ(set->server.header_timeout_s, 3);
+    EXPECT_EQ(set->server.body_min_bytes_per_s, 0);
+    EXPECT_EQ(set->server.max_connections_per_address, 0);
+    EXPECT_EQ(set->server.sse_heartbeat_s, 0);
+    EXPECT_EQ(set->server.io_threads, 2);
+}
 
 TEST(Config, EveryKnobIsDocumentedWithEnvAndDefault) {
     for (const auto& knob : Knobs()) {

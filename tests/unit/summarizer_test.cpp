@@ -95,7 +95,11 @@ TEST_F(SummarizerTest, MapReduceKeepsDocumentOrderWhateverFinishesFirst) {
     });
     std::vector<std::pair<std::string, int>> progress;
     SummarizeEvents events;
-    events.on_progress = [&](std::string_view phase, int done, int) { progress.emplace_back(phase, done); };
+    std::vector<ProgressUpdate> updates;
+    events.on_progress = [&](const ProgressUpdate& p) {
+        progress.emplace_back(p.phase, p.done);
+        updates.push_back(p);
+    };
     const int paragraphs = 60;
     auto r = Run(MarkedText(paragraphs), events, Strategy::kMapReduce);
     ASSERT_TRUE(r.ok()) << r.error().message;
@@ -117,10 +121,15 @@ TEST_F(SummarizerTest, MapReduceKeepsDocumentOrderWhateverFinishesFirst) {
     // And every paragraph of the input is covered by some chunk.
     std::set<int> all = MarkersIn(final_reduce.prompt);
     EXPECT_EQ(all.size(), static_cast<size_t>(paragraphs));
-    // Progress: map 0..n then done.
-    ASSERT_FALSE(progress.empty());
+    // Progress: map 0..n, then the final merge 0..1 (level 1: no intermediate merge), then done.
+    ASSERT_GE(progress.size(), 3u);
     EXPECT_EQ(progress.front(), (std::pair<std::string, int>{"map", 0}));
-    EXPECT_EQ(progress.back(), (std::pair<std::string, int>{"map", r->chunks}));
+    EXPECT_EQ(progress[progress.size() - 3], (std::pair<std::string, int>{"map", r->chunks}));
+    EXPECT_EQ(progress[progress.size() - 2], (std::pair<std::string, int>{"final", 0}));
+    EXPECT_EQ(progress.back(), (std::pair<std::string, int>{"final", 1}));
+    EXPECT_EQ(updates.back().level, r->levels);
+    EXPECT_EQ(updates.back().remaining_ms, 0);
+    for (const auto& u : updates) EXPECT_GE(u.remaining_ms, 0);
     EXPECT_EQ(r->usage.upstream_requests, r->chunks + 1);
 }
 

@@ -1,4 +1,4 @@
-// A blocking TCP client on POSIX sockets for the event server's tests: it sends exactly the
+// A blocking TCP client on POSIX sockets for the transport's tests: it sends exactly the
 // bytes a test wants (garbage, a trickle, pipelined requests), binds to a chosen loopback
 // source address, and reads responses back piece by piece with the time each piece arrived.
 #pragma once

@@ -435,8 +435,10 @@ CrashOutcome CrashOnce(const Options& o, const std::string& text, const std::str
     while (Clock::now() < until) {
         const json job = GetJob(*a, id);
         const auto& progress = job.value("progress", json::object());
-        if (job.value("state", "") == "running" && progress.value("level", -1) == 0 &&
-            progress.value("done", 0) >= progress.value("total", 100) / 2) {
+        // (A job not yet planned has total 0: wait for a real half of its map.)
+        const int total = progress.value("total", 0);
+        if (job.value("state", "") == "running" && progress.value("level", -1) == 0 && total > 0 &&
+            progress.value("done", 0) >= (total + 1) / 2) {
             out.committed_at_kill = progress.value("done", 0);
             const std::string owner = job.value("owner", "");
             victim = owner.find("-" + std::to_string(a->pid()) + "-") != std::string::npos ? a.get() : b.get();

@@ -4,6 +4,8 @@
 // steps once it is back.
 #include <sqlite3.h>
 
+#include <memory>
+
 #include "jobs_fixture.hpp"
 
 namespace summarizer::testing {
@@ -18,8 +20,14 @@ TEST_F(JobsTest, ALockedDatabaseIs503ForNewJobsUntilTheLockGoes) {
     auto opened = OpenSqliteJobStore(db_path, options);
     ASSERT_TRUE(opened.ok());
     StartJobs(std::move(opened.value()));
-    sqlite3* holder = nullptr;
-    ASSERT_EQ(sqlite3_open(db_path.c_str(), &holder), SQLITE_OK);
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path.c_str(), &raw), SQLITE_OK);
+    // Closed however the test ends (an assertion that returns early must not leak the handle).
+    std::unique_ptr<sqlite3, int (*)(sqlite3*)> holder_handle(raw, &sqlite3_close);
+    sqlite3* holder = holder_handle.get();
+    // The service's own runners open short transactions on the file too (claims, retention): the
+    // lock is taken the way any other writer takes it, waiting for theirs to end.
+    sqlite3_busy_timeout(holder, 5000);
     ASSERT_EQ(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
     auto res = Submit({{"text", "A text while the file is locked."}});
     ASSERT_TRUE(res);
@@ -31,7 +39,7 @@ TEST_F(JobsTest, ALockedDatabaseIs503ForNewJobsUntilTheLockGoes) {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200) << res->body;
     ASSERT_EQ(sqlite3_exec(holder, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(holder);
+    holder_handle.reset();
     res = Submit({{"text", "A text once the lock is gone."}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 202) << res->body;

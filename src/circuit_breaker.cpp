@@ -37,15 +37,25 @@ bool CircuitBreaker::Admit(bool* probe, Error* refusal) {
         *probe = true;
         return true;
     }
-    double wait_s = std::max(0.0, std::chrono::duration<double>(reopen - now).count());
+    *refusal = RefusalLocked();
+    return false;
+}
+
+Error CircuitBreaker::RefusalLocked() const {
+    const auto reopen = opened_at_ + options_.open_duration;
+    const double wait_s = std::max(0.0, std::chrono::duration<double>(reopen - now_()).count());
     std::string when = probing_ ? "a probe call is checking it now"
                                 : "the next probe is in " + std::to_string(static_cast<int>(std::ceil(wait_s))) + " s";
-    *refusal = MakeError(ErrorCode::kUpstreamUnreachable,
-                         options_.upstream_name + " is unreachable (" + std::to_string(consecutive_failures_) +
-                             " connection failures in a row; last: " + last_failure_ + "); failing fast while the "
-                             "circuit is open, " + when,
-                         /*retryable=*/true);
-    return false;
+    return MakeError(ErrorCode::kUpstreamUnreachable,
+                     options_.upstream_name + " is unreachable (" + std::to_string(consecutive_failures_) +
+                         " connection failures in a row; last: " + last_failure_ + "); failing fast while the "
+                         "circuit is open, " + when,
+                     /*retryable=*/true);
+}
+
+Error CircuitBreaker::RefusalError() const {
+    std::lock_guard lock(mutex_);
+    return RefusalLocked();
 }
 
 void CircuitBreaker::Record(bool probe, const Error* error) {

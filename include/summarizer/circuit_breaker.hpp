@@ -48,8 +48,11 @@ public:
     std::string last_failure() const;
     // Times the circuit went from closed (or half-open) to open.
     int64_t opens() const;
+    // What a call refused by the open circuit gets (kUpstreamUnreachable, saying when it probes next).
+    Error RefusalError() const;
 
 private:
+    Error RefusalLocked() const;
     // Whether a call may go through; sets *probe when it is the half-open probe.
     bool Admit(bool* probe, Error* refusal);
     void Record(bool probe, const Error* error);

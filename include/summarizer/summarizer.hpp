@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -74,6 +75,10 @@ struct SummarizerObserver {
     std::function<void()> on_overflow;
     // The server state the "cost" routing policy weighs (the ModelManager's); empty: static rule.
     std::function<RouteCosts()> route_costs;
+    // Exact tokens of a text by an engine's tokenizer before `deadline`, or nullopt (then estimated).
+    // Empty: every count is an estimate.
+    std::function<std::optional<int64_t>(std::string_view text, std::chrono::steady_clock::time_point deadline)>
+        exact_tokens;
 };
 
 class Summarizer {

@@ -8,7 +8,7 @@ scripts/build.sh -DSUMMARIZER_BUILD_TESTS=ON -DSUMMARIZER_BUILD_BENCH=ON
 # A private PostgreSQL server for the store tests, unless the caller names one: started before
 # ctest, stopped on exit whatever happens (check-sanitize.sh runs ctest again, so it stays up
 # for the checks too).
-# shellcheck source=scripts/lib/postgres.sh
+# shellcheck source=scripts/lib/postgres.sh disable=SC1091  # followed with shellcheck -x
 source scripts/lib/postgres.sh
 if [[ -z ${SUMMARIZER_TEST_PG_URL:-} ]]; then
   trap pg_stop EXIT

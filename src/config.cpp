@@ -29,180 +29,214 @@ struct Knob {
     std::string help;
 };
 
+// Appends one knob to the registry being built.
+struct KnobAdder {
+    std::vector<Knob>& knobs;
+    void operator()(std::string path, std::string env, std::function<Ref(Config&)> ref, double min, double max,
+                    std::string help) const {
+        knobs.push_back(Knob{std::move(path), std::move(env), std::move(ref), min, max, std::move(help)});
+    }
+};
+
+constexpr double kBig = 1e15;  // "no upper bound"
+
+void ServerKnobs(const KnobAdder& add) {
+    add("server.host", "SUMMARIZER_HOST", [](Config& c) { return Ref{&c.server.host}; }, 0, 0,
+        "bind address; 127.0.0.1 behind a reverse proxy, 0.0.0.0 in a container");
+    add("server.port", "SUMMARIZER_PORT", [](Config& c) { return Ref{&c.server.port}; }, 0, 65535,
+        "TCP port; 0 = any free port (the log line \"listening on\" names it)");
+    add("server.max_body_bytes", "SUMMARIZER_MAX_BODY_BYTES",
+        [](Config& c) { return Ref{&c.server.max_body_bytes}; }, 1024, kBig, "request body limit (413 above)");
+    add("server.threads", "SUMMARIZER_THREADS", [](Config& c) { return Ref{&c.server.threads}; }, 2, 1024,
+        "HTTP worker threads; each open connection holds one");
+    add("server.read_timeout_s", "SUMMARIZER_READ_TIMEOUT_S",
+        [](Config& c) { return Ref{&c.server.read_timeout_s}; }, 1, 3600, "slow clients are cut after this");
+    add("server.write_timeout_s", "SUMMARIZER_WRITE_TIMEOUT_S",
+        [](Config& c) { return Ref{&c.server.write_timeout_s}; }, 1, 3600, "a client not reading is cut after this");
+    add("server.api_key", "SUMMARIZER_API_KEY", [](Config& c) { return Ref{&c.server.api_key}; }, 0, 0,
+        "if set, requests need `Authorization: Bearer <key>` (health endpoints exempt)");
+    add("server.cors_origins", "SUMMARIZER_CORS_ORIGINS", [](Config& c) { return Ref{&c.server.cors_origins}; },
+        0, 0, "browser origins allowed (comma-separated in the environment; * for any)");
+    add("server.max_inflight", "SUMMARIZER_MAX_INFLIGHT", [](Config& c) { return Ref{&c.server.max_inflight}; },
+        0, 4096, "requests summarizing at once; 0 = 2 x Ollama's parallel slots");
+    add("server.max_queue", "SUMMARIZER_MAX_QUEUE", [](Config& c) { return Ref{&c.server.max_queue}; }, 0,
+        100000, "requests waiting for a slot; beyond it 429");
+    add("server.queue_timeout_s", "SUMMARIZER_QUEUE_TIMEOUT_S",
+        [](Config& c) { return Ref{&c.server.queue_timeout_s}; }, 1, 86400,
+        "longest wait in the queue for a slot, in seconds; then 429 with Retry-After");
+    add("server.log_json", "SUMMARIZER_LOG_JSON", [](Config& c) { return Ref{&c.server.log_json}; }, 0, 0,
+        "access log as JSON lines");
+    add("server.log_text", "SUMMARIZER_LOG_TEXT", [](Config& c) { return Ref{&c.server.log_text}; }, 0, 0,
+        "debug only: log the texts themselves");
+    add("server.shutdown_grace_s", "SUMMARIZER_SHUTDOWN_GRACE_S",
+        [](Config& c) { return Ref{&c.server.shutdown_grace_s}; }, 0, 3600,
+        "on SIGTERM, in-flight requests get this long before they are cancelled");
+}
+
+void OllamaKnobs(const KnobAdder& add) {
+    add("ollama.url", "OLLAMA_HOST", [](Config& c) { return Ref{&c.ollama.url}; }, 0, 0,
+        "Ollama server: host, host:port or URL (as Ollama reads OLLAMA_HOST)");
+    add("ollama.num_parallel", "OLLAMA_NUM_PARALLEL", [](Config& c) { return Ref{&c.ollama.num_parallel}; }, 1,
+        64, "the Ollama server's parallel slots (set it to the server's OLLAMA_NUM_PARALLEL)");
+    add("ollama.connect_timeout_ms", "SUMMARIZER_OLLAMA_CONNECT_TIMEOUT_MS",
+        [](Config& c) { return Ref{&c.ollama.connect_timeout_ms}; }, 10, 600000, "TCP connect time-out");
+    add("ollama.first_token_timeout_s", "SUMMARIZER_OLLAMA_FIRST_TOKEN_TIMEOUT_S",
+        [](Config& c) { return Ref{&c.ollama.first_token_timeout_s}; }, 1, 86400,
+        "request sent -> first streamed line (covers model load and prefill)");
+    add("ollama.idle_timeout_s", "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S",
+        [](Config& c) { return Ref{&c.ollama.idle_timeout_s}; }, 1, 86400, "silence allowed between two lines");
+    add("ollama.total_timeout_s", "SUMMARIZER_OLLAMA_TOTAL_TIMEOUT_S",
+        [](Config& c) { return Ref{&c.ollama.total_timeout_s}; }, 1, 86400, "one upstream call, all included");
+    add("ollama.max_retries", "SUMMARIZER_OLLAMA_MAX_RETRIES", [](Config& c) { return Ref{&c.ollama.max_retries}; },
+        0, 20, "extra attempts on connection errors, 500, 503 and dropped streams");
+    add("ollama.retry_backoff_ms", "SUMMARIZER_OLLAMA_RETRY_BACKOFF_MS",
+        [](Config& c) { return Ref{&c.ollama.retry_backoff_ms}; }, 0, 600000,
+        "first retry delay; doubles each attempt, with jitter");
+    add("ollama.retry_budget_s", "SUMMARIZER_OLLAMA_RETRY_BUDGET_S",
+        [](Config& c) { return Ref{&c.ollama.retry_budget_s}; }, 0, 86400,
+        "no retry starts (its backoff included) later than this many seconds after the first attempt");
+    add("ollama.circuit_failure_threshold", "SUMMARIZER_CIRCUIT_FAILURE_THRESHOLD",
+        [](Config& c) { return Ref{&c.ollama.circuit_failure_threshold}; }, 0, 1000,
+        "consecutive calls that cannot connect to Ollama before the circuit opens (fail fast); 0 = never");
+    add("ollama.circuit_open_ms", "SUMMARIZER_CIRCUIT_OPEN_MS",
+        [](Config& c) { return Ref{&c.ollama.circuit_open_ms}; }, 10, 3600000,
+        "how long an open circuit fails fast before one probe call is let through");
+}
+
+void GenerationKnobs(const KnobAdder& add) {
+    add("generation.num_batch", "SUMMARIZER_NUM_BATCH", [](Config& c) { return Ref{&c.generation.num_batch}; }, 1,
+        65536, "prompt tokens per batch");
+    add("generation.temperature", "SUMMARIZER_TEMPERATURE",
+        [](Config& c) { return Ref{&c.generation.temperature}; }, 0, 2, "sampling temperature");
+    add("generation.repeat_penalty", "SUMMARIZER_REPEAT_PENALTY",
+        [](Config& c) { return Ref{&c.generation.repeat_penalty}; }, 0.5, 2, "penalty on repeated tokens");
+    add("generation.num_predict", "SUMMARIZER_NUM_PREDICT",
+        [](Config& c) { return Ref{&c.generation.num_predict}; }, 1, 1000000,
+        "default cap on the tokens of a summary (max_tokens)");
+    add("generation.max_num_predict", "SUMMARIZER_MAX_NUM_PREDICT",
+        [](Config& c) { return Ref{&c.generation.max_num_predict}; }, 1, 1000000,
+        "largest max_tokens a client may ask for");
+}
+
+void RoutingKnobs(const KnobAdder& add) {
+    add("routing.hierarchical_threshold_chars", "HIERARCHICAL_THRESHOLD_CHARS",
+        [](Config& c) { return Ref{&c.routing.hierarchical_threshold_chars}; }, 1, kBig,
+        "texts over this many characters always go through map-reduce");
+    add("routing.hierarchical_chunk_max_chars", "HIERARCHICAL_CHUNK_MAX_CHARS",
+        [](Config& c) { return Ref{&c.routing.hierarchical_chunk_max_chars}; }, 100, kBig,
+        "most characters in one map chunk (the 16K token budget also applies)");
+    add("routing.safety_margin_tokens", "SUMMARIZER_SAFETY_MARGIN_TOKENS",
+        [](Config& c) { return Ref{&c.routing.safety_margin_tokens}; }, 0, 1000000,
+        "tokens of num_ctx kept free for the estimate's error");
+    add("routing.chunk_overlap_chars", "SUMMARIZER_CHUNK_OVERLAP_CHARS",
+        [](Config& c) { return Ref{&c.routing.chunk_overlap_chars}; }, 0, 100000,
+        "characters of the previous chunk repeated at the start of the next");
+    add("routing.policy", "SUMMARIZER_ROUTING_POLICY", [](Config& c) { return Ref{&c.routing.policy}; }, 0, 0,
+        "static (the design record's rule) or cost (weighs reloads and learned rates)");
+    add("routing.cost_reload_ms", "SUMMARIZER_COST_RELOAD_MS",
+        [](Config& c) { return Ref{&c.routing.cost_reload_ms}; }, 0, 3600000,
+        "cost policy: ms to load a runner until Ollama's load_duration has been measured");
+    add("routing.cost_prefill_tokens_per_s", "SUMMARIZER_COST_PREFILL_TOKENS_PER_S",
+        [](Config& c) { return Ref{&c.routing.cost_prefill_tokens_per_s}; }, 1, 1e7,
+        "cost policy: prefill rate until measured (then learned per bucket)");
+    add("routing.cost_decode_tokens_per_s", "SUMMARIZER_COST_DECODE_TOKENS_PER_S",
+        [](Config& c) { return Ref{&c.routing.cost_decode_tokens_per_s}; }, 0.1, 1e6,
+        "cost policy: decode rate until measured (then learned per bucket)");
+    add("routing.cost_spill_slowdown", "SUMMARIZER_COST_SPILL_SLOWDOWN",
+        [](Config& c) { return Ref{&c.routing.cost_spill_slowdown}; }, 1, 1000,
+        "cost policy: how many times slower a bucket that spills to the CPU runs");
+}
+
+void MapReduceKnobs(const KnobAdder& add) {
+    add("map_reduce.map_num_predict", "SUMMARIZER_MAP_NUM_PREDICT",
+        [](Config& c) { return Ref{&c.map_reduce.map_num_predict}; }, 16, 100000,
+        "cap on each chunk's summary tokens");
+    add("map_reduce.reduce_num_predict", "SUMMARIZER_REDUCE_NUM_PREDICT",
+        [](Config& c) { return Ref{&c.map_reduce.reduce_num_predict}; }, 16, 100000,
+        "cap on intermediate merge outputs");
+    add("map_reduce.concurrency", "SUMMARIZER_MAP_CONCURRENCY",
+        [](Config& c) { return Ref{&c.map_reduce.concurrency}; }, 0, 256,
+        "parallel map calls; 0 = OLLAMA_NUM_PARALLEL");
+    add("map_reduce.max_levels", "SUMMARIZER_MAX_REDUCE_LEVELS",
+        [](Config& c) { return Ref{&c.map_reduce.max_levels}; }, 1, 64, "reduce levels before giving up");
+}
+
+void SchedulerKnobs(const KnobAdder& add) {
+    add("scheduler.prefill_gate", "SUMMARIZER_PREFILL_GATE", [](Config& c) { return Ref{&c.scheduler.prefill_gate}; },
+        0, 0, "start an upstream call only when the previous one produced its first token (one prefill at a time)");
+    add("scheduler.prefill_gate_max_ms", "SUMMARIZER_PREFILL_GATE_MAX_MS",
+        [](Config& c) { return Ref{&c.scheduler.prefill_gate_max_ms}; }, 0, 3600000,
+        "a call silent this long (model load, stall) no longer holds the prefill gate");
+    add("scheduler.batch_max_wait_ms", "SUMMARIZER_BATCH_MAX_WAIT_MS",
+        [](Config& c) { return Ref{&c.scheduler.batch_max_wait_ms}; }, 0, 3600000,
+        "a map or intermediate reduce call waiting this long no longer yields to interactive calls");
+    add("scheduler.switch_max_wait_ms", "SUMMARIZER_SWITCH_MAX_WAIT_MS",
+        [](Config& c) { return Ref{&c.scheduler.switch_max_wait_ms}; }, 0, 3600000,
+        "cost policy: the longest a call for the other bucket waits while the loaded bucket's calls run");
+}
+
+void PoolKnobs(const KnobAdder& add) {
+    add("pool.probe_interval_ms", "SUMMARIZER_PROBE_INTERVAL_MS",
+        [](Config& c) { return Ref{&c.pool.probe_interval_ms}; }, 100, 3600000,
+        "health probe of every upstream, in ms; a host that failed a call is probed at once and every 250 ms");
+    add("pool.exact_tokens", "SUMMARIZER_EXACT_TOKENS", [](Config& c) { return Ref{&c.pool.exact_tokens}; }, 0, 0,
+        "count tokens with an OpenAI-compatible upstream's tokenizer (POST /tokenize) for routing and chunking");
+    add("pool.tokenize_timeout_ms", "SUMMARIZER_TOKENIZE_TIMEOUT_MS",
+        [](Config& c) { return Ref{&c.pool.tokenize_timeout_ms}; }, 10, 600000,
+        "the longest one plan spends on exact counts, in ms; the rest is estimated");
+    add("pool.tokenize_cache_entries", "SUMMARIZER_TOKENIZE_CACHE_ENTRIES",
+        [](Config& c) { return Ref{&c.pool.tokenize_cache_entries}; }, 0, 10000000,
+        "exact token counts kept in memory, by hash of the text (0: none)");
+    add("pool.openai_prefill_gate", "SUMMARIZER_OPENAI_PREFILL_GATE",
+        [](Config& c) { return Ref{&c.pool.openai_prefill_gate}; }, 0, 0,
+        "the prefill gate on OpenAI-compatible upstreams too (they batch prefills themselves)");
+}
+
+void VramKnobs(const KnobAdder& add) {
+    add("vram.budget_mb", "SUMMARIZER_VRAM_BUDGET_MB", [](Config& c) { return Ref{&c.vram.budget_mb}; }, 256,
+        1 << 20, "GPU memory in MiB (RTX 4060: 8188)");
+    add("vram.reserve_mb", "SUMMARIZER_VRAM_RESERVE_MB", [](Config& c) { return Ref{&c.vram.reserve_mb}; }, 0,
+        1 << 20, "MiB kept free for the display and CUDA context");
+    add("vram.weights_mb", "SUMMARIZER_VRAM_WEIGHTS_MB", [](Config& c) { return Ref{&c.vram.weights_mb}; }, 0,
+        1 << 20, "model weights in MiB (gemma3:4b Q4_K_M with projector)");
+    add("vram.fixed_mb", "SUMMARIZER_VRAM_FIXED_MB", [](Config& c) { return Ref{&c.vram.fixed_mb}; }, 0, 1 << 20,
+        "compute buffers in MiB");
+    add("vram.kv_cache_type", "OLLAMA_KV_CACHE_TYPE", [](Config& c) { return Ref{&c.vram.kv_cache_type}; }, 0, 0,
+        "the Ollama server's KV cache type: f16, q8_0 or q4_0");
+    add("vram.kv_mb_per_1k_tokens", "SUMMARIZER_VRAM_KV_MB_PER_1K",
+        [](Config& c) { return Ref{&c.vram.kv_mb_per_1k_tokens}; }, 0, 100000,
+        "f16 KV cache MiB per 1K tokens of context per slot");
+    add("vram.preload_hot_bucket", "SUMMARIZER_PRELOAD_HOT_BUCKET",
+        [](Config& c) { return Ref{&c.vram.preload_hot_bucket}; }, 0, 0,
+        "load the 16K bucket at start-up and again after the 60K bucket was used");
+    add("vram.restore_idle_ms", "SUMMARIZER_RESTORE_IDLE_MS",
+        [](Config& c) { return Ref{&c.vram.restore_idle_ms}; }, 0, 3600000,
+        "ms the 60K bucket must stay idle before the 16K bucket is loaded back (no reload ping-pong)");
+}
+
+void DegradedModeKnobs(const KnobAdder& add) {
+    add("degraded.extractive_fallback", "SUMMARIZER_EXTRACTIVE_FALLBACK",
+        [](Config& c) { return Ref{&c.degraded.extractive_fallback}; }, 0, 0,
+        "when Ollama cannot be reached, answer with an in-process extractive summary (route \"extractive\", "
+        "degraded: true) instead of 503");
+    add("degraded.extractive_max_chars", "SUMMARIZER_EXTRACTIVE_MAX_CHARS",
+        [](Config& c) { return Ref{&c.degraded.extractive_max_chars}; }, 50, 1000000,
+        "length budget of an extractive summary, in characters");
+}
+
 const std::vector<Knob>& Registry() {
     static const std::vector<Knob> knobs = [] {
         std::vector<Knob> k;
-        auto add = [&](std::string path, std::string env, std::function<Ref(Config&)> ref, double min, double max,
-                       std::string help) {
-            k.push_back(Knob{std::move(path), std::move(env), std::move(ref), min, max, std::move(help)});
-        };
-        constexpr double kBig = 1e15;
-        // server
-        add("server.host", "SUMMARIZER_HOST", [](Config& c) { return Ref{&c.server.host}; }, 0, 0,
-            "bind address; 127.0.0.1 behind a reverse proxy, 0.0.0.0 in a container");
-        add("server.port", "SUMMARIZER_PORT", [](Config& c) { return Ref{&c.server.port}; }, 0, 65535,
-            "TCP port; 0 = any free port (the log line \"listening on\" names it)");
-        add("server.max_body_bytes", "SUMMARIZER_MAX_BODY_BYTES",
-            [](Config& c) { return Ref{&c.server.max_body_bytes}; }, 1024, kBig, "request body limit (413 above)");
-        add("server.threads", "SUMMARIZER_THREADS", [](Config& c) { return Ref{&c.server.threads}; }, 2, 1024,
-            "HTTP worker threads; each open connection holds one");
-        add("server.read_timeout_s", "SUMMARIZER_READ_TIMEOUT_S",
-            [](Config& c) { return Ref{&c.server.read_timeout_s}; }, 1, 3600, "slow clients are cut after this");
-        add("server.write_timeout_s", "SUMMARIZER_WRITE_TIMEOUT_S",
-            [](Config& c) { return Ref{&c.server.write_timeout_s}; }, 1, 3600, "a client not reading is cut after this");
-        add("server.api_key", "SUMMARIZER_API_KEY", [](Config& c) { return Ref{&c.server.api_key}; }, 0, 0,
-            "if set, requests need `Authorization: Bearer <key>` (health endpoints exempt)");
-        add("server.cors_origins", "SUMMARIZER_CORS_ORIGINS", [](Config& c) { return Ref{&c.server.cors_origins}; },
-            0, 0, "browser origins allowed (comma-separated in the environment; * for any)");
-        add("server.max_inflight", "SUMMARIZER_MAX_INFLIGHT", [](Config& c) { return Ref{&c.server.max_inflight}; },
-            0, 4096, "requests summarizing at once; 0 = 2 x Ollama's parallel slots");
-        add("server.max_queue", "SUMMARIZER_MAX_QUEUE", [](Config& c) { return Ref{&c.server.max_queue}; }, 0,
-            100000, "requests waiting for a slot; beyond it 429");
-        add("server.queue_timeout_s", "SUMMARIZER_QUEUE_TIMEOUT_S",
-            [](Config& c) { return Ref{&c.server.queue_timeout_s}; }, 1, 86400,
-            "longest wait in the queue for a slot, in seconds; then 429 with Retry-After");
-        add("server.log_json", "SUMMARIZER_LOG_JSON", [](Config& c) { return Ref{&c.server.log_json}; }, 0, 0,
-            "access log as JSON lines");
-        add("server.log_text", "SUMMARIZER_LOG_TEXT", [](Config& c) { return Ref{&c.server.log_text}; }, 0, 0,
-            "debug only: log the texts themselves");
-        add("server.shutdown_grace_s", "SUMMARIZER_SHUTDOWN_GRACE_S",
-            [](Config& c) { return Ref{&c.server.shutdown_grace_s}; }, 0, 3600,
-            "on SIGTERM, in-flight requests get this long before they are cancelled");
-        // ollama
-        add("ollama.url", "OLLAMA_HOST", [](Config& c) { return Ref{&c.ollama.url}; }, 0, 0,
-            "Ollama server: host, host:port or URL (as Ollama reads OLLAMA_HOST)");
-        add("ollama.num_parallel", "OLLAMA_NUM_PARALLEL", [](Config& c) { return Ref{&c.ollama.num_parallel}; }, 1,
-            64, "the Ollama server's parallel slots (set it to the server's OLLAMA_NUM_PARALLEL)");
-        add("ollama.connect_timeout_ms", "SUMMARIZER_OLLAMA_CONNECT_TIMEOUT_MS",
-            [](Config& c) { return Ref{&c.ollama.connect_timeout_ms}; }, 10, 600000, "TCP connect time-out");
-        add("ollama.first_token_timeout_s", "SUMMARIZER_OLLAMA_FIRST_TOKEN_TIMEOUT_S",
-            [](Config& c) { return Ref{&c.ollama.first_token_timeout_s}; }, 1, 86400,
-            "request sent -> first streamed line (covers model load and prefill)");
-        add("ollama.idle_timeout_s", "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S",
-            [](Config& c) { return Ref{&c.ollama.idle_timeout_s}; }, 1, 86400, "silence allowed between two lines");
-        add("ollama.total_timeout_s", "SUMMARIZER_OLLAMA_TOTAL_TIMEOUT_S",
-            [](Config& c) { return Ref{&c.ollama.total_timeout_s}; }, 1, 86400, "one upstream call, all included");
-        add("ollama.max_retries", "SUMMARIZER_OLLAMA_MAX_RETRIES", [](Config& c) { return Ref{&c.ollama.max_retries}; },
-            0, 20, "extra attempts on connection errors, 500, 503 and dropped streams");
-        add("ollama.retry_backoff_ms", "SUMMARIZER_OLLAMA_RETRY_BACKOFF_MS",
-            [](Config& c) { return Ref{&c.ollama.retry_backoff_ms}; }, 0, 600000,
-            "first retry delay; doubles each attempt, with jitter");
-        add("ollama.retry_budget_s", "SUMMARIZER_OLLAMA_RETRY_BUDGET_S",
-            [](Config& c) { return Ref{&c.ollama.retry_budget_s}; }, 0, 86400,
-            "no retry starts (its backoff included) later than this many seconds after the first attempt");
-        add("ollama.circuit_failure_threshold", "SUMMARIZER_CIRCUIT_FAILURE_THRESHOLD",
-            [](Config& c) { return Ref{&c.ollama.circuit_failure_threshold}; }, 0, 1000,
-            "consecutive calls that cannot connect to Ollama before the circuit opens (fail fast); 0 = never");
-        add("ollama.circuit_open_ms", "SUMMARIZER_CIRCUIT_OPEN_MS",
-            [](Config& c) { return Ref{&c.ollama.circuit_open_ms}; }, 10, 3600000,
-            "how long an open circuit fails fast before one probe call is let through");
-        // generation
-        add("generation.num_batch", "SUMMARIZER_NUM_BATCH", [](Config& c) { return Ref{&c.generation.num_batch}; }, 1,
-            65536, "prompt tokens per batch");
-        add("generation.temperature", "SUMMARIZER_TEMPERATURE",
-            [](Config& c) { return Ref{&c.generation.temperature}; }, 0, 2, "sampling temperature");
-        add("generation.repeat_penalty", "SUMMARIZER_REPEAT_PENALTY",
-            [](Config& c) { return Ref{&c.generation.repeat_penalty}; }, 0.5, 2, "penalty on repeated tokens");
-        add("generation.num_predict", "SUMMARIZER_NUM_PREDICT",
-            [](Config& c) { return Ref{&c.generation.num_predict}; }, 1, 1000000,
-            "default cap on the tokens of a summary (max_tokens)");
-        add("generation.max_num_predict", "SUMMARIZER_MAX_NUM_PREDICT",
-            [](Config& c) { return Ref{&c.generation.max_num_predict}; }, 1, 1000000,
-            "largest max_tokens a client may ask for");
-        // routing
-        add("routing.hierarchical_threshold_chars", "HIERARCHICAL_THRESHOLD_CHARS",
-            [](Config& c) { return Ref{&c.routing.hierarchical_threshold_chars}; }, 1, kBig,
-            "texts over this many characters always go through map-reduce");
-        add("routing.hierarchical_chunk_max_chars", "HIERARCHICAL_CHUNK_MAX_CHARS",
-            [](Config& c) { return Ref{&c.routing.hierarchical_chunk_max_chars}; }, 100, kBig,
-            "most characters in one map chunk (the 16K token budget also applies)");
-        add("routing.safety_margin_tokens", "SUMMARIZER_SAFETY_MARGIN_TOKENS",
-            [](Config& c) { return Ref{&c.routing.safety_margin_tokens}; }, 0, 1000000,
-            "tokens of num_ctx kept free for the estimate's error");
-        add("routing.chunk_overlap_chars", "SUMMARIZER_CHUNK_OVERLAP_CHARS",
-            [](Config& c) { return Ref{&c.routing.chunk_overlap_chars}; }, 0, 100000,
-            "characters of the previous chunk repeated at the start of the next");
-        add("routing.policy", "SUMMARIZER_ROUTING_POLICY", [](Config& c) { return Ref{&c.routing.policy}; }, 0, 0,
-            "static (the design record's rule) or cost (weighs reloads and learned rates)");
-        add("routing.cost_reload_ms", "SUMMARIZER_COST_RELOAD_MS",
-            [](Config& c) { return Ref{&c.routing.cost_reload_ms}; }, 0, 3600000,
-            "cost policy: ms to load a runner until Ollama's load_duration has been measured");
-        add("routing.cost_prefill_tokens_per_s", "SUMMARIZER_COST_PREFILL_TOKENS_PER_S",
-            [](Config& c) { return Ref{&c.routing.cost_prefill_tokens_per_s}; }, 1, 1e7,
-            "cost policy: prefill rate until measured (then learned per bucket)");
-        add("routing.cost_decode_tokens_per_s", "SUMMARIZER_COST_DECODE_TOKENS_PER_S",
-            [](Config& c) { return Ref{&c.routing.cost_decode_tokens_per_s}; }, 0.1, 1e6,
-            "cost policy: decode rate until measured (then learned per bucket)");
-        add("routing.cost_spill_slowdown", "SUMMARIZER_COST_SPILL_SLOWDOWN",
-            [](Config& c) { return Ref{&c.routing.cost_spill_slowdown}; }, 1, 1000,
-            "cost policy: how many times slower a bucket that spills to the CPU runs");
-        // map-reduce
-        add("map_reduce.map_num_predict", "SUMMARIZER_MAP_NUM_PREDICT",
-            [](Config& c) { return Ref{&c.map_reduce.map_num_predict}; }, 16, 100000,
-            "cap on each chunk's summary tokens");
-        add("map_reduce.reduce_num_predict", "SUMMARIZER_REDUCE_NUM_PREDICT",
-            [](Config& c) { return Ref{&c.map_reduce.reduce_num_predict}; }, 16, 100000,
-            "cap on intermediate merge outputs");
-        add("map_reduce.concurrency", "SUMMARIZER_MAP_CONCURRENCY",
-            [](Config& c) { return Ref{&c.map_reduce.concurrency}; }, 0, 256,
-            "parallel map calls; 0 = OLLAMA_NUM_PARALLEL");
-        add("map_reduce.max_levels", "SUMMARIZER_MAX_REDUCE_LEVELS",
-            [](Config& c) { return Ref{&c.map_reduce.max_levels}; }, 1, 64, "reduce levels before giving up");
-        // scheduler
-        add("scheduler.prefill_gate", "SUMMARIZER_PREFILL_GATE", [](Config& c) { return Ref{&c.scheduler.prefill_gate}; },
-            0, 0, "start an upstream call only when the previous one produced its first token (one prefill at a time)");
-        add("scheduler.prefill_gate_max_ms", "SUMMARIZER_PREFILL_GATE_MAX_MS",
-            [](Config& c) { return Ref{&c.scheduler.prefill_gate_max_ms}; }, 0, 3600000,
-            "a call silent this long (model load, stall) no longer holds the prefill gate");
-        add("scheduler.batch_max_wait_ms", "SUMMARIZER_BATCH_MAX_WAIT_MS",
-            [](Config& c) { return Ref{&c.scheduler.batch_max_wait_ms}; }, 0, 3600000,
-            "a map or intermediate reduce call waiting this long no longer yields to interactive calls");
-        add("scheduler.switch_max_wait_ms", "SUMMARIZER_SWITCH_MAX_WAIT_MS",
-            [](Config& c) { return Ref{&c.scheduler.switch_max_wait_ms}; }, 0, 3600000,
-            "cost policy: the longest a call for the other bucket waits while the loaded bucket's calls run");
-        // the pool of upstreams
-        add("pool.probe_interval_ms", "SUMMARIZER_PROBE_INTERVAL_MS",
-            [](Config& c) { return Ref{&c.pool.probe_interval_ms}; }, 100, 3600000,
-            "health probe of every upstream, in ms; a host that failed a call is probed at once and every 250 ms");
-        add("pool.exact_tokens", "SUMMARIZER_EXACT_TOKENS", [](Config& c) { return Ref{&c.pool.exact_tokens}; }, 0, 0,
-            "count tokens with an OpenAI-compatible upstream's tokenizer (POST /tokenize) for routing and chunking");
-        add("pool.tokenize_timeout_ms", "SUMMARIZER_TOKENIZE_TIMEOUT_MS",
-            [](Config& c) { return Ref{&c.pool.tokenize_timeout_ms}; }, 10, 600000,
-            "the longest one plan spends on exact counts, in ms; the rest is estimated");
-        add("pool.tokenize_cache_entries", "SUMMARIZER_TOKENIZE_CACHE_ENTRIES",
-            [](Config& c) { return Ref{&c.pool.tokenize_cache_entries}; }, 0, 10000000,
-            "exact token counts kept in memory, by hash of the text (0: none)");
-        add("pool.openai_prefill_gate", "SUMMARIZER_OPENAI_PREFILL_GATE",
-            [](Config& c) { return Ref{&c.pool.openai_prefill_gate}; }, 0, 0,
-            "the prefill gate on OpenAI-compatible upstreams too (they batch prefills themselves)");
-        // vram
-        add("vram.budget_mb", "SUMMARIZER_VRAM_BUDGET_MB", [](Config& c) { return Ref{&c.vram.budget_mb}; }, 256,
-            1 << 20, "GPU memory in MiB (RTX 4060: 8188)");
-        add("vram.reserve_mb", "SUMMARIZER_VRAM_RESERVE_MB", [](Config& c) { return Ref{&c.vram.reserve_mb}; }, 0,
-            1 << 20, "MiB kept free for the display and CUDA context");
-        add("vram.weights_mb", "SUMMARIZER_VRAM_WEIGHTS_MB", [](Config& c) { return Ref{&c.vram.weights_mb}; }, 0,
-            1 << 20, "model weights in MiB (gemma3:4b Q4_K_M with projector)");
-        add("vram.fixed_mb", "SUMMARIZER_VRAM_FIXED_MB", [](Config& c) { return Ref{&c.vram.fixed_mb}; }, 0, 1 << 20,
-            "compute buffers in MiB");
-        add("vram.kv_cache_type", "OLLAMA_KV_CACHE_TYPE", [](Config& c) { return Ref{&c.vram.kv_cache_type}; }, 0, 0,
-            "the Ollama server's KV cache type: f16, q8_0 or q4_0");
-        add("vram.kv_mb_per_1k_tokens", "SUMMARIZER_VRAM_KV_MB_PER_1K",
-            [](Config& c) { return Ref{&c.vram.kv_mb_per_1k_tokens}; }, 0, 100000,
-            "f16 KV cache MiB per 1K tokens of context per slot");
-        add("vram.preload_hot_bucket", "SUMMARIZER_PRELOAD_HOT_BUCKET",
-            [](Config& c) { return Ref{&c.vram.preload_hot_bucket}; }, 0, 0,
-            "load the 16K bucket at start-up and again after the 60K bucket was used");
-        add("vram.restore_idle_ms", "SUMMARIZER_RESTORE_IDLE_MS",
-            [](Config& c) { return Ref{&c.vram.restore_idle_ms}; }, 0, 3600000,
-            "ms the 60K bucket must stay idle before the 16K bucket is loaded back (no reload ping-pong)");
-        // degraded mode
-        add("degraded.extractive_fallback", "SUMMARIZER_EXTRACTIVE_FALLBACK",
-            [](Config& c) { return Ref{&c.degraded.extractive_fallback}; }, 0, 0,
-            "when Ollama cannot be reached, answer with an in-process extractive summary (route \"extractive\", "
-            "degraded: true) instead of 503");
-        add("degraded.extractive_max_chars", "SUMMARIZER_EXTRACTIVE_MAX_CHARS",
-            [](Config& c) { return Ref{&c.degraded.extractive_max_chars}; }, 50, 1000000,
-            "length budget of an extractive summary, in characters");
+        const KnobAdder add{k};
+        ServerKnobs(add);
+        OllamaKnobs(add);
+        GenerationKnobs(add);
+        RoutingKnobs(add);
+        MapReduceKnobs(add);
+        SchedulerKnobs(add);
+        PoolKnobs(add);
+        VramKnobs(add);
+        DegradedModeKnobs(add);
         return k;
     }();
     return knobs;
@@ -610,7 +644,11 @@ int Config::MaxInflight() const {
     return std::max(2, 2 * slots);
 }
 
-std::optional<double> ParseKeepAlive(std::string_view text) { return ParseDurationSeconds(text); }
+std::optional<double> ParseKeepAlive(std::string_view text) {
+    auto seconds = ParseDurationSeconds(text);
+    if (!seconds || !std::isfinite(*seconds)) return std::nullopt;  // "inf", "nan": not a duration Ollama reads
+    return seconds;
+}
 
 std::optional<std::string> NormalizeOllamaHost(std::string_view value) {
     std::string v = Trim(value);

@@ -104,7 +104,7 @@ void AddCommonFlags(CLI::App* app, CommonFlags& flags, bool server_flags) {
         ->allow_extra_args(false);
 }
 
-// The knobs as a Markdown table: README.md's configuration table is this output
+// The knobs as a Markdown table: docs/CONFIGURATION.md's table is this output
 // (scripts/check-docs.sh fails when they differ).
 std::string KnobMarkdown() {
     std::ostringstream out;
@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
     auto* config_cmd = app.add_subcommand("config", "print the effective configuration (or --list the knobs)");
     AddCommonFlags(config_cmd, config_flags, true);
     config_cmd->add_flag("--list", list, "list every knob with its environment variable and default");
-    config_cmd->add_flag("--markdown", markdown, "the same list as the README's Markdown table");
+    config_cmd->add_flag("--markdown", markdown, "the same list as the Markdown table of docs/CONFIGURATION.md");
 
     CLI11_PARSE(app, argc, argv);
 

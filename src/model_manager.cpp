@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "summarizer/task_pool.hpp"
+
 namespace summarizer {
 namespace {
 
@@ -413,7 +415,11 @@ void ModelManager::WorkerLoop() {
         tasks_.pop_front();
         busy_ = true;
         lock.unlock();
-        task();
+        // This thread's exception boundary: a failed task is logged, the next one runs.
+        (void)CatchAll("model manager", [&]() -> std::optional<Error> {
+            task();
+            return std::nullopt;
+        });
         lock.lock();
         busy_ = false;
         work_cv_.notify_all();

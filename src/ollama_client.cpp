@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "summarizer/duration.hpp"
 #include "summarizer/ndjson.hpp"
 #include "upstream_http.hpp"
 
@@ -107,6 +108,18 @@ OllamaClient::OllamaClient(OllamaClientOptions options)
 
 OllamaClient::~OllamaClient() = default;
 
+json KeepAliveJson(const std::string& keep_alive) {
+    // Ollama reads a keep_alive string as a Go duration ("24h"): a bare number of seconds ("90", "-1") must
+    // be a JSON number, or it is refused ("missing unit in duration").
+    const size_t b = keep_alive.find_first_not_of(" \t"), e = keep_alive.find_last_not_of(" \t");
+    const std::string trimmed = b == std::string::npos ? "" : keep_alive.substr(b, e - b + 1);
+    if (auto seconds = ParseBareSeconds(trimmed)) {
+        if (*seconds == std::floor(*seconds) && std::abs(*seconds) < 1e15) return static_cast<int64_t>(*seconds);
+        return *seconds;
+    }
+    return trimmed;
+}
+
 std::string BuildGenerateBody(const GenerateRequest& request) {
     json options = {
         {"num_ctx", request.context_tokens},
@@ -119,7 +132,7 @@ std::string BuildGenerateBody(const GenerateRequest& request) {
         {"model", request.model},
         {"prompt", request.prompt},
         {"stream", true},
-        {"keep_alive", request.keep_alive},
+        {"keep_alive", KeepAliveJson(request.keep_alive)},
         // Ollama >= 0.12.4 refuses an over-long prompt instead of silently cutting its head.
         {"truncate", false},
         {"options", options},
@@ -323,7 +336,7 @@ Result<std::vector<LoadedModel>> OllamaClient::ListLoaded() {
 
 Result<GenerateResult> OllamaClient::Load(const std::string& model, int context_tokens, const std::string& keep_alive) {
     auto client = MakeClient(options_, options_.first_token_timeout_s);
-    json body = {{"model", model}, {"prompt", ""}, {"stream", false}, {"keep_alive", keep_alive}};
+    json body = {{"model", model}, {"prompt", ""}, {"stream", false}, {"keep_alive", KeepAliveJson(keep_alive)}};
     if (context_tokens > 0) body["options"] = {{"num_ctx", context_tokens}};
     const auto start = Clock::now();
     auto res = client->Post("/api/generate", body.dump(), "application/json");

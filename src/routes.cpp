@@ -93,7 +93,8 @@ void WriteAccessLog(const Config& config, const LogLine& e) {
 
 // The request metrics (for /summarize and /summarize/plan) and the access log line.
 void RecordRequest(const Config& config, Service& service, const LogLine& line) {
-    if (line.path.rfind("/summarize", 0) == 0) {
+    // Only the API's own paths become label values: a client must not grow the metric at will.
+    if (line.path == "/summarize" || line.path == "/summarize/plan") {
         service.metrics().ObserveRequest(line.path, line.route, line.status, line.seconds);
     }
     WriteAccessLog(config, line);
@@ -111,7 +112,18 @@ struct StreamLog {
     }
 };
 
-enum class Access { kOpen, kKey };  // kOpen: no API key needed (health probes, the page, the contract)
+enum class Access { kOpen, kKey };
+
+// The Access-Control-Allow-Origin value for a browser origin in server.cors_origins; nullopt when
+// the origin is not allowed (or the request sent none).
+std::optional<std::string> AllowedOrigin(const Config& config, const std::string& origin) {
+    if (origin.empty()) return std::nullopt;
+    for (const auto& allowed : config.server.cors_origins) {
+        if (allowed == "*") return std::string("*");
+        if (allowed == origin) return origin;
+    }
+    return std::nullopt;
+}  // kOpen: no API key needed (health probes, the page, the contract)
 
 }  // namespace
 
@@ -152,14 +164,10 @@ HttpResponse ApiRoutes::Handle(HttpRequest& request) {
     });
     if (failure) res = ErrorResponse(*failure, context.id);
     res.SetHeader("X-Request-Id", context.id);
-    // CORS headers for an allowed Origin.
-    const std::string origin = request.Header("Origin");
-    for (const auto& allowed : config_.server.cors_origins) {
-        if (origin.empty() || (allowed != "*" && allowed != origin)) continue;
-        res.SetHeader("Access-Control-Allow-Origin", allowed == "*" ? "*" : origin);
+    if (auto allow = AllowedOrigin(config_, request.Header("Origin"))) {
+        res.SetHeader("Access-Control-Allow-Origin", *allow);
         res.SetHeader("Vary", "Origin");
         res.SetHeader("Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
-        break;
     }
     if (!res.on_complete) Finish(res, context);
     return res;
@@ -176,11 +184,9 @@ HttpResponse ApiRoutes::Dispatch(HttpRequest& request, Context& context) {
         {"POST", "/summarize", Access::kKey, &ApiRoutes::Summarize},
         {"POST", "/summarize/plan", Access::kKey, &ApiRoutes::Plan},
     }};
-    const std::string origin = request.Header("Origin");
-    const bool origin_ok = origin.empty() || std::any_of(config_.server.cors_origins.begin(), config_.server.cors_origins.end(),
-                                                         [&](const std::string& a) { return a == "*" || a == origin; });
     if (request.method == "OPTIONS") {
-        if (!origin_ok) return ErrorResponse(MakeError(ErrorCode::kForbidden, "origin not allowed (server.cors_origins)"), context.id);
+        const std::string origin = request.Header("Origin");
+        if (!origin.empty() && !AllowedOrigin(config_, origin)) return ErrorResponse(MakeError(ErrorCode::kForbidden, "origin not allowed (server.cors_origins)"), context.id);
         HttpResponse res;
         res.status = 204;
         res.content_type.clear();

@@ -1,5 +1,7 @@
 #include "upstream_http.hpp"
 
+#include "summarizer/task_pool.hpp"
+
 namespace summarizer::upstream_http {
 
 double MsSince(Clock::time_point start) {
@@ -72,26 +74,34 @@ void Watchdog::Loop() {
             continue;
         }
         wake_.wait_for(lock, kTick);
-        for (auto& [id, call] : calls_) {
-            if (call.stopped) continue;
-            const Deadlines& d = *call.deadlines;
-            StopReason reason = StopReason::kNone;
-            const double elapsed_s = MsSince(call.start) / 1000.0;
-            const int64_t last = call.last_piece_ns->load();
-            if (call.cancel->cancelled()) {
-                reason = StopReason::kCancelled;
-            } else if (elapsed_s > d.total_timeout_s) {
-                reason = StopReason::kTotalTimeout;
-            } else if (last == 0 && elapsed_s > d.first_token_timeout_s) {
-                reason = StopReason::kFirstTokenTimeout;
-            } else if (last > 0 && elapsed_s - static_cast<double>(last) / 1e9 > d.idle_timeout_s) {
-                reason = StopReason::kIdleTimeout;
-            }
-            if (reason != StopReason::kNone) {
-                *call.stop_reason = reason;
-                call.stopped = true;
-                call.client->stop();  // shuts the socket down
-            }
+        // This thread's exception boundary: a stray exception is logged and the watchdog goes on.
+        (void)CatchAll("upstream watchdog", [&]() -> std::optional<Error> {
+            CheckCalls();
+            return std::nullopt;
+        });
+    }
+}
+
+void Watchdog::CheckCalls() {
+    for (auto& [id, call] : calls_) {
+        if (call.stopped) continue;
+        const Deadlines& d = *call.deadlines;
+        StopReason reason = StopReason::kNone;
+        const double elapsed_s = MsSince(call.start) / 1000.0;
+        const int64_t last = call.last_piece_ns->load();
+        if (call.cancel->cancelled()) {
+            reason = StopReason::kCancelled;
+        } else if (elapsed_s > d.total_timeout_s) {
+            reason = StopReason::kTotalTimeout;
+        } else if (last == 0 && elapsed_s > d.first_token_timeout_s) {
+            reason = StopReason::kFirstTokenTimeout;
+        } else if (last > 0 && elapsed_s - static_cast<double>(last) / 1e9 > d.idle_timeout_s) {
+            reason = StopReason::kIdleTimeout;
+        }
+        if (reason != StopReason::kNone) {
+            *call.stop_reason = reason;
+            call.stopped = true;
+            call.client->stop();  // shuts the socket down
         }
     }
 }

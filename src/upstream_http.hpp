@@ -76,6 +76,8 @@ public:
 
 private:
     void Loop();
+    // Stops the calls that were cancelled or ran out of time. Requires mutex_.
+    void CheckCalls();
 
     static constexpr std::chrono::milliseconds kTick{5};
     static constexpr std::chrono::seconds kIdleAfter{1};

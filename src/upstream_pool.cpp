@@ -342,7 +342,8 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
                                               const CancelToken& cancel) {
     GenerateRequest r = request;
     r.bucket = BucketKey(config_, request);
-    // Text that reached the caller cannot be taken back: no retry after the first piece.
+    // Text that reached the caller cannot be taken back: no retry after the first piece handed on. A
+    // call without a token callback (a map or intermediate merge) hands nothing on: it is retried whole.
     bool delivered = false;
     std::vector<size_t> exclude;
     std::optional<Error> last;
@@ -365,8 +366,9 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
         const size_t h = lease->host();
         const TokenCallback marking = [&](std::string_view piece) {
             lease->MarkFirstToken();
+            if (!on_token) return;
             delivered = true;
-            if (on_token) on_token(piece);
+            on_token(piece);
         };
         auto result = Attempt(h, r, marking, cancel);
         lease->Release();  // before the retry decision: the next call may start now

@@ -1,6 +1,6 @@
 // A circuit breaker around an LlmEngine: after `failure_threshold` consecutive calls that
 // could not reach the server (IsUpstreamUnreachable), the circuit opens and every call fails
-// fast with kUpstreamUnavailable instead of waiting for connect time-outs and retries. After
+// fast with kUpstreamUnreachable instead of waiting for connect time-outs and retries. After
 // `open_duration` one call is let through as a probe (half-open): its success, or any answer
 // from the server (even an error status), closes the circuit; another connection failure
 // re-opens it for another `open_duration`. While a probe runs, other calls fail fast.

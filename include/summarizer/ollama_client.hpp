@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "summarizer/config.hpp"
 #include "summarizer/llm_engine.hpp"
 
@@ -58,6 +60,9 @@ private:
 
 // Builds the /api/generate body (exposed for tests).
 std::string BuildGenerateBody(const GenerateRequest& request);
+
+// keep_alive as Ollama reads it: a Go duration string as is ("24h"), bare seconds as a JSON number ("-1" -> -1).
+nlohmann::json KeepAliveJson(const std::string& keep_alive);
 
 // Maps an Ollama error status and body ({"error": "..."}) to a typed Error.
 Error ErrorFromOllamaStatus(int status, const std::string& body, const std::string& model);

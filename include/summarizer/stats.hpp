@@ -1,5 +1,5 @@
 // Statistics over measured samples. Every bench reports its percentiles with this one function, so
-// a P99 of one bench (or of the README) means the same as that of another.
+// a P99 of one bench (or of docs/PERFORMANCE.md) means the same as that of another.
 #pragma once
 
 #include <optional>

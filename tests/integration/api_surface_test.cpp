@@ -32,6 +32,22 @@ TEST_F(ServiceTest, AKnownPathWithAnotherMethodIs405NamingTheAllowedOnes) {
     EXPECT_EQ(json::parse(missing->body)["error"]["code"], "not_found");
 }
 
+// Request metrics are labelled with the API's own endpoints only: unknown paths do not become label values.
+TEST_F(ServiceTest, UnknownPathsDoNotGrowTheRequestMetric) {
+    StartService();
+    for (const char* path : {"/summarize/a", "/summarize/b", "/summarizexyz"}) {
+        auto res = Http().Get(path);
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 404);
+    }
+    ASSERT_TRUE(PostJson({{"text", kText}}));
+    auto metrics = Http().Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(metrics->body.find("/summarize/a"), std::string::npos);
+    EXPECT_EQ(metrics->body.find("/summarizexyz"), std::string::npos);
+    EXPECT_NE(metrics->body.find("endpoint=\"/summarize\""), std::string::npos) << metrics->body.substr(0, 2000);
+}
+
 TEST_F(ServiceTest, CorsAllowsTheConfiguredOriginsAndForbidsOthers) {
     config.server.cors_origins = {"https://app.example"};
     StartService();

@@ -245,6 +245,18 @@ TEST_F(ServiceTest, HealthzAndRequestIds) {
 
 // A path that decodes to invalid UTF-8 used to throw from the 404 handler and terminate the
 // whole service (found while fuzzing: the error body is now serialised with U+FFFD).
+// A bucket kept forever ("-1" seconds, as Ollama documents it) reaches Ollama as the number -1: the
+// string "-1" would be refused as a duration without a unit.
+TEST_F(ServiceTest, NumericKeepAliveReachesOllamaAsANumber) {
+    config.buckets[0].keep_alive = "-1";
+    StartService();
+    auto res = PostJson({{"text", kEnglish}});
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    ASSERT_FALSE(fake.Requests().empty());
+    EXPECT_EQ(fake.Requests().back().body["keep_alive"], json(-1));
+}
+
 TEST_F(ServiceTest, NotFoundPathWithInvalidUtf8KeepsServing) {
     StartService();
     auto missing = Http().Get("/%FF%FE");

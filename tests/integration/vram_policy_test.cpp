@@ -2,6 +2,7 @@
 // model (one runner per model file, load time, spill), sped up by its time_scale.
 #include <string>
 
+#include "eventually.hpp"
 #include "service_fixture.hpp"
 
 namespace summarizer::testing {
@@ -230,10 +231,18 @@ protected:
         };
         send(short_text, "auto");
         EXPECT_TRUE(fake.WaitForRequests(1, 5s));
-        for (const auto& [text, strategy] : {std::pair{long_text, "single"}, std::pair{short_text, "auto"},
-                                             std::pair{long_text, "single"}}) {
-            send(text, strategy);
-            std::this_thread::sleep_for(60ms);  // arrival order L1, B, L2, all while A runs
+        // Arrival order L1, B, L2, all while A runs: each is sent once the one before it waits for the
+        // slot (the bucket's pending calls in /status count waiting calls), however slow the machine.
+        struct Arrival {
+            std::string text, strategy;
+            size_t bucket;
+            int pending;  // the bucket's pending calls once it waits
+        };
+        for (const auto& a : {Arrival{long_text, "single", 1, 1}, Arrival{short_text, "auto", 0, 2},
+                              Arrival{long_text, "single", 1, 2}}) {
+            send(a.text, a.strategy);
+            EXPECT_TRUE(Eventually([&] { return GetJson("/status")["buckets"][a.bucket]["pending_calls"] == a.pending; }))
+                << "bucket " << a.bucket << " never had " << a.pending << " pending call(s)";
         }
         for (auto& t : clients) t.join();
         std::vector<std::string> models;

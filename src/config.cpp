@@ -58,7 +58,7 @@ void ServerKnobs(const KnobAdder& add) {
     add("server.cors_origins", "SUMMARIZER_CORS_ORIGINS", [](Config& c) { return Ref{&c.server.cors_origins}; },
         0, 0, "browser origins allowed (comma-separated in the environment; * for any)");
     add("server.max_inflight", "SUMMARIZER_MAX_INFLIGHT", [](Config& c) { return Ref{&c.server.max_inflight}; },
-        0, 4096, "requests summarizing at once; 0 = 2 x Ollama's parallel slots");
+        0, 4096, "requests summarizing at once; 0 = 2 x the slots of every upstream (2 x OLLAMA_NUM_PARALLEL with one Ollama)");
     add("server.max_queue", "SUMMARIZER_MAX_QUEUE", [](Config& c) { return Ref{&c.server.max_queue}; }, 0,
         100000, "requests waiting for a slot; beyond it 429");
     add("server.queue_timeout_s", "SUMMARIZER_QUEUE_TIMEOUT_S",
@@ -156,7 +156,7 @@ void MapReduceKnobs(const KnobAdder& add) {
         "cap on intermediate merge outputs");
     add("map_reduce.concurrency", "SUMMARIZER_MAP_CONCURRENCY",
         [](Config& c) { return Ref{&c.map_reduce.concurrency}; }, 0, 256,
-        "parallel map calls; 0 = OLLAMA_NUM_PARALLEL");
+        "parallel map calls; 0 = the slots of the upstreams serving the map bucket (OLLAMA_NUM_PARALLEL with one Ollama)");
     add("map_reduce.max_levels", "SUMMARIZER_MAX_REDUCE_LEVELS",
         [](Config& c) { return Ref{&c.map_reduce.max_levels}; }, 1, 64, "reduce levels before giving up");
 }

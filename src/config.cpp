@@ -172,7 +172,8 @@ void SchedulerKnobs(const KnobAdder& add) {
         "a map or intermediate reduce call waiting this long no longer yields to interactive calls");
     add("scheduler.switch_max_wait_ms", "SUMMARIZER_SWITCH_MAX_WAIT_MS",
         [](Config& c) { return Ref{&c.scheduler.switch_max_wait_ms}; }, 0, 3600000,
-        "cost policy: the longest a call for the other bucket waits while the loaded bucket's calls run");
+        "the longest a call waits for a host that has its bucket loaded instead of making another host reload "
+        "(and, cost policy, for the other bucket while the loaded bucket's calls run)");
 }
 
 void PoolKnobs(const KnobAdder& add) {

@@ -110,9 +110,9 @@ bool UpstreamScheduler::AllowedLocked(const View& v, size_t h, const Waiter& w) 
         if (other == h || !CandidateLocked(v, other, w) || !LoadedLocked(other, w.model)) continue;
         if (v.condition[other] == HostCondition::kAvoid && v.condition[h] == HostCondition::kUp) continue;
         if (v.open[other]) return false;
-        if (options_.bucket_affinity && v.now - w.since < std::chrono::milliseconds(options_.switch_max_wait_ms)) {
-            return false;
-        }
+        // Whatever the routing policy: across hosts, a swap here is a reload that a short wait for the
+        // host that has the bucket avoids (and the evicted bucket's next calls would pay again).
+        if (v.now - w.since < std::chrono::milliseconds(options_.switch_max_wait_ms)) return false;
     }
     return true;
 }

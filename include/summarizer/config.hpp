@@ -114,8 +114,10 @@ struct SchedulerConfig {
     int prefill_gate_max_ms = 20000;  // ms; a call silent this long (loading, stalled) stops holding the gate
     int batch_max_wait_ms = 20000;    // ms; a map/intermediate-reduce call waiting this long stops yielding to
                                       // interactive calls (no starvation)
-    int switch_max_wait_ms = 15000;   // ms; "cost" policy: the longest a call for the other bucket waits while
-                                      // the loaded bucket's calls run (a swap costs a model reload)
+    int switch_max_wait_ms = 15000;   // ms; several hosts: the longest a call waits for a busy host that has
+                                      // its bucket loaded instead of making another one reload; "cost"
+                                      // policy: the longest a call for the other bucket waits while the
+                                      // loaded bucket's calls run (a swap costs a model reload)
 };
 
 // The pool of upstreams (include/summarizer/upstream_pool.hpp).

@@ -21,9 +21,9 @@
 // among those, to one that already has the bucket loaded (an OpenAI-compatible engine keeps its
 // model resident), then to the least loaded relative to its slots (fewest calls started breaks
 // ties, so equal hosts take turns). A host would have to load another model for the call: it does
-// so when nothing is loaded on it, or when no other host has the call's bucket loaded; with bucket
-// affinity, a call waits for a busy host that has its bucket loaded rather than make another host
-// swap, for at most switch_max_wait_ms. The slots, the prefill gate and the order above
+// so when nothing is loaded on it, or when no other host has the call's bucket loaded; otherwise the
+// call waits for a busy host that has its bucket loaded rather than make another host swap, for at
+// most switch_max_wait_ms (whatever the routing policy: two hosts keep one bucket each). The slots, the prefill gate and the order above
 // (interactive first, affinity, arrival order) hold per host.
 // Thread-safe. Acquire() blocks the calling thread; waiters poll their CancelToken every few ms.
 #pragma once

@@ -184,6 +184,26 @@ TEST_F(PoolTest, ACallThatFailsOnOneHostIsRetriedOnAnother) {
         << metrics;
 }
 
+// Text that reached the client cannot be taken back: a streamed summary whose host breaks off after
+// some pieces ends with an error event, and no other host is asked to start it again.
+TEST_F(PoolTest, ACallWhoseTextReachedTheClientIsNotRetriedElsewhere) {
+    FakeBehavior drops;
+    drops.piece_chars = 4;
+    drops.drop_after_pieces = 3;
+    AddFake().SetBehavior(drops);
+    AddFake().SetBehavior(drops);
+    UseFakesAsPool();
+    config.ollama.max_retries = 0;
+    Start();
+    auto res = Http().Post("/summarize", json{{"text", kText}, {"stream", true}}.dump(), "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_NE(res->body.find("event: delta"), std::string::npos) << res->body;
+    EXPECT_NE(res->body.find("event: error"), std::string::npos) << res->body;
+    EXPECT_EQ(res->body.find("event: done"), std::string::npos) << res->body;
+    EXPECT_EQ(fakes[0]->Requests().size() + fakes[1]->Requests().size(), 1u) << "tried once, on one host";
+}
+
 TEST_F(PoolTest, AHostThatIsDownIsAvoidedAndUsedAgainWhenItComesBack) {
     AddFake();
     AddFake();

@@ -1,6 +1,8 @@
 // The pool in the config: the file form, SUMMARIZER_UPSTREAMS, --upstream (flags over the
 // environment over the file, details kept by name), OLLAMA_HOST alone, slots and the derived
 // concurrency, and bad set-ups stopping start-up with a message that names the key and its source.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,8 +15,11 @@
 namespace summarizer {
 namespace {
 
+// One file per process: ctest runs each test in its own process, several at once, and the
+// parameterised cases below are built (files written) in every one of them.
 std::string WriteTemp(const std::string& name, const std::string& content) {
-    auto path = std::filesystem::temp_directory_path() / ("summarizer_upstreams_test_" + name + ".json");
+    auto path = std::filesystem::temp_directory_path() /
+                ("summarizer_upstreams_test_" + name + "_" + std::to_string(::getpid()) + ".json");
     std::ofstream(path) << content;
     return path.string();
 }

@@ -89,6 +89,7 @@ private:
     std::mutex mutex_;  // state_, events (delivered one at a time), the fields below
     std::optional<Clock::time_point> first_final_token_;
     bool delta_sent_ = false;
+    std::string final_finish_;  // the final text's finish_reason, as its engine reported it
     std::optional<OverflowReport> overflow_;
     // The pipelined map-reduce's bookkeeping (mutex_), rebuilt from state_ on every run.
     std::condition_variable pipeline_cv_;
@@ -174,6 +175,7 @@ Result<StepOutput> Execution::Call(const StepId& step, const Prompt& prompt, int
         std::lock_guard lock(mutex_);
         ++state_.spent.calls;
         if (result.ok()) {
+            if (final_text) final_finish_ = result->finish_reason;
             state_.spent.prompt_tokens += result->prompt_tokens;
             state_.spent.output_tokens += result->output_tokens;
             state_.spent.prefill += result->prefill;
@@ -516,6 +518,11 @@ SummarizeResponse Execution::Response(Clock::time_point arrival, Clock::time_poi
     r.chunks = plan.kind == RouteKind::kMapReduce ? static_cast<int>(plan.chunks.size()) : 1;
     r.levels = plan.kind == RouteKind::kMapReduce ? static_cast<int>(state_.levels.size()) : 0;
     r.reason = plan.reason + state_.replan_notes;
+    // The engine stopped the summary before its end (Ollama done_reason, OpenAI finish_reason "length").
+    if (final_finish_ == "length") {
+        r.reason += "; the summary was cut off: the engine stopped it at its length limit (finish_reason \"length\": "
+                    "max_tokens " + std::to_string(Options().max_tokens) + ", or the context)";
+    }
     r.overflow_replans = state_.replans;
     r.language = options_.language;
     r.usage.prompt_tokens = state_.spent.prompt_tokens;

@@ -315,6 +315,26 @@ TEST_F(PoolTest, AVllmUpstreamStreamsStatesItsContextAndCountsTokens) {
     EXPECT_GE(status["token_counts"]["engine"].get<int>(), 1);
 }
 
+// A summary the engine stopped at its length limit says so in its reason, whichever engine wrote it.
+TEST_F(PoolTest, ASummaryStoppedAtItsLengthLimitSaysSo) {
+    for (FakeApi api : {FakeApi::kOllama, FakeApi::kVllm, FakeApi::kLlamaCpp}) {
+        SCOPED_TRACE(static_cast<int>(api));
+        TearDown();
+        fakes.clear();
+        config.upstreams.clear();
+        FakeBehavior wordy;
+        wordy.reply = "A reply that goes on for many more than the eight tokens this request allows for its summary.";
+        AddFake(api).SetBehavior(wordy);
+        UseFakesAsPool(/*slots=*/2);
+        Start();
+        auto cut = Summarize({{"text", kText}, {"max_tokens", 8}});
+        EXPECT_NE(cut["reason"].get<std::string>().find("finish_reason \"length\": max_tokens 8"), std::string::npos)
+            << cut["reason"];
+        auto whole = Summarize({{"text", kText}});
+        EXPECT_EQ(whole["reason"].get<std::string>().find("cut off"), std::string::npos) << whole["reason"];
+    }
+}
+
 TEST_F(PoolTest, OverflowsInEachEnginesWordsAreReplannedAsOllamasAre) {
     for (FakeApi api : {FakeApi::kVllm, FakeApi::kLlamaCpp}) {
         SCOPED_TRACE(api == FakeApi::kVllm ? "vllm" : "llama.cpp");

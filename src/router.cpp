@@ -230,14 +230,20 @@ ChunkLimits FillLastRound(std::string_view text, const Config& config, ChunkLimi
         total_tokens += c.estimated_tokens;
     }
     // Caps a little over an even share of `rounded`: the fewest chunks that fit them is `rounded`.
-    const double share = (1.0 + 0.5 / static_cast<double>(rounded)) / static_cast<double>(rounded);
-    ChunkLimits smaller = limits;
-    smaller.max_tokens = std::min(limits.max_tokens, static_cast<int64_t>(std::ceil(total_tokens * share)));
-    smaller.max_chars = std::min(limits.max_chars, static_cast<int64_t>(std::ceil(total_chars * share)));
-    std::vector<Chunk> resplit = SplitIntoChunks(text, smaller);
-    if (resplit.size() <= count || resplit.size() > rounded) return limits;
-    chunks = std::move(resplit);
-    return smaller;
+    // Cuts fall on sentence and paragraph ends, so a cap just over the share can still need one chunk
+    // more: a little more slack is tried, as long as it still makes more chunks than before.
+    for (const double slack : {0.5, 1.0, 2.0, 3.0}) {
+        const double share = (1.0 + slack / static_cast<double>(rounded)) / static_cast<double>(rounded);
+        ChunkLimits smaller = limits;
+        smaller.max_tokens = std::min(limits.max_tokens, static_cast<int64_t>(std::ceil(total_tokens * share)));
+        smaller.max_chars = std::min(limits.max_chars, static_cast<int64_t>(std::ceil(total_chars * share)));
+        std::vector<Chunk> resplit = SplitIntoChunks(text, smaller);
+        if (resplit.size() <= count) break;
+        if (resplit.size() > rounded) continue;
+        chunks = std::move(resplit);
+        return smaller;
+    }
+    return limits;
 }
 
 // With exact counts: each chunk's tokens counted by the engine (as long as it answers). A chunk

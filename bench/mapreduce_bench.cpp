@@ -15,6 +15,16 @@
 // one model load. A "tight" bound adds two terms the same model proves (see LowerBounds).
 // Times are simulated seconds: real seconds x time scale from the first upstream call on; the
 // planning before it (CPU work a GPU would not stretch) counts as real seconds.
+//
+// --hosts 1,2,4 (issue #14): the same map-reduce through the UpstreamPool on that many fake Ollama
+// hosts of --slots slots each, merges pipelined with the map. Its lower bound ("pool") holds for any
+// schedule of the calls made, given their dependencies: one model load, then
+//   max(W / S, P / H, D x (1 + c (slots - 1)) / S, W_map / S + the smallest merge)
+// over the calls before the final merge, then the final merge alone, where W is their work
+// (prefill + decode each), P their prefill (a host's prefills share its GPU), D their decode, c the
+// fake's decode slowdown per concurrent stream, S = H x slots: every map must be done before the
+// merge of the last group starts, and the final merge needs everything. Targets: 2 hosts >= 1.85x
+// and 4 hosts >= 3.2x faster than 1, wall <= 1.15 x the pool bound.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -37,6 +47,7 @@
 
 #include "fake_ollama.hpp"
 #include "summarizer/config.hpp"
+#include "summarizer/upstream_pool.hpp"
 #include "summarizer/ollama_client.hpp"
 #include "summarizer/scheduler.hpp"
 #include "summarizer/summarizer.hpp"
@@ -85,6 +96,10 @@ struct Options {
     bool fairness = false;
     int repeat = 1;
     bool tight = false;  // judge wall/bound against the tight bound
+    std::vector<int> hosts;      // pool mode: host counts to compare (empty: the single-host bench)
+    double min_pool_speedup_2 = 1.85;
+    double min_pool_speedup_4 = 3.2;
+    double max_pool_ratio = 1.15;
 };
 
 // Paragraphs of the benchmark's case texts (original, realistic prose) for one language.
@@ -323,6 +338,181 @@ double ShortRequestLatencyS(const std::string& big, const std::string& short_tex
     return result.ok() ? latency : -1;
 }
 
+struct PoolOutcome {
+    RunOutcome run;
+    double bound_s = 0;
+    double first_merge_at = -1;  // when the first merge started, as a share of the map's span (< 1: during it)
+};
+
+testing::FakeGpuModel BenchGpu(int slots, const Options& opts) {
+    testing::FakeGpuModel gpu;
+    gpu.enabled = true;
+    gpu.slots = slots;
+    gpu.prefill_tokens_per_s = 3000;
+    gpu.decode_tokens_per_s = 60;
+    gpu.load_ms = 3000;
+    gpu.time_scale = opts.time_scale;
+    gpu.output_tokens = 300;
+    return gpu;
+}
+
+// The pool's lower bound (see the header) for the calls a run made.
+double PoolBound(const RunOutcome& run, const CostModel& model, int hosts, int slots) {
+    double work = 0, prefill = 0, decode = 0, map_work = 0, smallest_merge = 0, final_work = 0;
+    for (const auto& c : run.calls) {
+        if (!c.ok) continue;
+        const double p = model.PrefillS(c), d = model.DecodeS(c);
+        if (c.tag == "reduce final" || c.tag == "single") {
+            final_work = p + d;
+            continue;
+        }
+        work += p + d;
+        prefill += p;
+        decode += d;
+        if (c.tag.rfind("map ", 0) == 0) {
+            map_work += p + d;
+        } else if (smallest_merge == 0 || p + d < smallest_merge) {
+            smallest_merge = p + d;
+        }
+    }
+    const double s = static_cast<double>(hosts * slots);
+    const double concurrency = 1 + model.gpu.decode_concurrency_slowdown * (slots - 1);
+    const double before_final = std::max({work / s, prefill / hosts, decode * concurrency / s, map_work / s + smallest_merge});
+    return model.gpu.load_ms / 1000.0 + before_final + final_work;
+}
+
+// One map-reduce through an UpstreamPool of `hosts` fake Ollama hosts of `slots` slots each.
+PoolOutcome RunPool(const std::string& text, const std::string& lang, int hosts, int slots, const Options& opts,
+                    const CostModel& model) {
+    std::vector<std::unique_ptr<testing::FakeOllama>> fakes;
+    Config config;
+    for (int h = 0; h < hosts; ++h) {
+        fakes.push_back(std::make_unique<testing::FakeOllama>());
+        fakes.back()->SetGpuModel(BenchGpu(slots, opts));
+        testing::FakeBehavior behavior;
+        behavior.reply = SummaryReply(lang, 300);
+        behavior.piece_chars = opts.tokens_per_piece * (lang == "ja" ? 5 : 4);
+        fakes.back()->SetBehavior(behavior);
+        UpstreamConfig u;
+        u.name = "gpu" + std::to_string(h + 1);
+        u.url = fakes.back()->url();
+        u.slots = slots;
+        config.upstreams.push_back(u);
+    }
+    config.ollama.num_parallel = slots;
+    config.scheduler.prefill_gate = opts.prefill_gate;
+    UpstreamPool pool(config, nullptr);
+    PoolOutcome out;
+    std::mutex mutex;
+    std::vector<std::pair<std::string, Clock::time_point>> starts;
+    SummarizerObserver observer;
+    observer.on_upstream_call = [&](const GenerateRequest& g, const Result<GenerateResult>& r, double) {
+        std::lock_guard lock(mutex);
+        CallRecord c;
+        c.tag = g.tag;
+        c.ok = r.ok();
+        if (r.ok()) {
+            c.prompt_tokens = r->prompt_tokens;
+            c.output_tokens = r->output_tokens;
+        }
+        out.run.calls.push_back(std::move(c));
+    };
+    Summarizer summarizer(pool.effective_config(), pool, observer);
+    SummarizeRequest request;
+    request.text = text;
+    request.language = lang;
+    request.request_id = "bench";
+    const auto t0 = Clock::now();
+    auto response = summarizer.Run(request, {}, CancelToken());
+    const auto t1 = Clock::now();
+    std::vector<testing::RecordedRequest> requests;
+    for (const auto& f : fakes) {
+        for (auto& r : f->Requests()) requests.push_back(std::move(r));
+        out.run.max_concurrency += f->MaxConcurrency();
+        out.run.loads += f->Loads();
+    }
+    std::sort(requests.begin(), requests.end(), [](const auto& a, const auto& b) { return a.received < b.received; });
+    const auto first_call = requests.empty() ? t1 : std::min(t1, requests.front().received);
+    out.run.plan_s = std::chrono::duration<double>(first_call - t0).count();
+    out.run.wall_s = out.run.plan_s + std::chrono::duration<double>(t1 - first_call).count() * opts.time_scale;
+    out.run.ok = response.ok();
+    if (!response.ok()) {
+        out.run.error = response.error().message;
+        return out;
+    }
+    out.run.chunks = response->chunks;
+    out.run.levels = response->levels;
+    // The map's span and the first merge's start, from what the fakes saw (merge prompts hold summaries).
+    Clock::time_point map_end{}, merge_start = Clock::time_point::max();
+    for (const auto& r : requests) {
+        const std::string prompt = r.body.value("prompt", "");
+        const bool merge = prompt.find("holds summaries of consecutive parts") != std::string::npos;
+        if (merge) {
+            merge_start = std::min(merge_start, r.received);
+        } else {
+            map_end = std::max(map_end, r.finished);
+        }
+    }
+    if (merge_start != Clock::time_point::max() && map_end > first_call) {
+        out.first_merge_at = std::chrono::duration<double>(merge_start - first_call).count() /
+                             std::chrono::duration<double>(map_end - first_call).count();
+    }
+    out.bound_s = PoolBound(out.run, model, hosts, slots);
+    return out;
+}
+
+// The pool table: each case on 1, 2, 4... hosts; speed-ups against the first host count.
+bool RunPoolCases(const Options& opts, const CostModel& model) {
+    std::printf(
+        "map-reduce on a pool of fake Ollama hosts (%s slots each; prefill 3000 tok/s shared per host, decode 60 tok/s "
+        "per stream, load 3 s; time scale %.0f); times in simulated seconds\n\n",
+        std::to_string(opts.slots.front()).c_str(), opts.time_scale);
+    std::printf("| case | hosts | slots | chunks | levels | calls | first merge at | wall s | pool bound s | wall/bound | "
+                "speed-up | target | ok |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    std::fflush(stdout);
+    bool all_ok = true;
+    for (const auto& lang : opts.langs) {
+        const auto paragraphs = LoadParagraphs(opts.cases_dir, lang);
+        if (paragraphs.empty()) return false;
+        for (int64_t size : opts.sizes) {
+            const std::string text = MakeDocument(paragraphs, size, static_cast<uint32_t>(size));
+            const std::string name = std::to_string(size / 1000) + "K." + lang;
+            double base = 0;
+            for (int hosts : opts.hosts) {
+                const int slots = opts.slots.front();
+                PoolOutcome best;
+                for (int r = 0; r < opts.repeat; ++r) {
+                    PoolOutcome o = RunPool(text, lang, hosts, slots, opts, model);
+                    if (r == 0 || (o.run.ok && o.run.wall_s < best.run.wall_s)) best = std::move(o);
+                }
+                if (!best.run.ok) {
+                    std::printf("| %s | %d | failed: %s |\n", name.c_str(), hosts, best.run.error.c_str());
+                    all_ok = false;
+                    continue;
+                }
+                if (base == 0) base = best.run.wall_s * hosts / std::max(1, opts.hosts.front());
+                const double speedup = opts.hosts.front() == 1 ? base / best.run.wall_s : 0;
+                const double ratio = best.run.wall_s / best.bound_s;
+                const double target = hosts >= 4 ? opts.min_pool_speedup_4 : hosts >= 2 ? opts.min_pool_speedup_2 : 1.0;
+                const bool ok = ratio <= opts.max_pool_ratio && (hosts == 1 || speedup >= target);
+                all_ok &= ok;
+                char target_text[64];
+                std::snprintf(target_text, sizeof target_text, "%s%.2f, <= %.2f", hosts == 1 ? "-, " : ">= ",
+                              hosts == 1 ? 0.0 : target, opts.max_pool_ratio);
+                std::printf("| %s | %d | %d | %d | %d | %zu | %s | %.1f | %.1f | %.3f | %.2fx | %s | %s |\n", name.c_str(),
+                            hosts, slots, best.run.chunks, best.run.levels, best.run.calls.size(),
+                            best.first_merge_at < 0 ? "-" : (std::to_string(static_cast<int>(best.first_merge_at * 100)) + "% of the map").c_str(),
+                            best.run.wall_s, best.bound_s, ratio, speedup, hosts == 1 ? ("ratio " + std::string(target_text + 3)).c_str() : target_text,
+                            ok ? "yes" : "NO");
+                std::fflush(stdout);
+            }
+        }
+    }
+    std::printf("\ntargets: 2 hosts >= %.2fx, 4 hosts >= %.2fx faster than 1; wall / pool bound <= %.2f: %s\n",
+                opts.min_pool_speedup_2, opts.min_pool_speedup_4, opts.max_pool_ratio, all_ok ? "met" : "NOT met");
+    return all_ok;
+}
+
 // The fastest of `n` runs: noise on a busy machine only ever adds time.
 template <typename F>
 RunOutcome BestOf(int n, const F& run_once) {
@@ -376,6 +566,11 @@ int main(int argc, char** argv) {
     app.add_flag("--trace", opts.trace, "print every call's start and end (simulated seconds) on stderr");
     app.add_flag("--judge-tight", opts.tight, "judge the ratio against the tight bound instead of the simple one");
     app.add_option("--max-ratio", opts.max_ratio, "target: wall / lower bound at most this");
+    std::string hosts_list;
+    app.add_option("--hosts", hosts_list,
+                   "pool mode: comma-separated host counts (e.g. 1,2,4), each of --slots (the first) slots; speed-ups "
+                   "against the first");
+    app.add_option("--max-pool-ratio", opts.max_pool_ratio, "pool mode target: wall / pool bound at most this");
     app.add_option("--min-speedup", opts.min_speedup, "target: speed-up over one call at a time at least this");
     CLI11_PARSE(app, argc, argv);
     opts.prefill_gate = !no_gate;
@@ -383,6 +578,7 @@ int main(int argc, char** argv) {
     opts.slots = ParseList<int>(slots_list);
     opts.sizes = ParseList<int64_t>(sizes_list);
     opts.langs = ParseList<std::string>(langs_list);
+    opts.hosts = ParseList<int>(hosts_list);
     spdlog::set_level(spdlog::level::warn);
 
     CostModel model;
@@ -391,6 +587,7 @@ int main(int argc, char** argv) {
     model.gpu.load_ms = 3000;
     model.gpu.decode_context_slowdown = testing::FakeGpuModel{}.decode_context_slowdown;
     model.gpu.decode_concurrency_slowdown = testing::FakeGpuModel{}.decode_concurrency_slowdown;
+    if (!opts.hosts.empty()) return RunPoolCases(opts, model) ? 0 : 1;
 
     std::printf(
         "map-reduce against the fake GPU (prefill 3000 tok/s shared, decode 60 tok/s/stream, load 3 s, "

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Checks docker/ without a Docker engine (CI has none):
-#   - docker/compose.yaml parses as YAML (python3 + PyYAML, else `docker compose config`);
+#   - docker/compose.yaml (one GPU), docker/compose.pool.yaml (two Ollama on two GPUs) and
+#     docker/compose.vllm.yaml (vLLM) parse as YAML (python3 + PyYAML, else `docker compose config`),
+#     each has its services, the pool pins each Ollama to its own GPU (device_ids), the vLLM one runs
+#     vllm/vllm-openai with --max-model-len, and the summarizer's SUMMARIZER_UPSTREAMS of each is a
+#     configuration `summarizer config` accepts (when build/summarizer exists);
 #   - every path the Dockerfile COPYs, compose mounts or builds from, and the Modelfiles that
 #     docker/ollama-init.sh creates models from, exist in the repository;
 #   - the Dockerfile's build stage runs the README's set-up scripts (scripts/install-deps.sh,
@@ -15,7 +19,8 @@ failures=0
 fail() { printf 'check-docker: FAIL: %s\n' "$*" >&2; failures=$((failures + 1)); }
 ok() { printf 'check-docker: ok: %s\n' "$*"; }
 
-for f in docker/Dockerfile docker/compose.yaml docker/ollama-init.sh .dockerignore; do
+compose_files=(docker/compose.yaml docker/compose.pool.yaml docker/compose.vllm.yaml)
+for f in docker/Dockerfile "${compose_files[@]}" docker/ollama-init.sh .dockerignore; do
   [[ -f $f ]] || fail "$f is missing"
 done
 if ((failures)); then
@@ -64,52 +69,116 @@ for candidate in python3 /usr/bin/python3; do
   fi
 done
 
-compose_json=""
-if [[ -n $python ]]; then
-  if compose_json=$("$python" -c '
+# Prints the compose model of $1 as JSON, or fails with the parser's message.
+compose_model() {
+  local file=$1
+  if [[ -n $python ]]; then
+    "$python" -c '
 import json, sys, yaml
 try:
     with open(sys.argv[1], encoding="utf-8") as f:
         json.dump(yaml.safe_load(f), sys.stdout)
 except yaml.YAMLError as e:
     sys.exit(str(e))
-' docker/compose.yaml 2>&1); then
-    ok "docker/compose.yaml parses as YAML ($python + PyYAML)"
+' "$file" 2>&1
+  elif docker compose version >/dev/null 2>&1; then
+    # Resolves relative paths to absolute ones; needs no engine.
+    docker compose -f "$file" config --format json 2>&1
   else
-    fail "docker/compose.yaml is not valid YAML: $compose_json"
-    compose_json=""
+    echo "neither python3 with PyYAML (Debian: apt-get install python3-yaml) nor the docker compose plugin is available"
+    return 1
   fi
-elif docker compose version >/dev/null 2>&1; then
-  # Resolves relative paths to absolute ones; needs no engine.
-  if compose_json=$(docker compose -f docker/compose.yaml config --format json 2>&1); then
-    ok "docker/compose.yaml is a valid compose file (docker compose config)"
-  else
-    fail "docker compose config rejects docker/compose.yaml: $compose_json"
-    compose_json=""
-  fi
-else
-  fail "cannot parse docker/compose.yaml: neither python3 with PyYAML (Debian: apt-get install python3-yaml) nor the docker compose plugin is available"
-fi
+}
 
-if [[ -n $compose_json ]]; then
+# What each file must hold beyond parsing: its services, and facts about them (a Python check over
+# the model on stdin; sys.exit(message) on failure).
+declare -A required_services=(
+  [docker/compose.yaml]="ollama ollama-init summarizer"
+  [docker/compose.pool.yaml]="ollama-0 ollama-1 ollama-init-0 ollama-init-1 summarizer"
+  [docker/compose.vllm.yaml]="vllm summarizer"
+)
+pool_facts_py='
+import json, sys
+s = json.load(sys.stdin)["services"]
+ids = []
+for name in ("ollama-0", "ollama-1"):
+    devices = (((s[name].get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices") or []
+    got = [d for dev in devices for d in (dev.get("device_ids") or [])]
+    if not got:
+        sys.exit(f"{name} has no device_ids: each Ollama needs its own GPU")
+    ids += got
+if len(set(ids)) != len(ids):
+    sys.exit(f"the Ollama services share a GPU: device_ids {ids}")
+'
+vllm_facts_py='
+import json, sys
+v = json.load(sys.stdin)["services"]["vllm"]
+if not str(v.get("image", "")).startswith("vllm/vllm-openai"):
+    sys.exit("the vllm service does not run the vllm/vllm-openai image")
+args = " ".join(v.get("command") or []) if isinstance(v.get("command"), list) else str(v.get("command", ""))
+for flag in ("--max-model-len", "--model"):
+    if flag not in args:
+        sys.exit(f"the vllm service is started without {flag}")
+'
+# The summarizer service's environment as KEY=VALUE lines.
+summarizer_env_py='
+import json, sys
+env = json.load(sys.stdin)["services"]["summarizer"].get("environment") or {}
+if isinstance(env, list):
+    env = dict(item.split("=", 1) for item in env)
+for key, value in env.items():
+    print(f"{key}={value}")
+'
+
+for compose in "${compose_files[@]}"; do
+  if ! compose_json=$(compose_model "$compose"); then
+    fail "$compose is not a valid compose file: $compose_json"
+    continue
+  fi
+  ok "$compose parses as YAML"
   py=${python:-python3}
   if ! compose_paths=$(printf '%s' "$compose_json" | "$py" -c "$compose_paths_py" 2>&1); then
-    fail "docker/compose.yaml: $compose_paths"
+    fail "$compose: $compose_paths"
   else
     while IFS=$'\t' read -r kind path; do
       [[ -n $kind ]] || continue
       [[ $path == /* ]] || path=docker/$path
       if [[ -e $path ]]; then
-        ok "compose $kind exists: $path"
+        ok "$compose: $kind exists: $path"
       else
-        fail "compose $kind does not exist in the repository: $path"
+        fail "$compose: $kind does not exist in the repository: $path"
       fi
     done <<<"$compose_paths"
   fi
-  for svc in ollama ollama-init summarizer; do
-    grep -Eq "^  ${svc}:" docker/compose.yaml || fail "docker/compose.yaml has no service '$svc'"
+  for svc in ${required_services[$compose]}; do
+    grep -Eq "^  ${svc}:" "$compose" || fail "$compose has no service '$svc'"
   done
-fi
+  facts=""
+  [[ $compose == docker/compose.pool.yaml ]] && facts=$pool_facts_py
+  [[ $compose == docker/compose.vllm.yaml ]] && facts=$vllm_facts_py
+  if [[ -n $facts ]]; then
+    if out=$(printf '%s' "$compose_json" | "$py" -c "$facts" 2>&1); then
+      ok "$compose: its services are set up as documented"
+    else
+      fail "$compose: $out"
+    fi
+  fi
+  # The summarizer's environment must be a configuration the service accepts (bad config stops
+  # start-up naming the key): checked with the built binary when there is one. ${VAR:-default}
+  # takes its default, as compose does with nothing set.
+  binary=${SUMMARIZER_BIN:-${BUILD_DIR:-build}/summarizer}
+  if [[ -x $binary ]]; then
+    mapfile -t env_lines < <(printf '%s' "$compose_json" | "$py" -c "$summarizer_env_py" \
+      | sed -E 's/\$\{[A-Za-z_]+:-([^}]*)\}/\1/g')
+    if out=$(env -i PATH="$PATH" "${env_lines[@]}" "$binary" config --config config/summarizer.json 2>&1 >/dev/null); then
+      ok "$compose: the summarizer's environment is a valid configuration"
+    else
+      fail "$compose: summarizer config rejects the summarizer's environment: $out"
+    fi
+  else
+    echo "check-docker: note: $binary not built, $compose's summarizer environment not checked"
+  fi
+done
 
 # ---- Dockerfile: COPY sources and the set-up scripts -----------------------------------------
 # Joins continuation lines, drops comments; one instruction per line.

@@ -3,7 +3,7 @@
 #   - docs/CONFIGURATION.md's knob table is exactly what `summarizer config --markdown` prints
 #     (fix: scripts/update-readme-knobs.sh), and it is the only copy of that table;
 #   - config/summarizer.json names every knob, each at its built-in default;
-#   - every knob key (`server.max_queue`, `buckets.60k.num_ctx`) and every SUMMARIZER_* variable that
+#   - every knob key (`server.max_queue`, `buckets.60k.num_ctx`, `upstreams.gpu1.slots`) and every SUMMARIZER_* variable that
 #     README.md and docs/*.md name exists: a knob of the code, or a variable the scripts, the code or
 #     the tests read;
 #   - every relative link in README.md and docs/*.md points to a file of the repository (nothing
@@ -69,6 +69,7 @@ for line in table.splitlines()[2:]:
     envs.add(parts[3])
 sections = {k.split(".")[0] for k in knobs}
 bucket_fields = {k.split(".")[-1] for k in knobs if k.startswith("buckets.")}
+upstream_fields = {"kind", "url", "slots", "api_key", "buckets", "model", "*"}
 # Variables read outside the knob table (SUMMARIZER_CONFIG, the scripts' and tests' own).
 read_elsewhere = set()
 for pattern in ("scripts/**/*.sh", "src/**/*.cpp", "tests/**/*.cpp", "tests/**/*.hpp", "bench/**/*.cpp",
@@ -98,6 +99,9 @@ for doc in docs:
         # Any bucket's variables: SUMMARIZER_BUCKET_<NAME>_MODEL, ..._NUM_CTX, ..._KEEP_ALIVE, ..._HOT.
         if re.fullmatch(r"SUMMARIZER_BUCKET_[A-Z0-9_]+?_(MODEL|NUM_CTX|KEEP_ALIVE|HOT)", name):
             continue
+        # Any upstream's: SUMMARIZER_UPSTREAM_<NAME>_KIND, ..._URL, ..._SLOTS, ..._API_KEY, ..._BUCKETS, ..._MODEL.
+        if re.fullmatch(r"SUMMARIZER_UPSTREAM_[A-Z0-9_]+?_(KIND|URL|SLOTS|API_KEY|BUCKETS|MODEL)", name):
+            continue
         if name not in envs and name not in read_elsewhere:
             failures.append(f"{doc}: {name} is neither a knob's variable nor read by the code or the scripts")
     for key in sorted(set(re.findall(r"`([a-z_]+\.[a-z0-9_.<>-]+)(?:[ =`])", text))):
@@ -105,6 +109,8 @@ for doc in docs:
             continue
         if key.startswith("buckets."):
             ok = key.split(".")[-1] in bucket_fields and len(key.split(".")) == 3
+        elif key.startswith("upstreams."):  # upstreams.<name>.<field> (config.cpp UpstreamKnobs)
+            ok = key.split(".")[-1] in upstream_fields and len(key.split(".")) == 3
         else:
             ok = key in knobs
         if not ok:

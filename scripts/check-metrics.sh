@@ -93,8 +93,15 @@ at_least "$m" 'summarizer_model_reloads_total' 2
 at_least "$m" 'summarizer_jobs_store_up' 1
 at_least "$m" 'summarizer_jobs_cache_hits_total' 1
 at_least "$m" 'summarizer_jobs{state="done"}' 3
-for gauge in summarizer_inflight_requests summarizer_queued_requests; do
-  [[ $(value "$m" $gauge) == 0 ]] || fail "$gauge is '$(value "$m" $gauge)' when idle, expected 0"
+# Per upstream (one Ollama and no list: the pool's one upstream is named ollama).
+at_least "$m" 'summarizer_upstream_calls_total{upstream="ollama",outcome="ok"}' 4
+at_least "$m" 'summarizer_upstream_call_seconds_total{upstream="ollama"}' 0
+at_least "$m" 'summarizer_upstream_failovers_total{upstream="ollama"}' 0
+at_least "$m" 'summarizer_upstream_slots{upstream="ollama"}' 1
+at_least "$m" 'summarizer_upstream_up{upstream="ollama"}' 1
+at_least "$m" 'summarizer_upstream_circuit_state{upstream="ollama"}' 0
+for gauge in summarizer_inflight_requests summarizer_queued_requests 'summarizer_upstream_inflight{upstream="ollama"}'; do
+  [[ $(value "$m" "$gauge") == 0 ]] || fail "$gauge is '$(value "$m" "$gauge")' when idle, expected 0"
 done
 f=$dir/metrics-failing.txt
 at_least "$f" 'summarizer_upstream_requests_total{outcome="error"}' 1

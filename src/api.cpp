@@ -384,6 +384,42 @@ json BucketStatusJson(const BucketStatus& b, const std::string& hot_bucket) {
     return entry;
 }
 
+json UpstreamJson(const UpstreamStatus& u) {
+    json buckets = json::array();
+    for (const auto& b : u.manager.buckets) {
+        buckets.push_back({{"name", b.name},
+                           {"num_ctx", u.bucket_context.count(b.name) ? u.bucket_context.at(b.name) : b.num_ctx},
+                           {"loaded", std::find(u.loaded.begin(), u.loaded.end(), b.name) != u.loaded.end()},
+                           {"pending_calls", b.pending_calls},
+                           {"learned", {{"calls", b.calls},
+                                        {"prefill_tokens_per_s", Round1(b.prefill_tokens_per_s)},
+                                        {"decode_tokens_per_s", Round1(b.decode_tokens_per_s)},
+                                        {"mean_call_ms", std::round(b.mean_call_ms)}}}});
+    }
+    json entry = {{"name", u.name},
+                  {"kind", u.kind},
+                  {"url", u.url},
+                  {"engine", u.flavor},
+                  {"model", u.model.empty() ? json(nullptr) : json(u.model)},
+                  {"health", u.health},
+                  {"circuit", u.circuit},
+                  {"slots", u.slots},
+                  {"inflight", u.inflight},
+                  {"calls", u.calls},
+                  {"failures", u.failures},
+                  {"failovers", u.failovers},
+                  {"context_tokens", u.context_tokens > 0 ? json(u.context_tokens) : json(nullptr)},
+                  {"counts_tokens", u.counts_tokens},
+                  {"buckets", buckets},
+                  {"loaded", u.loaded},
+                  {"last_error", u.last_error.empty() ? json(nullptr) : json(u.last_error)}};
+    if (u.kind == "ollama") {
+        entry["reload_ms"] = std::round(u.manager.reload_ms);
+        entry["reloads_seen"] = u.manager.reloads_seen;
+    }
+    return entry;
+}
+
 }  // namespace
 
 json StatusJson(const ServiceStatus& status, const Config& config) {
@@ -422,15 +458,29 @@ json StatusJson(const ServiceStatus& status, const Config& config) {
         ollama["error"] = st.ollama_error;
     }
     doc["ollama"] = ollama;
+    json upstreams = json::array();
+    for (const auto& u : status.upstreams) upstreams.push_back(UpstreamJson(u));
+    doc["upstreams"] = upstreams;
+    doc["token_counts"] = {{"engine", status.token_counts.engine},
+                           {"cache", status.token_counts.cached},
+                           {"estimated", status.token_counts.estimated},
+                           {"cached_entries", status.token_counts.entries}};
     doc["inflight"] = status.inflight;
     doc["queued"] = status.queued;
     return doc;
 }
 
 json ReadyJson(const Readiness& r) {
-    if (r.ready) return json{{"status", "ready"}, {"ollama", r.upstream_url}};
+    json upstreams = json::object();
+    for (const auto& [name, state] : r.upstreams) upstreams[name] = state;
+    if (r.ready) {
+        json body = {{"status", "ready"}, {"ollama", r.upstream_url}};
+        if (!r.upstreams.empty()) body["upstreams"] = upstreams;
+        return body;
+    }
     json body = {{"status", "unavailable"}, {"reason", r.reason}};
     if (r.shutting_down) return body;
+    if (!r.upstreams.empty()) body["upstreams"] = upstreams;
     if (!r.missing_models.empty()) {
         body["missing_models"] = r.missing_models;
         return body;

@@ -274,9 +274,15 @@ size_t ShorterOverlapStart(std::string_view text, size_t start, size_t begin,
     return middle;
 }
 
+// The estimate times `factor` (the safety factor and the calibration), rounded up.
+int64_t ScaledTokens(std::string_view piece, double factor) {
+    // A hair below an integer is that integer: keeps ceil() stable against summation order.
+    return static_cast<int64_t>(std::ceil(EstimateTokenCost(piece) * factor - 1e-9));
+}
+
 bool FitsLimits(std::string_view piece, const ChunkLimits& limits, double safety) {
     return static_cast<int64_t>(CountCodePoints(piece)) <= limits.max_chars &&
-           EstimateTokens(piece, safety) <= limits.max_tokens;
+           ScaledTokens(piece, safety) <= limits.max_tokens;
 }
 
 }  // namespace
@@ -289,12 +295,13 @@ std::vector<Chunk> SplitIntoChunks(std::string_view text, const ChunkLimits& raw
     limits.max_tokens = std::max<int64_t>(1, limits.max_tokens);
     limits.max_chars = std::max<int64_t>(1, limits.max_chars);
     limits.overlap_chars = std::max<int64_t>(0, limits.overlap_chars);
-    const double safety = std::max(1.0, limits.token_safety);
+    // Not "safety" alone: the calibration may bring it under 1 (never under half the estimate).
+    const double safety = std::max(1.0, limits.token_safety) * std::clamp(limits.token_scale, 0.5, 8.0);
 
     const auto make_chunk = [&](size_t overlap_begin, size_t begin, size_t end) {
         const std::string_view covered = text.substr(overlap_begin, end - overlap_begin);
         return Chunk{begin, end, overlap_begin, static_cast<int64_t>(CountCodePoints(covered)),
-                     EstimateTokens(covered, safety)};
+                     ScaledTokens(covered, safety)};
     };
     if (FitsLimits(text, limits, safety)) {
         return {make_chunk(0, 0, text.size())};

@@ -37,18 +37,28 @@ bool CircuitBreaker::Admit(bool* probe, Error* refusal) {
         *probe = true;
         return true;
     }
-    double wait_s = std::max(0.0, std::chrono::duration<double>(reopen - now).count());
-    std::string when = probing_ ? "a probe call is checking it now"
-                                : "the next probe is in " + std::to_string(static_cast<int>(std::ceil(wait_s))) + " s";
-    *refusal = MakeError(ErrorCode::kUpstreamUnreachable,
-                         options_.upstream_name + " is unreachable (" + std::to_string(consecutive_failures_) +
-                             " connection failures in a row; last: " + last_failure_ + "); failing fast while the "
-                             "circuit is open, " + when,
-                         /*retryable=*/true);
+    *refusal = RefusalLocked();
     return false;
 }
 
-void CircuitBreaker::Record(bool probe, const Error* error) {
+Error CircuitBreaker::RefusalLocked() const {
+    const auto reopen = opened_at_ + options_.open_duration;
+    const double wait_s = std::max(0.0, std::chrono::duration<double>(reopen - now_()).count());
+    std::string when = probing_ ? "a probe call is checking it now"
+                                : "the next probe is in " + std::to_string(static_cast<int>(std::ceil(wait_s))) + " s";
+    return MakeError(ErrorCode::kUpstreamUnreachable,
+                     options_.upstream_name + " is unreachable (" + std::to_string(consecutive_failures_) +
+                         " connection failures in a row; last: " + last_failure_ + "); failing fast while the "
+                         "circuit is open, " + when,
+                     /*retryable=*/true);
+}
+
+Error CircuitBreaker::RefusalError() const {
+    std::lock_guard lock(mutex_);
+    return RefusalLocked();
+}
+
+void CircuitBreaker::Record(bool probe, const Error* error, bool count) {
     if (options_.failure_threshold <= 0) return;
     std::lock_guard lock(mutex_);
     if (probe) probing_ = false;
@@ -56,6 +66,7 @@ void CircuitBreaker::Record(bool probe, const Error* error) {
     if (error && (error->code == ErrorCode::kCancelled || error->code == ErrorCode::kUnsupported)) return;
     if (error && IsUpstreamUnreachable(*error)) {
         last_failure_ = error->message;
+        if (!count && !probe) return;  // a retry of a call counted already
         ++consecutive_failures_;
         if (probe || (!open_ && consecutive_failures_ >= options_.failure_threshold)) {
             if (!open_) {
@@ -75,18 +86,23 @@ void CircuitBreaker::Record(bool probe, const Error* error) {
 }
 
 template <typename T, typename Call>
-Result<T> CircuitBreaker::Guard(Call&& call) {
+Result<T> CircuitBreaker::Guard(Call&& call, bool count) {
     bool probe = false;
     Error refusal;
     if (!Admit(&probe, &refusal)) return refusal;
     Result<T> result = call();
-    Record(probe, result.ok() ? nullptr : &result.error());
+    Record(probe, result.ok() ? nullptr : &result.error(), count);
     return result;
 }
 
 Result<GenerateResult> CircuitBreaker::Generate(const GenerateRequest& request, const TokenCallback& on_token,
                                                 const CancelToken& cancel) {
     return Guard<GenerateResult>([&] { return inner_.Generate(request, on_token, cancel); });
+}
+
+Result<GenerateResult> CircuitBreaker::GenerateRetry(const GenerateRequest& request, const TokenCallback& on_token,
+                                                     const CancelToken& cancel) {
+    return Guard<GenerateResult>([&] { return inner_.Generate(request, on_token, cancel); }, /*count=*/false);
 }
 
 Result<int64_t> CircuitBreaker::CountTokens(const std::string& model, const std::string& text) {

@@ -87,7 +87,7 @@ void ServerKnobs(const KnobAdder& add) {
     add("server.cors_origins", "SUMMARIZER_CORS_ORIGINS", [](Config& c) { return Ref{&c.server.cors_origins}; },
         0, 0, "browser origins allowed (comma-separated in the environment; * for any)");
     add("server.max_inflight", "SUMMARIZER_MAX_INFLIGHT", [](Config& c) { return Ref{&c.server.max_inflight}; },
-        0, 4096, "requests summarizing at once; 0 = 2 x Ollama's parallel slots");
+        0, 4096, "requests summarizing at once; 0 = 2 x the slots of every upstream (2 x OLLAMA_NUM_PARALLEL with one Ollama)");
     add("server.max_queue", "SUMMARIZER_MAX_QUEUE", [](Config& c) { return Ref{&c.server.max_queue}; }, 0,
         100000, "requests waiting for a slot; beyond it 429");
     add("server.queue_timeout_s", "SUMMARIZER_QUEUE_TIMEOUT_S",
@@ -194,7 +194,7 @@ void MapReduceKnobs(const KnobAdder& add) {
         "cap on intermediate merge outputs");
     add("map_reduce.concurrency", "SUMMARIZER_MAP_CONCURRENCY",
         [](Config& c) { return Ref{&c.map_reduce.concurrency}; }, 0, 256,
-        "parallel map calls; 0 = OLLAMA_NUM_PARALLEL");
+        "parallel map calls; 0 = the slots of the upstreams serving the map bucket (OLLAMA_NUM_PARALLEL with one Ollama)");
     add("map_reduce.max_levels", "SUMMARIZER_MAX_REDUCE_LEVELS",
         [](Config& c) { return Ref{&c.map_reduce.max_levels}; }, 1, 64, "reduce levels before giving up");
 }
@@ -210,7 +210,25 @@ void SchedulerKnobs(const KnobAdder& add) {
         "a map or intermediate reduce call waiting this long no longer yields to interactive calls");
     add("scheduler.switch_max_wait_ms", "SUMMARIZER_SWITCH_MAX_WAIT_MS",
         [](Config& c) { return Ref{&c.scheduler.switch_max_wait_ms}; }, 0, 3600000,
-        "cost policy: the longest a call for the other bucket waits while the loaded bucket's calls run");
+        "the longest a call waits for a host that has its bucket loaded instead of making another host reload "
+        "(and, cost policy, for the other bucket while the loaded bucket's calls run)");
+}
+
+void PoolKnobs(const KnobAdder& add) {
+    add("pool.probe_interval_ms", "SUMMARIZER_PROBE_INTERVAL_MS",
+        [](Config& c) { return Ref{&c.pool.probe_interval_ms}; }, 100, 3600000,
+        "health probe of every upstream, in ms; a host that failed a call is probed at once and every 250 ms");
+    add("pool.exact_tokens", "SUMMARIZER_EXACT_TOKENS", [](Config& c) { return Ref{&c.pool.exact_tokens}; }, 0, 0,
+        "count tokens with an OpenAI-compatible upstream's tokenizer (POST /tokenize) for routing and chunking");
+    add("pool.tokenize_timeout_ms", "SUMMARIZER_TOKENIZE_TIMEOUT_MS",
+        [](Config& c) { return Ref{&c.pool.tokenize_timeout_ms}; }, 10, 600000,
+        "the longest one plan spends on exact counts, in ms; the rest is estimated");
+    add("pool.tokenize_cache_entries", "SUMMARIZER_TOKENIZE_CACHE_ENTRIES",
+        [](Config& c) { return Ref{&c.pool.tokenize_cache_entries}; }, 0, 10000000,
+        "exact token counts kept in memory, by hash of the text (0: none)");
+    add("pool.openai_prefill_gate", "SUMMARIZER_OPENAI_PREFILL_GATE",
+        [](Config& c) { return Ref{&c.pool.openai_prefill_gate}; }, 0, 0,
+        "the prefill gate on OpenAI-compatible upstreams too (they batch prefills themselves)");
 }
 
 void VramKnobs(const KnobAdder& add) {
@@ -291,6 +309,7 @@ const std::vector<Knob>& Registry() {
         RoutingKnobs(add);
         MapReduceKnobs(add);
         SchedulerKnobs(add);
+        PoolKnobs(add);
         VramKnobs(add);
         DegradedModeKnobs(add);
         JobsKnobs(add);
@@ -333,11 +352,45 @@ std::vector<Knob> BucketKnobs(const std::string& name) {
     };
 }
 
-// Every knob of `config`: the fixed ones and those of each of its buckets.
+// The upstream named `name` in `config`, appended (kind ollama, no URL yet) if the config has none.
+UpstreamConfig& UpstreamNamed(Config& config, const std::string& name) {
+    for (auto& u : config.upstreams) {
+        if (u.name == name) return u;
+    }
+    config.upstreams.push_back(UpstreamConfig{name});
+    return config.upstreams.back();
+}
+
+// The knobs of one upstream: upstreams.<name>.{kind,url,slots,api_key,buckets,model}, environment
+// SUMMARIZER_UPSTREAM_<NAME>_<FIELD>.
+std::vector<Knob> UpstreamKnobs(const std::string& name) {
+    const std::string path = "upstreams." + name + ".";
+    const std::string env = "SUMMARIZER_UPSTREAM_" + Upper(name) + "_";
+    return {
+        Knob{path + "kind", env + "KIND", [name](Config& c) { return Ref{&UpstreamNamed(c, name).kind}; }, 0, 0,
+             "ollama or openai (vLLM, llama.cpp llama-server, SGLang)"},
+        Knob{path + "url", env + "URL", [name](Config& c) { return Ref{&UpstreamNamed(c, name).url}; }, 0, 0,
+             "the server's base URL"},
+        Knob{path + "slots", env + "SLOTS", [name](Config& c) { return Ref{&UpstreamNamed(c, name).slots}; }, 0, 4096,
+             "calls at once; 0 = ollama.num_parallel (ollama), what the engine reports or 16 (openai)"},
+        Knob{path + "api_key", env + "API_KEY", [name](Config& c) { return Ref{&UpstreamNamed(c, name).api_key}; }, 0,
+             0, "sent as Authorization: Bearer <key>"},
+        Knob{path + "buckets", env + "BUCKETS", [name](Config& c) { return Ref{&UpstreamNamed(c, name).buckets}; },
+             0, 0, "bucket names it serves (comma-separated in the environment); empty: all"},
+        Knob{path + "model", env + "MODEL", [name](Config& c) { return Ref{&UpstreamNamed(c, name).model}; }, 0, 0,
+             "openai: the model it serves; empty: the first of GET /v1/models"},
+    };
+}
+
+// Every knob of `config`: the fixed ones and those of each of its buckets and upstreams.
 std::vector<Knob> KnobsOf(const Config& config) {
     std::vector<Knob> knobs = Registry();
     for (const auto& b : config.buckets) {
         auto more = BucketKnobs(b.name);
+        knobs.insert(knobs.end(), more.begin(), more.end());
+    }
+    for (const auto& u : config.upstreams) {
+        auto more = UpstreamKnobs(u.name);
         knobs.insert(knobs.end(), more.begin(), more.end());
     }
     return knobs;
@@ -347,14 +400,15 @@ std::optional<Knob> FindKnob(std::string_view path) {
     for (const auto& knob : Registry()) {
         if (knob.path == path) return knob;
     }
-    // buckets.<name>.<field>: any name (a new one adds a bucket).
-    if (path.rfind("buckets.", 0) == 0) {
-        const std::string_view rest = path.substr(8);
+    // buckets.<name>.<field>, upstreams.<name>.<field>: any name (a new one adds a bucket or an upstream).
+    for (const std::string_view group : {std::string_view("buckets."), std::string_view("upstreams.")}) {
+        if (path.rfind(group, 0) != 0) continue;
+        const std::string_view rest = path.substr(group.size());
         const size_t dot = rest.rfind('.');
-        if (dot != std::string_view::npos && dot > 0) {
-            for (auto& knob : BucketKnobs(std::string(rest.substr(0, dot)))) {
-                if (knob.path == path) return knob;
-            }
+        if (dot == std::string_view::npos || dot == 0) continue;
+        const std::string name(rest.substr(0, dot));
+        for (auto& knob : group == "buckets." ? BucketKnobs(name) : UpstreamKnobs(name)) {
+            if (knob.path == path) return knob;
         }
     }
     return std::nullopt;
@@ -520,6 +574,74 @@ Status ApplyFileBuckets(Config& config, const nlohmann::ordered_json& buckets, c
     return OkStatus();
 }
 
+// A file's "upstreams": {"<name>": {"kind", "url", "slots", "api_key", "buckets", "model"} or null}, in the
+// file's order.
+Status ApplyFileUpstreams(Config& config, const nlohmann::ordered_json& upstreams, const std::string& path,
+                          std::map<std::string, std::string>& origin) {
+    if (!upstreams.is_object()) {
+        return MakeError(ErrorCode::kInvalidRequest,
+                         path + ": upstreams must be an object of upstream name -> {\"kind\", \"url\", \"slots\", ...}");
+    }
+    for (const auto& [name, spec] : upstreams.items()) {
+        if (!name.empty() && name[0] == '_') continue;
+        if (spec.is_null()) {
+            std::erase_if(config.upstreams, [&](const UpstreamConfig& u) { return u.name == name; });
+            continue;
+        }
+        if (!spec.is_object()) {
+            return MakeError(ErrorCode::kInvalidRequest, "upstreams." + name + " in " + path +
+                                                             ": must be an object with kind, url, slots, api_key, "
+                                                             "buckets, model");
+        }
+        (void)UpstreamNamed(config, name);  // listed without fields: still an upstream (its URL is then missing)
+        for (const auto& [field, value] : spec.items()) {
+            if (!field.empty() && field[0] == '_') continue;
+            if (auto st = SetFromFile(config, "upstreams." + name + "." + field, json(value), path, origin); !st.ok()) {
+                return st;
+            }
+        }
+    }
+    return OkStatus();
+}
+
+// The short form (SUMMARIZER_UPSTREAMS, --upstream): `items` are the pool, in order. An upstream the
+// config had already under a name keeps its other fields (slots, api_key, buckets, model).
+Status ApplyUpstreamList(Config& config, const std::vector<std::string>& items, const std::string& source,
+                         std::map<std::string, std::string>& origin) {
+    std::vector<UpstreamConfig> pool;
+    for (const auto& item : items) {
+        auto parsed = ParseUpstreamItem(item);
+        if (!parsed.ok()) return MakeError(ErrorCode::kInvalidRequest, parsed.error().message + " (" + source + ")");
+        UpstreamConfig u = *parsed;
+        for (const auto& seen : pool) {
+            if (seen.name == u.name) {
+                return MakeError(ErrorCode::kInvalidRequest, "upstreams: the name " + u.name + " is given twice (" +
+                                                                 source + "); each upstream needs its own name");
+            }
+        }
+        for (const auto& old : config.upstreams) {
+            if (old.name != u.name) continue;
+            u.slots = old.slots;
+            u.api_key = old.api_key;
+            u.buckets = old.buckets;
+            u.model = old.model;
+        }
+        origin["upstreams." + u.name + ".kind"] = source;
+        origin["upstreams." + u.name + ".url"] = source;
+        pool.push_back(std::move(u));
+    }
+    config.upstreams = std::move(pool);
+    return OkStatus();
+}
+
+std::vector<std::string> SplitWords(std::string_view text) {
+    std::vector<std::string> words;
+    std::stringstream ss{std::string(text)};
+    std::string word;
+    while (ss >> word) words.push_back(word);
+    return words;
+}
+
 Status ApplyFile(Config& config, const std::string& path, std::map<std::string, std::string>& origin,
                  std::vector<std::string>& listed) {
     std::ifstream in(path, std::ios::binary);
@@ -535,6 +657,10 @@ Status ApplyFile(Config& config, const std::string& path, std::map<std::string, 
     if (!doc.is_object()) return MakeError(ErrorCode::kInvalidRequest, path + ": the top level must be an object");
     if (auto it = doc.find("buckets"); it != doc.end()) {
         if (auto st = ApplyFileBuckets(config, *it, path, origin, listed); !st.ok()) return st;
+        doc.erase(it);
+    }
+    if (auto it = doc.find("upstreams"); it != doc.end()) {
+        if (auto st = ApplyFileUpstreams(config, *it, path, origin); !st.ok()) return st;
         doc.erase(it);
     }
     std::vector<std::pair<std::string, json>> leaves;
@@ -571,16 +697,42 @@ size_t Config::BucketIndex(const BucketConfig& bucket) const {
     return static_cast<size_t>(&bucket - buckets.data());
 }
 
+std::vector<UpstreamConfig> Config::Upstreams() const {
+    if (upstreams.empty()) return {UpstreamConfig{"ollama", "ollama", ollama.url, std::max(1, ollama.num_parallel)}};
+    std::vector<UpstreamConfig> out = upstreams;
+    for (auto& u : out) {
+        if (u.slots <= 0) u.slots = u.kind == "openai" ? kDefaultOpenAiSlots : std::max(1, ollama.num_parallel);
+    }
+    return out;
+}
+
+bool Config::Serves(const UpstreamConfig& upstream, std::string_view bucket) {
+    return upstream.buckets.empty() ||
+           std::find(upstream.buckets.begin(), upstream.buckets.end(), bucket) != upstream.buckets.end();
+}
+
+int Config::PoolSlots(std::string_view bucket) const {
+    int slots = 0;
+    for (const auto& u : Upstreams()) {
+        if (Serves(u, bucket)) slots += u.slots;
+    }
+    return std::max(1, slots);
+}
+
 int Config::MapConcurrency() const {
-    return map_reduce.concurrency > 0 ? map_reduce.concurrency : ollama.num_parallel;
+    return map_reduce.concurrency > 0 ? map_reduce.concurrency : PoolSlots(MapBucket().name);
 }
 
 int Config::MaxInflight() const {
-    return server.max_inflight > 0 ? server.max_inflight : std::max(2, 2 * ollama.num_parallel);
+    if (server.max_inflight > 0) return server.max_inflight;
+    int slots = 0;
+    for (const auto& u : Upstreams()) slots += u.slots;
+    return std::max(2, 2 * slots);
 }
 
 int Config::MaxBatchInflight() const {
-    return server.max_batch_inflight > 0 ? server.max_batch_inflight : ollama.num_parallel;
+    if (server.max_batch_inflight > 0) return server.max_batch_inflight;
+    return std::max(1, PoolSlots(MapBucket().name));
 }
 
 bool Config::JobsEnabled() const { return !jobs.database.empty() && jobs.database != "off"; }
@@ -644,6 +796,59 @@ std::optional<std::string> NormalizeOllamaHost(std::string_view value) {
     return scheme + "://" + host + ":" + port;
 }
 
+std::optional<std::string> NormalizeOpenAiUrl(std::string_view value) {
+    std::string v = Trim(value);
+    const auto scheme_end = v.find("://");
+    if (scheme_end == std::string::npos) return std::nullopt;
+    const std::string scheme = v.substr(0, scheme_end);
+    if (scheme != "http" && scheme != "https") return std::nullopt;
+    std::string rest = v.substr(scheme_end + 3);
+    const size_t slash = rest.find('/');
+    std::string authority = rest.substr(0, slash);
+    std::string prefix = slash == std::string::npos ? "" : rest.substr(slash);
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    if (prefix.size() >= 3 && prefix.ends_with("/v1")) prefix.resize(prefix.size() - 3);
+    if (authority.empty() || authority.find(' ') != std::string::npos || authority.find('@') != std::string::npos) {
+        return std::nullopt;
+    }
+    std::string host = authority;
+    std::string port = scheme == "https" ? "443" : "80";
+    if (authority[0] == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string::npos) return std::nullopt;
+        host = authority.substr(0, close + 1);
+        if (close + 1 < authority.size()) {
+            if (authority[close + 1] != ':') return std::nullopt;
+            port = authority.substr(close + 2);
+        }
+    } else if (const auto colon = authority.rfind(':'); colon != std::string::npos) {
+        host = authority.substr(0, colon);
+        port = authority.substr(colon + 1);
+    }
+    if (host.empty() || port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) {
+        return std::nullopt;
+    }
+    const int p = std::stoi(port);
+    if (p < 1 || p > 65535) return std::nullopt;
+    return scheme + "://" + host + ":" + port + prefix;
+}
+
+Result<UpstreamConfig> ParseUpstreamItem(std::string_view item) {
+    const std::string text = Trim(item);
+    const auto eq = text.find('=');
+    const auto at = eq == std::string::npos ? std::string::npos : text.find('@', eq);
+    if (eq == std::string::npos || eq == 0 || at == std::string::npos || at == eq + 1 || at + 1 >= text.size()) {
+        return MakeError(ErrorCode::kInvalidRequest, "upstreams: '" + text +
+                                                         "' is not NAME=KIND@URL (e.g. gpu1=ollama@http://10.0.0.5:11434 "
+                                                         "or vllm=openai@http://10.0.0.7:8000)");
+    }
+    UpstreamConfig u;
+    u.name = text.substr(0, eq);
+    u.kind = text.substr(eq + 1, at - eq - 1);
+    u.url = text.substr(at + 1);
+    return u;
+}
+
 double EstimateBucketVramMb(const Config& config, const BucketConfig& bucket) {
     double kv_factor = 1.0;
     if (config.vram.kv_cache_type == "q8_0") kv_factor = 0.53;  // 8.5 bits per value with scales
@@ -689,6 +894,83 @@ Status ValidateBuckets(const Config& config) {
     }
     return OkStatus();
 }
+
+namespace {
+
+bool ValidName(const std::string& name) {
+    return !name.empty() && name.size() <= 32 &&
+           std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '-'; }) &&
+           std::any_of(name.begin(), name.end(), [](unsigned char c) { return std::isalpha(c); });
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
+
+Status ValidateUpstream(const Config& config, const UpstreamConfig& u) {
+    const std::string key = "upstreams." + u.name;
+    if (!ValidName(u.name)) {
+        return MakeError(ErrorCode::kInvalidRequest, key + ": an upstream name has letters, digits, '_' or '-' (at "
+                                                           "least one letter, at most 32)");
+    }
+    if (u.kind != "ollama" && u.kind != "openai") {
+        return MakeError(ErrorCode::kInvalidRequest, key + ".kind = " + u.kind +
+                                                         ": must be ollama or openai (vLLM, llama.cpp llama-server, SGLang)");
+    }
+    if (u.url.empty()) return MakeError(ErrorCode::kInvalidRequest, key + ".url: must be set (NAME=KIND@URL)");
+    const bool url_ok = u.kind == "ollama" ? NormalizeOllamaHost(u.url).has_value() : NormalizeOpenAiUrl(u.url).has_value();
+    if (!url_ok) {
+        return MakeError(ErrorCode::kInvalidRequest,
+                         key + ".url = " + u.url + ": the scheme must be http or https and the host a name or address (" +
+                             (u.kind == "ollama" ? "e.g. http://10.0.0.5:11434)" : "e.g. http://10.0.0.7:8000)"));
+    }
+    if (u.kind == "ollama" && !u.model.empty()) {
+        return MakeError(ErrorCode::kInvalidRequest, key + ".model = " + u.model +
+                                                         ": only for kind openai (an Ollama upstream serves the "
+                                                         "buckets' own models)");
+    }
+    for (const auto& b : u.buckets) {
+        if (!config.FindBucket(b)) {
+            std::vector<std::string> names;
+            for (const auto& known : config.buckets) names.push_back(known.name);
+            return MakeError(ErrorCode::kInvalidRequest, key + ".buckets = " + JoinNames(u.buckets) + ": " + b +
+                                                             " is not a bucket (buckets: " + JoinNames(names) + ")");
+        }
+    }
+    return OkStatus();
+}
+
+Status ValidateUpstreams(const Config& config) {
+    std::vector<std::string> seen;
+    for (const auto& u : config.upstreams) {
+        if (std::find(seen.begin(), seen.end(), u.name) != seen.end()) {
+            return MakeError(ErrorCode::kInvalidRequest, "upstreams." + u.name + ": the name is given twice");
+        }
+        seen.push_back(u.name);
+        if (auto st = ValidateUpstream(config, u); !st.ok()) return st;
+    }
+    if (config.upstreams.empty()) return OkStatus();
+    for (const auto& b : config.buckets) {
+        const bool served = std::any_of(config.upstreams.begin(), config.upstreams.end(),
+                                        [&](const UpstreamConfig& u) { return Config::Serves(u, b.name); });
+        if (served) continue;
+        std::string listed;
+        for (const auto& u : config.upstreams) {
+            listed += (listed.empty() ? "" : "; ") + ("upstreams." + u.name + ".buckets = " + JoinNames(u.buckets));
+        }
+        const std::string lead = config.upstreams.size() == 1
+                                     ? "upstreams." + config.upstreams[0].name + ".buckets = " +
+                                           JoinNames(config.upstreams[0].buckets) + ": "
+                                     : "upstreams: ";
+        return MakeError(ErrorCode::kInvalidRequest, lead + "no upstream serves bucket " + b.name + " (" + listed +
+                                                         "); add it to an upstream's buckets or remove the bucket");
+    }
+    return OkStatus();
+}
+
+}  // namespace
 
 Status ValidateConfig(const Config& config) {
     Config copy = config;
@@ -736,6 +1018,7 @@ Status ValidateConfig(const Config& config) {
         return MakeError(ErrorCode::kInvalidRequest,
                          "ollama.url = " + config.ollama.url + ": expected host, host:port or http://host:port");
     }
+    if (auto st = ValidateUpstreams(config); !st.ok()) return st;
     if (config.server.host.empty()) return MakeError(ErrorCode::kInvalidRequest, "server.host: must not be empty");
     return OkStatus();
 }
@@ -770,12 +1053,22 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
     if (sources.file) {
         if (auto st = ApplyFile(config, *sources.file, origin, listed); !st.ok()) return st.error();
     }
+    if (auto it = sources.env.find("SUMMARIZER_UPSTREAMS"); it != sources.env.end() && !SplitWords(it->second).empty()) {
+        if (auto st = ApplyUpstreamList(config, SplitWords(it->second), "env SUMMARIZER_UPSTREAMS", origin); !st.ok()) {
+            return st.error();
+        }
+    }
     for (const auto& knob : KnobsOf(config)) {
         auto it = sources.env.find(knob.env);
         if (it == sources.env.end() || it->second.empty()) continue;
         std::string source = "env " + knob.env;
         if (auto st = SetFromString(config, knob, it->second, source); !st.ok()) return st.error();
         origin[knob.path] = source;
+    }
+    if (!sources.upstream_flags.empty()) {
+        if (auto st = ApplyUpstreamList(config, sources.upstream_flags, "flag --upstream", origin); !st.ok()) {
+            return st.error();
+        }
     }
     for (const auto& [path, value] : sources.flags) {
         auto knob = FindKnob(path);
@@ -786,6 +1079,10 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
         origin[knob->path] = source;
     }
     if (auto url = NormalizeOllamaHost(config.ollama.url)) config.ollama.url = *url;
+    for (auto& u : config.upstreams) {
+        auto url = u.kind == "openai" ? NormalizeOpenAiUrl(u.url) : NormalizeOllamaHost(u.url);
+        if (url && !u.url.empty()) u.url = *url;
+    }
     OrderBuckets(config, listed);
     if (auto st = ValidateConfig(config); !st.ok()) {
         // Name where the offending value came from: the message starts with its key.
@@ -811,6 +1108,11 @@ const std::vector<KnobInfo>& Knobs() {
         for (const auto& knob : KnobsOf(defaults)) {
             out.push_back(KnobInfo{knob.path, knob.env, Describe(RefToJson(knob.ref(defaults))), knob.help});
         }
+        // The pool's short form; each upstream's own knobs are upstreams.<name>.* (docs/UPSTREAMS.md).
+        out.push_back(KnobInfo{"upstreams", "SUMMARIZER_UPSTREAMS", "",
+                               "the pool: NAME=KIND@URL items separated by spaces (flag --upstream, repeatable); "
+                               "empty: one Ollama at ollama.url. Each upstream's slots, api_key, buckets and model: "
+                               "upstreams.<name>.* (docs/UPSTREAMS.md)"});
         return out;
     }();
     return infos;
@@ -821,7 +1123,9 @@ std::string ConfigToJson(const Config& config) {
     json doc = json::object();
     for (const auto& knob : KnobsOf(copy)) {
         json value = RefToJson(knob.ref(copy));
-        if (knob.path == "server.api_key") value = copy.server.api_key.empty() ? "" : "<set>";
+        if (knob.path == "server.api_key" || knob.path.ends_with(".api_key")) {
+            value = value.get<std::string>().empty() ? "" : "<set>";
+        }
         if (knob.path == "jobs.database") value = RedactPassword(copy.jobs.database);
         doc[json::json_pointer("/" + [&] {
             std::string p = knob.path;

@@ -46,6 +46,7 @@ struct CommonFlags {
     int port = -1;
     std::string ollama_url;
     std::vector<std::string> sets;
+    std::vector<std::string> upstreams;  // --upstream NAME=KIND@URL
 };
 
 // Loads the config with the precedence flags > env > file > defaults; exits 2 on a bad value.
@@ -66,6 +67,7 @@ Config LoadOrExit(const CommonFlags& flags) {
     if (!flags.host.empty()) named("server.host", flags.host, "--host");
     if (flags.port >= 0) named("server.port", std::to_string(flags.port), "--port");
     if (!flags.ollama_url.empty()) named("ollama.url", flags.ollama_url, "--ollama-url");
+    sources.upstream_flags = flags.upstreams;
     for (const auto& set : flags.sets) {
         auto eq = set.find('=');
         if (eq == std::string::npos) {
@@ -86,6 +88,12 @@ void AddCommonFlags(CLI::App* app, CommonFlags& flags, bool server_flags) {
     app->add_option("--config", flags.config_file,
                     "config file (JSON; default: $SUMMARIZER_CONFIG, else ./config/summarizer.json if present)");
     app->add_option("--ollama-url", flags.ollama_url, "Ollama server URL (env OLLAMA_HOST; default 127.0.0.1:11434)");
+    app->add_option("--upstream", flags.upstreams,
+                    "an upstream of the pool, NAME=KIND@URL with KIND ollama or openai (repeatable; env "
+                    "SUMMARIZER_UPSTREAMS; e.g. gpu1=ollama@http://10.0.0.5:11434 vllm=openai@http://10.0.0.7:8000)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+        ->allow_extra_args(false);
     if (server_flags) {
         app->add_option("--host", flags.host, "bind address (env SUMMARIZER_HOST; default 127.0.0.1)");
         app->add_option("--port", flags.port, "TCP port (env SUMMARIZER_PORT; default 8080; 0 = any free port)")
@@ -202,8 +210,12 @@ int Serve(const Config& config) {
         spdlog::error("{}", port.error().message);
         return 1;
     }
-    spdlog::info("summarizer listening on http://{}:{} (Ollama at {}, {} parallel slot(s))", config.server.host,
-                 port.value(), config.ollama.url, config.ollama.num_parallel);
+    std::string pool;
+    for (const auto& u : service.config().Upstreams()) {
+        pool += (pool.empty() ? "" : ", ") + u.name + "=" + u.kind + "@" + u.url + " (" + std::to_string(u.slots) +
+                " slot(s))";
+    }
+    spdlog::info("summarizer listening on http://{}:{} (upstreams: {})", config.server.host, port.value(), pool);
     // First SIGTERM/SIGINT: stop accepting, let running requests finish within
     // server.shutdown_grace_s, cancel the rest upstream. A second one cancels everything now.
     std::atomic<bool> run_returned{false};

@@ -39,13 +39,17 @@ bool SameModel(const std::string& bucket_model, const std::string& name) {
 
 }  // namespace
 
-ModelManager::ModelManager(const Config& config, ModelHost& host, Metrics* metrics)
+ModelManager::ModelManager(const Config& config, ModelHost& host, Metrics* metrics, ModelManagerHooks hooks)
     : config_(config),
       host_(host),
       metrics_(metrics),
+      hooks_(std::move(hooks)),
       buckets_(config.buckets.size()),
       hot_(config.HotBucket() ? std::optional<size_t>(config.BucketIndex(*config.HotBucket())) : std::nullopt),
       reload_ms_(config.routing.cost_reload_ms) {
+    if (!hooks_.residency) {
+        for (auto& b : buckets_) b.loaded = true;  // the engine keeps its model resident
+    }
     worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -103,6 +107,7 @@ std::vector<std::string> ModelManager::CheckVramBudget(const Config& config) {
 }
 
 void ModelManager::Start() {
+    if (!hooks_.residency) return;
     auto warnings = CheckVramBudget(config_);
     for (const auto& w : warnings) spdlog::warn("{}", w);
     {
@@ -123,14 +128,32 @@ std::optional<size_t> ModelManager::BucketIndexOf(const std::string& model) cons
     return std::nullopt;
 }
 
+int ModelManager::PendingLocked(size_t index) const {
+    return buckets_[index].pending + (hooks_.waiting ? hooks_.waiting(config_.buckets[index].name) : 0);
+}
+
 bool ModelManager::OthersPendingLocked() const {
     for (size_t i = 0; i < buckets_.size(); ++i) {
-        if (i != hot_ && buckets_[i].pending > 0) return true;
+        if (i != hot_ && PendingLocked(i) > 0) return true;
     }
     return false;
 }
 
+bool ModelManager::RestoresAfterLocked(size_t index) const {
+    if (!config_.vram.preload_hot_bucket || !hot_ || index == *hot_) return false;
+    // The static rule sends every short text to the hot bucket: load it back as soon as the other is idle.
+    if (config_.routing.policy != "cost") return true;
+    // The cost policy weighs the bucket that is loaded for short texts too: it stays, unless it runs partly
+    // on the CPU (measured, or estimated before it was seen), where short texts would be several times slower.
+    const Learned& b = buckets_[index];
+    const double usable = config_.vram.budget_mb - config_.vram.reserve_mb;
+    return b.measured ? b.spilling : EstimateBucketVramMb(config_, config_.buckets[index]) > usable;
+}
+
+bool ModelManager::HotKeptElsewhere() const { return hooks_.hot_kept_elsewhere && hooks_.hot_kept_elsewhere(); }
+
 void ModelManager::MarkLoadedLocked(size_t index) {
+    if (!hooks_.residency) return;
     // The buckets are built FROM the same weights file, and Ollama keeps one runner per file:
     // loading one unloads the others. The next /api/ps read corrects this if they do not share.
     for (size_t i = 0; i < buckets_.size(); ++i) buckets_[i].loaded = i == index;
@@ -180,9 +203,14 @@ void ModelManager::OnCallEnd(const GenerateRequest& request, const Result<Genera
             ++b.calls;
         }
         // The hot bucket comes back once nothing else needs the other one.
-        if (hot_ && *index != *hot_ && config_.vram.preload_hot_bucket && !restore_queued_) {
+        if (hooks_.residency && hot_ && *index != *hot_ && RestoresAfterLocked(*index) && !restore_queued_) {
             if (!OthersPendingLocked()) restore = restore_queued_ = true;
         }
+    }
+    if (restore && HotKeptElsewhere()) {
+        // Another host keeps the hot bucket: this one keeps what it has (no reload back and forth).
+        std::lock_guard lock(mutex_);
+        restore = restore_queued_ = false;
     }
     if (restore) {
         Post([this, name = config_.buckets[*index].name] { LoadHotBucket("restore after the " + name + " bucket"); });
@@ -212,7 +240,11 @@ void ModelManager::LoadHotBucket(const std::string& why) {
         std::lock_guard lock(mutex_);
         restore_queued_ = false;
         // Another bucket is in use again, or short requests are about to load it anyway.
-        if (why != "start-up" && (OthersPendingLocked() || buckets_[h].pending > 0 || buckets_[h].loaded)) return;
+        if (why != "start-up" && (OthersPendingLocked() || PendingLocked(h) > 0 || buckets_[h].loaded)) return;
+    }
+    if (why != "start-up" && HotKeptElsewhere()) return;
+    {
+        std::lock_guard lock(mutex_);
         ++preloads_;
     }
     auto result = host_.Load(hot.model, hot.num_ctx, hot.keep_alive);
@@ -237,6 +269,7 @@ void ModelManager::LoadHotBucket(const std::string& why) {
         }
     }
     if (result.ok()) {
+        if (hooks_.on_loaded) hooks_.on_loaded(hot.name);
         spdlog::info("bucket {} ({}) loaded: {} (keep_alive {})", hot.name, hot.model, why, hot.keep_alive);
     } else {
         spdlog::warn("could not load bucket {} ({}) at {}: {}", hot.name, hot.model, why, result.error().message);
@@ -245,6 +278,7 @@ void ModelManager::LoadHotBucket(const std::string& why) {
 }
 
 void ModelManager::ApplyLoadedLocked(const std::vector<LoadedModel>& loaded) {
+    if (!hooks_.residency) return;
     for (size_t i = 0; i < buckets_.size(); ++i) {
         Learned& b = buckets_[i];
         const BucketConfig& bucket = config_.buckets[i];
@@ -297,7 +331,7 @@ RouteCosts ModelManager::CurrentCosts() const {
         c.loaded = b.loaded;
         // Not measured yet: trust the estimate.
         c.spilling = b.measured ? b.spilling : EstimateBucketVramMb(config_, config_.buckets[i]) > usable;
-        c.pending = b.pending;
+        c.pending = PendingLocked(i);
         c.prefill_tokens_per_s = b.prefill > 0 ? b.prefill : r.cost_prefill_tokens_per_s;
         c.decode_tokens_per_s = b.decode > 0 ? b.decode : r.cost_decode_tokens_per_s;
         c.mean_call_ms = b.call_ms > 0 ? b.call_ms : prior_call_ms;
@@ -308,7 +342,10 @@ RouteCosts ModelManager::CurrentCosts() const {
     costs.spill_slowdown = r.cost_spill_slowdown;
     costs.slots = config_.ollama.num_parallel;
     costs.output_tokens = output_tokens_;
-    costs.restore_hot = config_.vram.preload_hot_bucket;
+    costs.restore_hot = false;
+    for (size_t i = 0; i < buckets_.size(); ++i) {
+        if (i != hot_ && RestoresAfterLocked(i)) costs.restore_hot = true;
+    }
     return costs;
 }
 
@@ -339,7 +376,7 @@ ManagerStatus ModelManager::Status() {
         st.measured = b.measured;
         st.spilling = b.measured && b.spilling;
         st.spills_seen = b.spills;
-        st.pending_calls = b.pending;
+        st.pending_calls = PendingLocked(i);
         st.calls = b.calls;
         st.prefill_tokens_per_s = costs.buckets[i].prefill_tokens_per_s;
         st.decode_tokens_per_s = costs.buckets[i].decode_tokens_per_s;

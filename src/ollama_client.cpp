@@ -18,17 +18,13 @@
 
 #include "summarizer/duration.hpp"
 #include "summarizer/ndjson.hpp"
-#include "summarizer/task_pool.hpp"
+#include "upstream_http.hpp"
 
 namespace summarizer {
 namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-double MsSince(Clock::time_point start) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 std::string OllamaErrorText(const std::string& body) {
     try {
@@ -44,18 +40,21 @@ int64_t GetInt(const json& doc, const char* key) {
     return it != doc.end() && it->is_number() ? it->get<int64_t>() : 0;
 }
 
-// Why the watchdog closed the connection.
-enum class StopReason { kNone, kCancelled, kFirstTokenTimeout, kIdleTimeout, kTotalTimeout };
+using upstream_http::Deadlines;
+using upstream_http::Endpoint;
+using upstream_http::MsSince;
+using upstream_http::StopReason;
 
-std::unique_ptr<httplib::Client> MakeClient(const OllamaClientOptions& options, int read_timeout_s,
-                                            bool keep_alive = false) {
-    auto client = std::make_unique<httplib::Client>(options.base_url);
-    client->set_tcp_nodelay(true);
-    client->set_keep_alive(keep_alive);
-    client->set_connection_timeout(std::chrono::milliseconds(options.connect_timeout_ms));
-    client->set_read_timeout(std::chrono::seconds(read_timeout_s));
-    client->set_write_timeout(std::chrono::seconds(30));
-    return client;
+Endpoint EndpointOf(const OllamaClientOptions& options) {
+    Endpoint e;
+    e.base_url = options.base_url;
+    e.api_key = options.api_key;
+    e.connect_timeout_ms = options.connect_timeout_ms;
+    return e;
+}
+
+std::unique_ptr<httplib::Client> MakeClient(const OllamaClientOptions& options, int read_timeout_s) {
+    return upstream_http::MakeClient(EndpointOf(options), std::chrono::seconds(read_timeout_s));
 }
 
 Error TransportError(httplib::Error error, const std::string& url) {
@@ -100,139 +99,12 @@ OllamaClientOptions OllamaClientOptions::FromConfig(const OllamaConfig& config) 
     return options;
 }
 
-// Generate calls reuse idle keep-alive connections: a new TCP connection per call costs a connect()
-// and a server thread, and a burst of them can overflow a small listen backlog (a 1 s SYN retry).
-// httplib checks that a reused socket is still open before sending on it.
-// One thread watches every generate call in flight (its cancel flag and timeouts) and stops the
-// call's connection when it must end: the blocked read then returns at once. A thread per call
-// cost more than the call itself against a fast server.
-class OllamaClient::Watchdog {
-public:
-    struct Call {
-        const OllamaClientOptions* options;
-        const CancelToken* cancel;
-        httplib::Client* client;
-        Clock::time_point start;
-        const std::atomic<int64_t>* last_line_ns;  // ns since start of the last line; 0 = none yet
-        std::atomic<StopReason>* stop_reason;
-        bool stopped = false;
-    };
-
-    Watchdog() : thread_([this] { Loop(); }) {}
-    ~Watchdog() {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        wake_.notify_all();
-        thread_.join();
-    }
-    uint64_t Add(const Call& call) {
-        uint64_t id;
-        bool asleep;
-        {
-            std::lock_guard lock(mutex_);
-            id = ++next_id_;
-            calls_.emplace(id, call);
-            asleep = asleep_;
-        }
-        // A ticking watchdog sees the call within a tick; waking it for every call would cost a
-        // context switch per request.
-        if (asleep) wake_.notify_all();
-        return id;
-    }
-    // After this returns the watchdog never touches the call again.
-    void Remove(uint64_t id) {
-        std::lock_guard lock(mutex_);
-        calls_.erase(id);
-    }
-
-private:
-    void Loop() {
-        std::unique_lock lock(mutex_);
-        auto last_busy = Clock::now();
-        while (!stopping_) {
-            if (!calls_.empty()) {
-                last_busy = Clock::now();
-            } else if (Clock::now() - last_busy > kIdleAfter) {
-                asleep_ = true;
-                wake_.wait(lock, [&] { return stopping_ || !calls_.empty(); });
-                asleep_ = false;
-                last_busy = Clock::now();
-                continue;
-            }
-            wake_.wait_for(lock, kTick);
-            // This thread's exception boundary: a stray exception is logged and the watchdog goes on.
-            (void)CatchAll("upstream watchdog", [&]() -> std::optional<Error> {
-                CheckCalls();
-                return std::nullopt;
-            });
-        }
-    }
-
-    // Stops the calls that were cancelled or ran out of time. Requires mutex_.
-    void CheckCalls() {
-        for (auto& [id, call] : calls_) {
-            if (call.stopped) continue;
-            const auto& o = *call.options;
-            StopReason reason = StopReason::kNone;
-            double elapsed_s = MsSince(call.start) / 1000.0;
-            int64_t last = call.last_line_ns->load();
-            if (call.cancel->cancelled()) {
-                reason = StopReason::kCancelled;
-            } else if (elapsed_s > o.total_timeout_s) {
-                reason = StopReason::kTotalTimeout;
-            } else if (last == 0 && elapsed_s > o.first_token_timeout_s) {
-                reason = StopReason::kFirstTokenTimeout;
-            } else if (last > 0 && elapsed_s - last / 1e9 > o.idle_timeout_s) {
-                reason = StopReason::kIdleTimeout;
-            }
-            if (reason != StopReason::kNone) {
-                *call.stop_reason = reason;
-                call.stopped = true;
-                call.client->stop();  // shuts the socket down
-            }
-        }
-    }
-
-    // Checks the calls every tick; sleeps until the next call once none has run for kIdleAfter.
-    static constexpr std::chrono::milliseconds kTick{5};
-    static constexpr std::chrono::seconds kIdleAfter{1};
-
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::map<uint64_t, Call> calls_;
-    uint64_t next_id_ = 0;
-    bool stopping_ = false;
-    bool asleep_ = false;  // in the untimed wait: a new call must wake it
-    std::thread thread_;  // last: starts after the members it uses
-};
-
-struct OllamaClient::ConnectionPool {
-    static constexpr size_t kMaxIdle = 64;
-    std::mutex mutex;
-    std::vector<std::unique_ptr<httplib::Client>> idle;
-
-    std::unique_ptr<httplib::Client> Take(const OllamaClientOptions& options) {
-        {
-            std::lock_guard lock(mutex);
-            if (!idle.empty()) {
-                auto client = std::move(idle.back());
-                idle.pop_back();
-                return client;
-            }
-        }
-        return MakeClient(options, std::max(options.first_token_timeout_s, options.idle_timeout_s) + 5, true);
-    }
-    // Only connections whose last response was read to its end come back.
-    void Return(std::unique_ptr<httplib::Client> client) {
-        std::lock_guard lock(mutex);
-        if (idle.size() < kMaxIdle) idle.push_back(std::move(client));
-    }
-};
-
 OllamaClient::OllamaClient(OllamaClientOptions options)
-    : options_(std::move(options)), pool_(std::make_unique<ConnectionPool>()), watchdog_(std::make_unique<Watchdog>()) {}
+    : options_(std::move(options)),
+      pool_(std::make_unique<upstream_http::ClientPool>(
+          EndpointOf(options_),
+          std::chrono::seconds(std::max(options_.first_token_timeout_s, options_.idle_timeout_s) + 5))),
+      watchdog_(std::make_unique<upstream_http::Watchdog>()) {}
 
 OllamaClient::~OllamaClient() = default;
 
@@ -327,12 +199,13 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
                                                   const CancelToken& cancel) {
     if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled before sending");
     const auto start = Clock::now();
-    auto client = pool_->Take(options_);
+    auto client = pool_->Take();
 
     // The watchdog is the only thread besides this one that touches `client`, and only to stop().
     std::atomic<int64_t> last_line_ns{0};  // ns since start of the last line; 0 = none yet
     std::atomic<StopReason> stop_reason{StopReason::kNone};
-    const uint64_t watch = watchdog_->Add({&options_, &cancel, client.get(), start, &last_line_ns, &stop_reason});
+    const Deadlines deadlines{options_.first_token_timeout_s, options_.idle_timeout_s, options_.total_timeout_s};
+    const uint64_t watch = watchdog_->Add({&deadlines, &cancel, client.get(), start, &last_line_ns, &stop_reason});
 
     GenerateResult result;
     int status = 0;
@@ -411,27 +284,7 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
         on_line(rest);
     }
 
-    switch (stop_reason.load()) {
-        case StopReason::kCancelled:
-            return MakeError(ErrorCode::kCancelled, "cancelled; upstream connection closed");
-        case StopReason::kFirstTokenTimeout:
-            return MakeError(ErrorCode::kUpstreamTimeout,
-                             "Ollama sent nothing for " + std::to_string(options_.first_token_timeout_s) +
-                                 " s (ollama.first_token_timeout_s)",
-                             true);
-        case StopReason::kIdleTimeout:
-            return MakeError(ErrorCode::kUpstreamTimeout,
-                             "Ollama went silent for " + std::to_string(options_.idle_timeout_s) +
-                                 " s mid-stream (ollama.idle_timeout_s)",
-                             true);
-        case StopReason::kTotalTimeout:
-            return MakeError(ErrorCode::kUpstreamTimeout,
-                             "the Ollama call took over " + std::to_string(options_.total_timeout_s) +
-                                 " s (ollama.total_timeout_s)",
-                             false);
-        case StopReason::kNone:
-            break;
-    }
+    if (auto stopped = upstream_http::StopError(stop_reason.load(), deadlines, "Ollama")) return *stopped;
     if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled; upstream connection closed");
     if (stream_error) return *stream_error;
     if (reader.overflowed()) return MakeError(ErrorCode::kUpstreamError, "Ollama sent a line over 16 MiB", false);

@@ -162,14 +162,14 @@ std::string_view OpenApiDocument() {
                             "405": {"$ref": "#/components/responses/MethodNotAllowed"}}}
     },
     "/readyz": {
-      "get": {"tags": ["operations"], "operationId": "readyz", "summary": "Readiness: Ollama answers and every bucket model exists", "security": [],
+      "get": {"tags": ["operations"], "operationId": "readyz", "summary": "Readiness: for every bucket, an upstream answers and has its model (ready while at least one upstream serves each)", "security": [],
               "description": "Asks Ollama through the circuit breaker (an open circuit answers at once). 503 also while summaries come from the extractive fallback, and while shutting down.",
               "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
                             "405": {"$ref": "#/components/responses/MethodNotAllowed"},
                             "503": {"description": "Not ready, with the reason and the fix (this body, not an error body)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}}}
     },
     "/status": {
-      "get": {"tags": ["operations"], "operationId": "status", "summary": "Configuration in force, buckets and VRAM, what Ollama has loaded, learned costs",
+      "get": {"tags": ["operations"], "operationId": "status", "summary": "Configuration in force, buckets and VRAM, what Ollama has loaded, learned costs, and every upstream of the pool",
               "responses": {"200": {"description": "Status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}},
                             "401": {"$ref": "#/components/responses/Unauthorized"},
                             "405": {"$ref": "#/components/responses/MethodNotAllowed"}}}
@@ -383,10 +383,11 @@ std::string_view OpenApiDocument() {
                                    "reason": {"type": "string", "description": "503 only: why the service is not ready, and how to fix it"},
                                    "missing_models": {"type": "array", "items": {"type": "string"}, "description": "503: bucket models missing on the Ollama server"},
                                    "circuit": {"type": "string", "enum": ["closed", "open", "half_open"], "description": "503 when Ollama could not be asked: the circuit breaker to it"},
-                                   "degraded": {"type": "string", "description": "With circuit: present while summaries are extractive"}}},
+                                   "degraded": {"type": "string", "description": "With circuit: present while summaries are extractive"},
+                                   "upstreams": {"type": "object", "additionalProperties": {"type": "string"}, "description": "With several upstreams: each one's state, \"ready\" or why not"}}},
       "Status": {
         "type": "object",
-        "required": ["config", "policy", "buckets", "vram", "thresholds", "costs", "ollama", "inflight", "queued", "jobs"],
+        "required": ["config", "policy", "buckets", "vram", "thresholds", "costs", "ollama", "inflight", "queued", "jobs", "upstreams", "token_counts"],
         "properties": {
           "config": {"type": "object", "additionalProperties": true, "description": "The effective configuration, as `summarizer config` prints it (the API key as <set>)"},
           "policy": {"type": "string", "enum": ["static", "cost"]},
@@ -410,7 +411,11 @@ std::string_view OpenApiDocument() {
                                     "error": {"type": "string", "description": "When not reachable: why"}}},
           "inflight": {"type": "integer", "description": "Requests summarizing now"},
           "queued": {"type": "integer", "description": "Requests waiting for an admission slot"},
-          "jobs": {"type": "object", "additionalProperties": true, "description": "The job store: whether jobs are enabled, its database (a URL's password as <set>), whether it is available, jobs by state, content and database bytes"}
+          "jobs": {"type": "object", "additionalProperties": true, "description": "The job store: whether jobs are enabled, its database (a URL's password as <set>), whether it is available, jobs by state, content and database bytes"},
+          "upstreams": {"type": "array", "items": {"$ref": "#/components/schemas/UpstreamStatus"}, "description": "Every upstream of the pool, in the configured order (one named ollama when only OLLAMA_HOST is set)"},
+          "token_counts": {"type": "object", "description": "Exact prompt token counts asked of the engines' tokenizers (POST /tokenize)",
+                           "required": ["engine", "cache", "estimated", "cached_entries"],
+                           "properties": {"engine": {"type": "integer"}, "cache": {"type": "integer"}, "estimated": {"type": "integer"}, "cached_entries": {"type": "integer"}}}
         }
       },
       "BucketStatus": {
@@ -522,6 +527,39 @@ std::string_view OpenApiDocument() {
           "event": {"type": "string", "enum": ["cancelled"]},
           "data": {"type": "object", "required": ["state"],
                    "properties": {"state": {"type": "string", "enum": ["cancelled"]}, "reason": {"type": "string"}}}
+        }
+        },
+      "UpstreamStatus": {
+        "type": "object",
+        "required": ["name", "kind", "url", "engine", "model", "health", "circuit", "slots", "inflight", "calls", "failures", "failovers", "context_tokens", "counts_tokens", "buckets", "loaded", "last_error"],
+        "properties": {
+          "name": {"type": "string"},
+          "kind": {"type": "string", "enum": ["ollama", "openai"]},
+          "url": {"type": "string"},
+          "engine": {"type": "string", "enum": ["ollama", "vllm", "llama.cpp", "sglang", "unknown"], "description": "The server software, as recognised"},
+          "model": {"type": "string", "nullable": true, "description": "openai: the model it serves; null for ollama and until known"},
+          "health": {"type": "string", "enum": ["up", "avoided", "unknown"], "description": "avoided: it failed a call lately and is probed until it answers; other upstreams take its calls"},
+          "circuit": {"type": "string", "enum": ["closed", "open", "half_open"]},
+          "slots": {"type": "integer"}, "inflight": {"type": "integer"},
+          "calls": {"type": "integer"}, "failures": {"type": "integer"},
+          "failovers": {"type": "integer", "description": "Calls that failed here before any text reached the client and were retried on another upstream"},
+          "context_tokens": {"type": "integer", "nullable": true, "description": "The context the engine states (vLLM max_model_len, llama.cpp n_ctx per slot); null when not stated"},
+          "counts_tokens": {"type": "boolean", "description": "Answers POST /tokenize"},
+          "buckets": {"type": "array", "description": "The buckets it serves", "items": {"$ref": "#/components/schemas/UpstreamBucket"}},
+          "loaded": {"type": "array", "items": {"type": "string"}, "description": "Buckets loaded there now"},
+          "last_error": {"type": "string", "nullable": true, "description": "The last failed call or probe; null after a success"},
+          "reload_ms": {"type": "number", "description": "ollama only: learned runner load time"},
+          "reloads_seen": {"type": "integer", "description": "ollama only: loads seen"}
+        }
+      },
+      "UpstreamBucket": {
+        "type": "object", "required": ["name", "num_ctx", "loaded", "pending_calls", "learned"],
+        "properties": {
+          "name": {"type": "string"}, "num_ctx": {"type": "integer", "description": "The context it is planned with there"},
+          "loaded": {"type": "boolean"}, "pending_calls": {"type": "integer"},
+          "learned": {"type": "object", "required": ["calls", "prefill_tokens_per_s", "decode_tokens_per_s", "mean_call_ms"],
+                      "properties": {"calls": {"type": "integer"}, "prefill_tokens_per_s": {"type": "number"}, "decode_tokens_per_s": {"type": "number"},
+                                     "mean_call_ms": {"type": "number"}}}
         }
       }
     }

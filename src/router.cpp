@@ -172,12 +172,15 @@ Sizing SizeText(std::string_view text, const TextStats& stats, const Config& con
     const int64_t margin = config.routing.safety_margin_tokens;
     const int64_t output = options.prompt.max_tokens;
     s.base.chars = static_cast<int64_t>(stats.chars);
-    s.base.text_tokens = Scaled(EstimateTokens(text), options.token_safety);
+    const std::optional<int64_t> exact = options.exact_tokens ? options.exact_tokens(text) : std::nullopt;
+    s.base.exact_tokens = exact.has_value();
+    s.base.text_tokens = Scaled(exact ? *exact : EstimateTokens(text), options.token_safety);
     s.prompt_tokens = s.base.text_tokens + SinglePromptOverheadTokens(options.prompt);
     s.needed = s.prompt_tokens + output + margin;
     s.under_threshold = s.base.chars <= config.routing.hierarchical_threshold_chars;
     std::ostringstream why;
-    why << Num(s.base.chars) << " chars ~ " << Num(s.prompt_tokens) << " prompt tokens";
+    why << Num(s.base.chars) << " chars ~ " << Num(s.prompt_tokens) << " prompt tokens ("
+        << (exact ? "text counted by the engine's tokenizer" : "estimated") << ")";
     if (options.token_safety > 1.0) why << " (estimate x" << options.token_safety << " after an overflow)";
     why << " + " << Num(output) << " output + " << Num(margin) << " margin = " << Num(s.needed) << " tokens";
     s.why = why.str();
@@ -227,14 +230,37 @@ ChunkLimits FillLastRound(std::string_view text, const Config& config, ChunkLimi
         total_tokens += c.estimated_tokens;
     }
     // Caps a little over an even share of `rounded`: the fewest chunks that fit them is `rounded`.
-    const double share = (1.0 + 0.5 / static_cast<double>(rounded)) / static_cast<double>(rounded);
-    ChunkLimits smaller = limits;
-    smaller.max_tokens = std::min(limits.max_tokens, static_cast<int64_t>(std::ceil(total_tokens * share)));
-    smaller.max_chars = std::min(limits.max_chars, static_cast<int64_t>(std::ceil(total_chars * share)));
-    std::vector<Chunk> resplit = SplitIntoChunks(text, smaller);
-    if (resplit.size() <= count || resplit.size() > rounded) return limits;
-    chunks = std::move(resplit);
-    return smaller;
+    // Cuts fall on sentence and paragraph ends, so a cap just over the share can still need one chunk
+    // more: a little more slack is tried, as long as it still makes more chunks than before.
+    for (const double slack : {0.5, 1.0, 2.0, 3.0}) {
+        const double share = (1.0 + slack / static_cast<double>(rounded)) / static_cast<double>(rounded);
+        ChunkLimits smaller = limits;
+        smaller.max_tokens = std::min(limits.max_tokens, static_cast<int64_t>(std::ceil(total_tokens * share)));
+        smaller.max_chars = std::min(limits.max_chars, static_cast<int64_t>(std::ceil(total_chars * share)));
+        std::vector<Chunk> resplit = SplitIntoChunks(text, smaller);
+        if (resplit.size() <= count) break;
+        if (resplit.size() > rounded) continue;
+        chunks = std::move(resplit);
+        return smaller;
+    }
+    return limits;
+}
+
+// With exact counts: each chunk's tokens counted by the engine (as long as it answers). A chunk
+// over the limit gives the ratio by which the cut must be stricter (1: all fit).
+double CountChunks(std::string_view text, const RouteOptions& options, int64_t max_tokens, std::vector<Chunk>& chunks,
+                   int& counted) {
+    counted = 0;
+    double worst = 1.0;
+    for (auto& chunk : chunks) {
+        const std::optional<int64_t> exact = options.exact_tokens(ChunkText(text, chunk));
+        if (!exact) break;  // out of time (or the engine went away): the rest stay estimated
+        const int64_t scaled = Scaled(*exact, options.token_safety);
+        if (scaled > max_tokens) worst = std::max(worst, static_cast<double>(scaled) / static_cast<double>(max_tokens));
+        chunk.estimated_tokens = scaled;
+        ++counted;
+    }
+    return worst;
 }
 
 // Map-reduce: chunks sized so that each map prompt fits the map bucket.
@@ -248,6 +274,11 @@ Plan MapReducePlan(std::string_view text, const Sizing& s, const Config& config,
     limits.max_chars = config.routing.hierarchical_chunk_max_chars;
     limits.overlap_chars = config.routing.chunk_overlap_chars;
     limits.token_safety = options.token_safety;
+    if (s.base.exact_tokens) {
+        // Calibrate the estimate to the engine's count of this very text.
+        const double estimated = static_cast<double>(Scaled(EstimateTokens(text), options.token_safety));
+        limits.token_scale = static_cast<double>(s.base.text_tokens) / std::max(1.0, estimated);
+    }
     Plan plan = s.base;
     plan.kind = RouteKind::kMapReduce;
     plan.bucket = bucket.name;
@@ -256,12 +287,29 @@ Plan MapReducePlan(std::string_view text, const Sizing& s, const Config& config,
     plan.keep_alive = bucket.keep_alive;
     plan.chunks = SplitIntoChunks(text, limits);
     limits = FillLastRound(text, config, limits, plan.chunks);
+    std::string counted_why;
+    if (s.base.exact_tokens) {
+        // Local density differs from the text's average: count each chunk, and cut again (once) with
+        // the worst excess if one is over.
+        const double worst = CountChunks(text, options, limits.max_tokens, plan.chunks, plan.exact_chunks);
+        if (worst > 1.0) {
+            limits.token_scale *= worst * 1.02;
+            plan.chunks = SplitIntoChunks(text, limits);
+            limits = FillLastRound(text, config, limits, plan.chunks);
+            (void)CountChunks(text, options, limits.max_tokens, plan.chunks, plan.exact_chunks);
+        }
+        char calibration[48];
+        std::snprintf(calibration, sizeof calibration, "%.2f", limits.token_scale);
+        counted_why = " (the estimate calibrated x" + std::string(calibration) + " to the engine's count; " +
+                      std::to_string(plan.exact_chunks) + " of " + std::to_string(plan.chunks.size()) +
+                      " chunks counted exactly)";
+    }
     plan.estimated_prompt_tokens = 0;
     for (const auto& c : plan.chunks) plan.estimated_prompt_tokens += c.estimated_tokens + map_overhead;
     // The tokens above are of one pass over the text; what map-reduce sends is the map prompts'.
     plan.reason = s.why + "; " + because + ": map-reduce over " + std::to_string(plan.chunks.size()) + " chunks of <= " +
                   Num(limits.max_tokens) + " tokens / " + Num(limits.max_chars) + " chars for the " + bucket.name +
-                  " bucket, " + Num(plan.estimated_prompt_tokens) + " prompt tokens in all";
+                  " bucket" + counted_why + ", " + Num(plan.estimated_prompt_tokens) + " prompt tokens in all";
     return plan;
 }
 

@@ -24,18 +24,28 @@ SchedulerOptions SchedulerOptionsFromConfig(const Config& config) {
     return o;
 }
 
-UpstreamScheduler::UpstreamScheduler(SchedulerOptions options) : options_(options) {
+UpstreamScheduler::UpstreamScheduler(SchedulerOptions options) : options_(std::move(options)) {
     options_.slots = std::max(1, options_.slots);
+    std::vector<SchedulerHost> specs = options_.hosts;
+    if (specs.empty()) specs.push_back(SchedulerHost{"", options_.slots, options_.prefill_gate, false, {}});
+    for (auto& spec : specs) {
+        spec.slots = std::max(1, spec.slots);
+        hosts_.push_back(Host{spec});
+    }
 }
 
 UpstreamScheduler::Lease::Lease(Lease&& other) noexcept
-    : owner_(std::exchange(other.owner_, nullptr)), id_(other.id_), first_token_(other.first_token_) {}
+    : owner_(std::exchange(other.owner_, nullptr)),
+      id_(other.id_),
+      host_(other.host_),
+      first_token_(other.first_token_) {}
 
 UpstreamScheduler::Lease& UpstreamScheduler::Lease::operator=(Lease&& other) noexcept {
     if (this != &other) {
         Release();
         owner_ = std::exchange(other.owner_, nullptr);
         id_ = other.id_;
+        host_ = other.host_;
         first_token_ = other.first_token_;
     }
     return *this;
@@ -53,74 +63,187 @@ void UpstreamScheduler::Lease::Release() {
     if (auto* owner = std::exchange(owner_, nullptr)) owner->ReleaseSlot(id_);
 }
 
-const UpstreamScheduler::Waiter* UpstreamScheduler::PickLocked(Clock::time_point now) const {
-    if (waiting_.empty() || static_cast<int>(running_.size()) >= options_.slots) return nullptr;
-    if (options_.prefill_gate) {
-        const auto gate_max = std::chrono::milliseconds(options_.prefill_gate_max_ms);
-        for (const auto& r : running_) {
-            if (r.in_prefill && now - r.started < gate_max) return nullptr;
+UpstreamScheduler::View UpstreamScheduler::LookLocked() const {
+    View v;
+    v.now = Clock::now();
+    const auto gate_max = std::chrono::milliseconds(options_.prefill_gate_max_ms);
+    for (size_t h = 0; h < hosts_.size(); ++h) {
+        const Host& host = hosts_[h];
+        const HostCondition condition = options_.condition ? options_.condition(h) : HostCondition::kUp;
+        bool open = condition != HostCondition::kDown && static_cast<int>(host.running.size()) < host.spec.slots;
+        if (open && host.spec.prefill_gate) {
+            for (const auto& r : host.running) {
+                if (r.in_prefill && v.now - r.started < gate_max) open = false;
+            }
+        }
+        v.condition.push_back(condition);
+        v.open.push_back(open);
+    }
+    return v;
+}
+
+bool UpstreamScheduler::LoadedLocked(size_t h, const std::string& model) const {
+    return hosts_[h].spec.resident || hosts_[h].current_model == model;
+}
+
+bool UpstreamScheduler::CandidateLocked(const View& v, size_t h, const Waiter& w) const {
+    const auto& serves = hosts_[h].spec.serves;
+    return v.condition[h] != HostCondition::kDown &&
+           (serves.empty() || std::find(serves.begin(), serves.end(), w.model) != serves.end()) &&
+           std::find(w.exclude.begin(), w.exclude.end(), h) == w.exclude.end();
+}
+
+bool UpstreamScheduler::AllowedLocked(const View& v, size_t h, const Waiter& w) const {
+    if (!v.open[h] || !CandidateLocked(v, h, w)) return false;
+    if (hosts_.size() == 1) return true;
+    if (v.condition[h] == HostCondition::kAvoid) {
+        // A host that failed lately takes a call only when no healthy host could.
+        for (size_t other = 0; other < hosts_.size(); ++other) {
+            if (CandidateLocked(v, other, w) && v.condition[other] == HostCondition::kUp) return false;
         }
     }
+    // Nothing to evict, or nothing to swap: start here.
+    if (LoadedLocked(h, w.model) || hosts_[h].current_model.empty()) return true;
+    // This host would have to load the call's model: not while another host that has it loaded takes
+    // it now, nor (affinity) while such a host is busy and the call has not waited switch_max_wait_ms.
+    for (size_t other = 0; other < hosts_.size(); ++other) {
+        if (other == h || !CandidateLocked(v, other, w) || !LoadedLocked(other, w.model)) continue;
+        if (v.condition[other] == HostCondition::kAvoid && v.condition[h] == HostCondition::kUp) continue;
+        if (v.open[other]) return false;
+        // Whatever the routing policy: across hosts, a swap here is a reload that a short wait for the
+        // host that has the bucket avoids (and the evicted bucket's next calls would pay again).
+        if (v.now - w.since < std::chrono::milliseconds(options_.switch_max_wait_ms)) return false;
+    }
+    return true;
+}
+
+const UpstreamScheduler::Waiter* UpstreamScheduler::PickLocked(const View& v, size_t h) const {
+    if (waiting_.empty() || !v.open[h]) return nullptr;
+    const Host& host = hosts_[h];
     const auto batch_max = std::chrono::milliseconds(options_.batch_max_wait_ms);
-    const auto urgent = [&](const Waiter& w) { return w.interactive || now - w.since >= batch_max; };
+    const auto urgent = [&](const Waiter& w) { return w.interactive || v.now - w.since >= batch_max; };
     // The first urgent waiter that `eligible` accepts, else the first it accepts: waiting_ is in
     // arrival order, so within a class calls start first come, first served.
     const auto best = [&](const auto& eligible) -> const Waiter* {
         const Waiter* first = nullptr;
         for (const auto& w : waiting_) {
-            if (!eligible(w)) continue;
+            if (!eligible(w) || !AllowedLocked(v, h, w)) continue;
             if (urgent(w)) return &w;
             if (first == nullptr) first = &w;
         }
         return first;
     };
-    if (options_.bucket_affinity && !current_model_.empty()) {
-        const auto is_current = [&](const Waiter& w) { return w.model == current_model_; };
-        const auto is_other = [&](const Waiter& w) { return w.model != current_model_; };
-        const auto oldest_other = std::find_if(waiting_.begin(), waiting_.end(), is_other);
+    if (options_.bucket_affinity && !host.spec.resident && !host.current_model.empty()) {
+        const auto is_current = [&](const Waiter& w) { return w.model == host.current_model; };
+        const auto is_other = [&](const Waiter& w) { return w.model != host.current_model; };
+        const auto oldest_other = std::find_if(waiting_.begin(), waiting_.end(), [&](const Waiter& w) {
+            return is_other(w) && AllowedLocked(v, h, w);
+        });
         if (oldest_other != waiting_.end()) {
             // Waiting counts from the last switch: the calls left behind by a switch do not force
             // an immediate switch back.
-            const auto waited_since = std::max(oldest_other->since, current_since_);
-            if (now - waited_since >= std::chrono::milliseconds(options_.switch_max_wait_ms)) return best(is_other);
+            const auto waited_since = std::max(oldest_other->since, host.current_since);
+            if (v.now - waited_since >= std::chrono::milliseconds(options_.switch_max_wait_ms)) return best(is_other);
         }
         if (const Waiter* w = best(is_current)) return w;
     }
     return best([](const Waiter&) { return true; });
 }
 
+std::optional<size_t> UpstreamScheduler::PlaceLocked(const View& v, const Waiter& w) const {
+    std::optional<size_t> chosen;
+    const auto better = [&](size_t a, size_t b) {  // a before b?
+        const bool loaded_a = LoadedLocked(a, w.model), loaded_b = LoadedLocked(b, w.model);
+        if (loaded_a != loaded_b) return loaded_a;
+        const bool up_a = v.condition[a] == HostCondition::kUp, up_b = v.condition[b] == HostCondition::kUp;
+        if (up_a != up_b) return up_a;
+        // Least loaded relative to its slots (cross-multiplied: no rounding).
+        const auto load_a = static_cast<int64_t>(hosts_[a].running.size()) * hosts_[b].spec.slots;
+        const auto load_b = static_cast<int64_t>(hosts_[b].running.size()) * hosts_[a].spec.slots;
+        if (load_a != load_b) return load_a < load_b;
+        if (hosts_[a].started != hosts_[b].started) return hosts_[a].started < hosts_[b].started;
+        return a < b;
+    };
+    for (size_t h = 0; h < hosts_.size(); ++h) {
+        if (PickLocked(v, h) != &w) continue;
+        if (!chosen || better(h, *chosen)) chosen = h;
+    }
+    return chosen;
+}
+
+std::string UpstreamScheduler::HopelessLocked(const View& v, const Waiter& w) const {
+    std::string why;
+    for (size_t h = 0; h < hosts_.size(); ++h) {
+        if (CandidateLocked(v, h, w)) return "";
+        const auto& spec = hosts_[h].spec;
+        std::string state;
+        if (!spec.serves.empty() && std::find(spec.serves.begin(), spec.serves.end(), w.model) == spec.serves.end()) {
+            state = "does not serve it";
+        } else if (std::find(w.exclude.begin(), w.exclude.end(), h) != w.exclude.end()) {
+            state = "failed this call";
+        } else {
+            state = "circuit open";
+        }
+        why += (why.empty() ? "" : ", ") + (spec.name.empty() ? "the upstream" : spec.name) + " " + state;
+    }
+    return "no upstream can take a call for " + w.model + " now (" + why + ")";
+}
+
 Result<UpstreamScheduler::Lease> UpstreamScheduler::Acquire(const std::string& model, bool interactive,
                                                             const CancelToken& cancel) {
+    return Acquire(CallSpec{model, interactive, {}}, cancel);
+}
+
+Result<UpstreamScheduler::Lease> UpstreamScheduler::Acquire(const CallSpec& call, const CancelToken& cancel) {
     std::unique_lock lock(mutex_);
     const uint64_t id = next_id_++;
-    auto self = waiting_.insert(waiting_.end(), Waiter{id, model, interactive, Clock::now()});
+    auto self = waiting_.insert(waiting_.end(), Waiter{id, call.model, call.interactive, Clock::now(), call.exclude});
     for (;;) {
         if (cancel.cancelled()) {
             waiting_.erase(self);
             cv_.notify_all();  // this waiter may have been the one picked
             return MakeError(ErrorCode::kCancelled, "cancelled while waiting for an upstream slot");
         }
-        const auto now = Clock::now();
-        if (PickLocked(now) == &*self) {
-            if (!current_model_.empty() && current_model_ != model) ++switches_;
-            if (current_model_ != model) {
-                current_model_ = model;
-                current_since_ = now;
+        const View v = LookLocked();
+        if (std::string why = HopelessLocked(v, *self); !why.empty()) {
+            waiting_.erase(self);
+            cv_.notify_all();
+            return MakeError(ErrorCode::kUpstreamUnreachable, why, /*retryable=*/true);
+        }
+        if (const auto h = PlaceLocked(v, *self)) {
+            Host& host = hosts_[*h];
+            if (host.current_model != call.model) {
+                if (!host.current_model.empty() && !host.spec.resident) ++host.switches;
+                host.current_model = call.model;
+                host.current_since = v.now;
             }
-            running_.push_back(Running{id, model, options_.prefill_gate, now});
+            host.running.push_back(Running{id, call.model, host.spec.prefill_gate, v.now});
             waiting_.erase(self);
             ++started_;
+            ++host.started;
             cv_.notify_all();  // without the gate, the next waiter may start at once too
-            return Lease(this, id);
+            return Lease(this, id, *h);
         }
         cv_.wait_for(lock, kPollInterval);
     }
 }
 
+void UpstreamScheduler::NoteLoaded(size_t host, const std::string& model) {
+    {
+        std::lock_guard lock(mutex_);
+        if (host >= hosts_.size() || hosts_[host].current_model == model) return;
+        hosts_[host].current_model = model;
+        hosts_[host].current_since = Clock::now();
+    }
+    cv_.notify_all();
+}
+
+void UpstreamScheduler::Wake() { cv_.notify_all(); }
+
 void UpstreamScheduler::ReleaseSlot(uint64_t id) {
     {
         std::lock_guard lock(mutex_);
-        running_.remove_if([id](const Running& r) { return r.id == id; });
+        for (auto& host : hosts_) host.running.remove_if([id](const Running& r) { return r.id == id; });
     }
     cv_.notify_all();
 }
@@ -128,9 +251,15 @@ void UpstreamScheduler::ReleaseSlot(uint64_t id) {
 void UpstreamScheduler::FirstToken(uint64_t id) {
     {
         std::lock_guard lock(mutex_);
-        auto it = std::find_if(running_.begin(), running_.end(), [id](const Running& r) { return r.id == id; });
-        if (it == running_.end() || !it->in_prefill) return;
-        it->in_prefill = false;
+        bool found = false;
+        for (auto& host : hosts_) {
+            auto it = std::find_if(host.running.begin(), host.running.end(), [id](const Running& r) { return r.id == id; });
+            if (it == host.running.end()) continue;
+            found = it->in_prefill;
+            it->in_prefill = false;
+            break;
+        }
+        if (!found) return;
     }
     cv_.notify_all();
 }
@@ -138,21 +267,38 @@ void UpstreamScheduler::FirstToken(uint64_t id) {
 SchedulerStats UpstreamScheduler::stats() const {
     std::lock_guard lock(mutex_);
     SchedulerStats s;
-    s.active = static_cast<int>(running_.size());
+    for (const auto& host : hosts_) {
+        s.active += static_cast<int>(host.running.size());
+        s.model_switches += host.switches;
+    }
     s.waiting = static_cast<int>(waiting_.size());
     s.started = started_;
-    s.model_switches = switches_;
-    s.current_model = current_model_;
+    s.current_model = hosts_[0].current_model;
     return s;
+}
+
+SchedulerHostStats UpstreamScheduler::host_stats(size_t h) const {
+    std::lock_guard lock(mutex_);
+    const Host& host = hosts_.at(h);
+    return SchedulerHostStats{static_cast<int>(host.running.size()), host.spec.slots, host.started, host.switches,
+                              host.current_model};
 }
 
 int UpstreamScheduler::Pending(const std::string& model) const {
     std::lock_guard lock(mutex_);
-    const auto count = [&](const auto& list) {
-        return static_cast<int>(
-            std::count_if(list.begin(), list.end(), [&](const auto& x) { return x.model == model; }));
-    };
-    return count(waiting_) + count(running_);
+    int n = 0;
+    for (const auto& host : hosts_) {
+        n += static_cast<int>(std::count_if(host.running.begin(), host.running.end(),
+                                            [&](const Running& r) { return r.model == model; }));
+    }
+    return n + static_cast<int>(std::count_if(waiting_.begin(), waiting_.end(),
+                                              [&](const Waiter& w) { return w.model == model; }));
+}
+
+int UpstreamScheduler::Waiting(const std::string& model) const {
+    std::lock_guard lock(mutex_);
+    return static_cast<int>(
+        std::count_if(waiting_.begin(), waiting_.end(), [&](const Waiter& w) { return w.model == model; }));
 }
 
 Result<GenerateResult> ScheduledEngine::Generate(const GenerateRequest& request, const TokenCallback& on_token,

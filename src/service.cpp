@@ -6,7 +6,6 @@
 #include <atomic>
 
 #include "summarizer/extractive.hpp"
-#include "summarizer/ollama_client.hpp"
 #include "summarizer/work_estimate.hpp"
 
 namespace summarizer {
@@ -17,17 +16,6 @@ using Clock = std::chrono::steady_clock;
 double MsBetween(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
-
-// An engine without residency control: nothing to load, nothing listed.
-class NoModelHost : public ModelHost {
-public:
-    Result<std::vector<LoadedModel>> ListLoaded() override {
-        return MakeError(ErrorCode::kUnsupported, "this engine does not list loaded models");
-    }
-    Result<GenerateResult> Load(const std::string&, int, const std::string&) override {
-        return MakeError(ErrorCode::kUnsupported, "this engine does not load models on request");
-    }
-};
 
 std::string_view OutcomeOf(const Result<GenerateResult>& r) {
     if (r.ok()) return "ok";
@@ -40,11 +28,6 @@ std::string_view OutcomeOf(const Result<GenerateResult>& r) {
         case ErrorCode::kContextOverflow: return "overflow";
         default: return "error";
     }
-}
-
-CircuitBreakerOptions BreakerOptions(const Config& c) {
-    return CircuitBreakerOptions{c.ollama.circuit_failure_threshold, std::chrono::milliseconds(c.ollama.circuit_open_ms),
-                                 "Ollama at " + c.ollama.url};
 }
 
 }  // namespace
@@ -60,46 +43,34 @@ WorkTicket::~WorkTicket() {
     if (service_) service_->Release(key_, batch_, admission_id_);
 }
 
-Service::Service(const Config& config)
-    : Service(config, std::make_unique<OllamaClient>(OllamaClientOptions::FromConfig(config.ollama)), nullptr,
-              nullptr) {}
+Service::Service(const Config& config) : Service(config, nullptr, nullptr) {}
 
-Service::Service(const Config& config, LlmEngine& engine, ModelHost* host) : Service(config, nullptr, &engine, host) {}
+Service::Service(const Config& config, LlmEngine& engine, ModelHost* host) : Service(config, &engine, host) {}
 
-Service::Service(const Config& config, std::unique_ptr<OllamaClient> own, LlmEngine* engine, ModelHost* host)
-    : config_(config),
-      own_client_(std::move(own)),
-      no_host_(host == nullptr && !own_client_ ? std::make_unique<NoModelHost>() : nullptr),
-      engine_(own_client_ ? *own_client_ : *engine),
-      host_(host          ? *host
-            : own_client_ ? static_cast<ModelHost&>(*own_client_)
-                          : *no_host_),
-      has_host_(host != nullptr || own_client_ != nullptr),
-      breaker_(engine_, BreakerOptions(config)),
-      scheduler_(SchedulerOptionsFromConfig(config)),
-      scheduled_(breaker_, scheduler_),
-      manager_(config, host_, &metrics_),
-      tracked_(scheduled_, manager_),
-      call_pool_("upstream call", std::max(16, 4 * config.MaxInflight() * config.MapConcurrency())),
-      summarizer_(config, tracked_, MakeObserver(), &call_pool_),
-      admission_(config.MaxInflight(), config.server.max_queue, std::chrono::seconds(config.server.queue_timeout_s),
+Service::Service(const Config& config, LlmEngine* engine, ModelHost* host)
+    : pool_(engine ? std::make_unique<UpstreamPool>(config, *engine, host, &metrics_)
+                   : std::make_unique<UpstreamPool>(config, &metrics_)),
+      config_(pool_->effective_config()),
+      counter_(config_.pool.exact_tokens && pool_->CanCountTokens()
+                   ? std::make_unique<TokenCounter>(*pool_, "", static_cast<size_t>(config_.pool.tokenize_cache_entries))
+                   : nullptr),
+      call_pool_("upstream call", std::max(16, 4 * config_.MaxInflight() * config_.MapConcurrency())),
+      summarizer_(config_, *pool_, MakeObserver(), &call_pool_),
+      admission_(config_.MaxInflight(), config_.server.max_queue, std::chrono::seconds(config_.server.queue_timeout_s),
                  &metrics_),
-      batch_admission_(config.MaxBatchInflight(), config.server.max_batch_queue,
-                       std::chrono::seconds(config.server.queue_timeout_s), &metrics_),
-      stream_pool_("stream", config.MaxInflight() + config.MaxBatchInflight()) {
-    admission_.SetParallelism(config.ollama.num_parallel);
-    batch_admission_.SetParallelism(config.ollama.num_parallel);
+      batch_admission_(config_.MaxBatchInflight(), config_.server.max_batch_queue,
+                       std::chrono::seconds(config_.server.queue_timeout_s), &metrics_),
+      stream_pool_("stream", config_.MaxInflight() + config_.MaxBatchInflight()) {
+    // Admission weighs the work ahead by the slots that will run it (Retry-After).
+    admission_.SetParallelism(std::max(1, config_.PoolSlots(config_.buckets.front().name)));
+    batch_admission_.SetParallelism(std::max(1, config_.PoolSlots(config_.MapBucket().name)));
 }
 
 Service::~Service() = default;
 
-void Service::Start() {
-    if (has_host_) manager_.Start();
-}
+void Service::Start() { pool_->Start(); }
 
-void Service::RefreshUpstreamState() {
-    if (has_host_) manager_.RefreshLoaded();
-}
+void Service::RefreshUpstreamState() { pool_->RefreshLoaded(); }
 
 Result<WorkTicket> Service::Admit(const CancelToken& client_gone, const std::function<bool()>& still_wanted) {
     return Enter(admission_, false, 0, client_gone, still_wanted);
@@ -165,7 +136,7 @@ void Service::SetWork(const WorkTicket& ticket, double work_s) {
 }
 
 double Service::EstimateWork(const Plan& plan, const SummarizeRequest& request) {
-    return EstimateWorkSeconds(plan, config_, manager_.CurrentCosts(), request.max_tokens);
+    return EstimateWorkSeconds(plan, config_, pool_->CurrentCosts(), request.max_tokens);
 }
 
 void Service::Release(uint64_t key, bool batch, uint64_t admission_id) {
@@ -187,9 +158,10 @@ Result<SummarizeResponse> Service::Summarize(const WorkTicket& ticket, const Sum
                                              const ExecutionHooks* hooks) {
     const bool fallback = config_.degraded.extractive_fallback && (!hooks || hooks->allow_fallback);
     const auto started = Clock::now();
-    if (fallback && breaker_.state() == CircuitState::kOpen) {
-        return Extractive(request, arrival, started, "the circuit to Ollama is open (" + breaker_.last_failure() + ")",
-                          events);
+    if (fallback && pool_->AllDown()) {
+        const std::string what = pool_->size() == 1 ? "the circuit to Ollama is open"
+                                                    : "the circuit to every upstream is open";
+        return Extractive(request, arrival, started, what + " (" + pool_->LastFailure() + ")", events);
     }
     auto state = hooks && hooks->prepare ? hooks->prepare() : summarizer_.Start(request);
     if (!state.ok()) return state.error();
@@ -280,63 +252,65 @@ SummarizerObserver Service::MakeObserver() {
         if (r.ok() && r->load >= kColdLoad) metrics_.ObserveLoad(g.model, std::chrono::duration<double>(r->load).count());
     };
     o.on_overflow = [this] { metrics_.CountOverflow(); };
-    o.route_costs = [this] { return manager_.CurrentCosts(); };
+    o.route_costs = [this] { return pool_->CurrentCosts(); };
+    if (counter_) {
+        o.exact_tokens = [this](std::string_view text, TokenCounter::Clock::time_point deadline) {
+            return counter_->Count(text, deadline);
+        };
+    }
     return o;
 }
 
 Readiness Service::Ready() {
     Readiness r;
-    r.upstream_url = config_.ollama.url;
+    const auto upstreams = config_.Upstreams();
+    r.upstream_url = upstreams.front().url;
     if (stopping_) {
         r.shutting_down = true;
         r.reason = "shutting down";
         return r;
     }
-    // Through the breaker: an open circuit answers at once (and a half-open one probes).
-    auto health = breaker_.Health();
-    r.circuit = std::string(CircuitStateName(breaker_.state()));
-    if (!health.ok()) {
-        r.reason = health.error().message;
-        r.extractive_instead = config_.degraded.extractive_fallback && IsUpstreamUnreachable(health.error());
-        return r;
-    }
-    std::string fix;
-    for (const auto& bucket : config_.buckets) {
-        const bool found = std::any_of(health->models.begin(), health->models.end(), [&](const std::string& name) {
-            return name == bucket.model || name == bucket.model + ":latest";
-        });
-        if (found) continue;
-        r.missing_models.push_back(bucket.model);
-        fix += (fix.empty() ? "" : " && ") + ("ollama create " + bucket.model + " -f config/Modelfile." + bucket.name);
-    }
-    if (!r.missing_models.empty()) {
-        std::string list;
-        for (const auto& m : r.missing_models) list += (list.empty() ? "" : ", ") + m;
-        r.reason = "bucket model(s) missing on the Ollama server: " + list + ". Run: ollama pull gemma3:4b && " + fix;
-        return r;
-    }
-    r.ready = true;
+    const PoolReadiness pool = pool_->Ready();
+    r.circuit = std::string(CircuitStateName(pool_->AggregateCircuit()));
+    r.ready = pool.ready;
+    r.reason = pool.reason;
+    r.missing_models = pool.missing_models;
+    if (pool_->size() > 1) r.upstreams = pool.upstreams;
+    r.extractive_instead = !r.ready && config_.degraded.extractive_fallback && !pool.reachable && pool.unreachable_only;
     return r;
 }
 
 ServiceStatus Service::Status() {
     ServiceStatus s;
-    s.manager = manager_.Status();
+    s.manager = pool_->PrimaryManagerStatus();
+    s.upstreams = pool_->Status();
+    if (counter_) s.token_counts = counter_->stats();
     s.inflight = metrics_.inflight();
     s.queued = metrics_.queued();
     return s;
 }
 
 std::string Service::RenderMetrics() {
-    const CircuitState circuit = breaker_.state();
+    const CircuitState circuit = pool_->AggregateCircuit();
     std::string text = metrics_.Render();
-    text += "# HELP summarizer_circuit_state Circuit to Ollama: 0 closed, 1 open (failing fast), 2 half-open.\n"
+    text += "# HELP summarizer_circuit_state Circuit to the upstreams: 0 closed (some upstream's is), 1 open (every "
+            "upstream's: failing fast), 2 half-open.\n"
             "# TYPE summarizer_circuit_state gauge\n"
             "summarizer_circuit_state " +
             std::to_string(circuit == CircuitState::kClosed ? 0 : circuit == CircuitState::kOpen ? 1 : 2) +
-            "\n# HELP summarizer_circuit_opens_total Times the circuit to Ollama opened.\n"
+            "\n# HELP summarizer_circuit_opens_total Times an upstream's circuit opened.\n"
             "# TYPE summarizer_circuit_opens_total counter\n"
-            "summarizer_circuit_opens_total " + std::to_string(breaker_.opens()) + "\n";
+            "summarizer_circuit_opens_total " + std::to_string(pool_->CircuitOpens()) + "\n";
+    text += pool_->RenderMetrics();
+    if (counter_) {
+        const TokenCounterStats c = counter_->stats();
+        text += "# HELP summarizer_token_counts_total Prompt token counts asked of the engines' tokenizers, by source "
+                "(engine, cache, or estimated when the engine could not answer in time).\n"
+                "# TYPE summarizer_token_counts_total counter\n"
+                "summarizer_token_counts_total{source=\"engine\"} " + std::to_string(c.engine) + "\n"
+                "summarizer_token_counts_total{source=\"cache\"} " + std::to_string(c.cached) + "\n"
+                "summarizer_token_counts_total{source=\"estimated\"} " + std::to_string(c.estimated) + "\n";
+    }
     return text;
 }
 

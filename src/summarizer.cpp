@@ -1,6 +1,8 @@
 #include "summarizer/summarizer.hpp"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
 
@@ -39,9 +41,6 @@ std::vector<StepOutput> Outputs(const std::vector<std::optional<StepOutput>>& le
     return out;
 }
 
-bool Complete(const std::vector<std::optional<StepOutput>>& level) {
-    return std::all_of(level.begin(), level.end(), [](const auto& o) { return o.has_value(); });
-}
 
 }  // namespace
 
@@ -64,14 +63,26 @@ public:
 private:
     Status RunSingle();
     Status RunMapReduce();
-    Status RunLevel(int level);
     Status RunFinal(const std::vector<StepOutput>& items);
+    // The pipelined map-reduce (requires mutex_): queue what can run, form merge groups.
+    void Advance();
+    bool AdvanceLevel(size_t level);
+    bool CloseGroup(size_t level, int first, int last);
+    bool MergeFits(const std::vector<std::optional<StepOutput>>& items, int first, int last) const;
+    bool FinalFits(const std::vector<std::optional<StepOutput>>& items, int upto) const;
+    void Dispatch(const StepId& step, const CancelToken& cancel);
+    void RunStep(const StepId& step, const Prompt& prompt, int64_t estimate, int epoch, const CancelToken& cancel);
+    // A merge refused as over the context while the map goes on: that level (and those above) merged
+    // again in smaller groups, the map undisturbed. Requires mutex_.
+    void RegroupLocked(const OverflowReport& report);
     Status HandleOverflow(const Error& failure);
+    // An overflow is recorded in *report when given (a merge of the pipeline), else in overflow_.
     Result<StepOutput> Call(const StepId& step, const Prompt& prompt, int max_tokens, bool interactive,
-                            int64_t estimated_tokens, const CancelToken& cancel);
+                            int64_t estimated_tokens, const CancelToken& cancel, OverflowReport* report = nullptr);
     void Finish(const StepId& step, StepOutput output);
     void ReportLocked(std::string_view phase, int level, int done, int total);
     double RemainingMsLocked(int level) const;
+    int LowestOpenLevelLocked() const;
     std::vector<TimeLeftEstimator::Call> LevelCallsLocked(int level) const;
     double MergesAndFinalMsLocked(int items, int64_t item_tokens) const;
     SummarizeResponse Response(Clock::time_point arrival, Clock::time_point started) const;
@@ -89,9 +100,19 @@ private:
     std::mutex mutex_;  // state_, events (delivered one at a time), the fields below
     std::optional<Clock::time_point> first_final_token_;
     bool delta_sent_ = false;
+    std::string final_finish_;  // the final text's finish_reason, as its engine reported it
     std::optional<OverflowReport> overflow_;
     TimeLeftEstimator estimator_;
     bool observed_ = false;  // a call was observed: the calibration is worth keeping
+    // The pipelined map-reduce's bookkeeping (mutex_), rebuilt from state_ on every run.
+    std::condition_variable pipeline_cv_;
+    std::deque<StepId> merges_ready_, maps_ready_;  // merges go first
+    int running_ = 0;
+    std::optional<Error> failure_;
+    bool final_ready_ = false;
+    std::vector<int> scan_;     // per level: items examined for the open merge group
+    std::vector<bool> closed_;  // per level: no more items will join it (the level below is grouped to its end)
+    std::vector<int> epoch_;    // per level: bumped when it is regrouped; a merge of an older epoch is stale
 };
 
 Result<SummarizeResponse> Execution::Run(Clock::time_point arrival) {
@@ -119,9 +140,10 @@ Status Execution::HandleOverflow(const Error& failure) {
     ++state_.replans;
     state_.replan_notes += d.note;
     if (d.action == ReplanDecision::Action::kRegroup) {
-        // The failed merge level (if any) is dropped; the levels below it are kept and merged again.
-        if (report.kind == StepKind::kMerge && state_.levels.size() > 1) {
-            state_.levels.pop_back();
+        // The failed merge level and those above it (pipelined: formed meanwhile) are dropped; the
+        // levels below are kept and merged again.
+        if (report.kind == StepKind::kMerge && report.level >= 1 && state_.levels.size() > static_cast<size_t>(report.level)) {
+            state_.levels.resize(static_cast<size_t>(report.level));
             state_.groups.resize(state_.levels.size());
         }
         return OkStatus();
@@ -135,9 +157,10 @@ Status Execution::HandleOverflow(const Error& failure) {
 }
 
 Result<StepOutput> Execution::Call(const StepId& step, const Prompt& prompt, int max_tokens, bool interactive,
-                                   int64_t estimated_tokens, const CancelToken& cancel) {
+                                   int64_t estimated_tokens, const CancelToken& cancel, OverflowReport* report) {
     const Plan& plan = state_.plan;
     GenerateRequest g;
+    g.bucket = plan.bucket;
     g.model = plan.model;
     g.context_tokens = plan.num_ctx;
     g.keep_alive = plan.keep_alive;
@@ -169,6 +192,7 @@ Result<StepOutput> Execution::Call(const StepId& step, const Prompt& prompt, int
         if (result.ok()) {
             estimator_.Observe(result->prompt_tokens, result->output_tokens, max_tokens, wall);
             observed_ = true;
+            if (final_text) final_finish_ = result->finish_reason;
             state_.spent.prompt_tokens += result->prompt_tokens;
             state_.spent.output_tokens += result->output_tokens;
             state_.spent.prefill += result->prefill;
@@ -191,7 +215,14 @@ Result<StepOutput> Execution::Call(const StepId& step, const Prompt& prompt, int
     spdlog::warn("request {}: prompt over num_ctx {} ({}); re-planning with a stricter estimate", request_.request_id,
                  plan.num_ctx, what);
     std::lock_guard lock(mutex_);
-    if (!overflow_) overflow_ = OverflowReport{step.kind, cut ? result->prompt_tokens : 0, estimated_tokens, what};
+    // The engine's own count, where its refusal states one (vLLM, llama.cpp, SGLang), is as good as a cut.
+    const int64_t reported = cut ? result->prompt_tokens : result.error().overflow_prompt_tokens;
+    const OverflowReport found{step.kind, reported, estimated_tokens, what, step.level};
+    if (report) {
+        *report = found;
+    } else if (!overflow_) {
+        overflow_ = found;
+    }
     return MakeError(ErrorCode::kContextOverflow, what);
 }
 
@@ -216,8 +247,20 @@ void Execution::ReportLocked(std::string_view phase, int level, int done, int to
     update.level = level;
     update.done = done;
     update.total = total;
-    update.remaining_ms = static_cast<int64_t>(RemainingMsLocked(level) + 0.5);
+    // Pipelined, a merge level runs while the map still does: the time left is that of the lowest
+    // level not yet complete and everything above it.
+    update.remaining_ms = static_cast<int64_t>(RemainingMsLocked(std::min(level, LowestOpenLevelLocked())) + 0.5);
     events_.on_progress(update);
+}
+
+// The lowest level with a step still to finish; levels.size() when only the final merge is left.
+int Execution::LowestOpenLevelLocked() const {
+    for (size_t l = 0; l < state_.levels.size(); ++l) {
+        for (const auto& o : state_.levels[l]) {
+            if (!o) return static_cast<int>(l);
+        }
+    }
+    return static_cast<int>(state_.levels.size());
 }
 
 // The unfinished steps of a running map or merge level, as the estimate sees them.
@@ -302,67 +345,6 @@ Status Execution::RunSingle() {
     return OkStatus();
 }
 
-// Runs the unfinished steps of `level` (maps at 0, merges above), in parallel, on the pool.
-Status Execution::RunLevel(int level) {
-    auto& slots = state_.levels[static_cast<size_t>(level)];
-    std::vector<int> todo;
-    for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
-        if (!slots[static_cast<size_t>(i)]) todo.push_back(i);
-    }
-    const int total = static_cast<int>(slots.size());
-    const std::string phase = level == 0 ? "map" : "reduce";
-    int done = total - static_cast<int>(todo.size());
-    {
-        std::lock_guard lock(mutex_);
-        ReportLocked(phase, level, done, total);
-    }
-    if (todo.empty()) return OkStatus();
-    const std::vector<StepOutput> inputs = level == 0 ? std::vector<StepOutput>{} : Outputs(state_.levels[static_cast<size_t>(level - 1)]);
-    PromptOptions opts = Options();
-    opts.max_tokens = level == 0 ? config_.map_reduce.map_num_predict : config_.map_reduce.reduce_num_predict;
-    // Interactive maps (cost policy) all queue at once: the scheduler bounds the slots, and a second
-    // wave does not queue again behind calls that arrived after the first.
-    const bool interactive = level == 0 && state_.plan.interactive_maps;
-    const int parallel = interactive ? static_cast<int>(todo.size()) : config_.MapConcurrency();
-    CancelToken level_cancel = cancel_.Child();
-    auto failure = RunBounded(s_.pool_, static_cast<int>(todo.size()), parallel, level_cancel, phase,
-                              [&](int k) -> std::optional<Error> {
-        const int i = todo[static_cast<size_t>(k)];
-        StepId step{level == 0 ? StepKind::kMap : StepKind::kMerge, level, i};
-        Prompt prompt;
-        int64_t estimate = 0;
-        if (level == 0) {
-            const Chunk& chunk = state_.plan.chunks[static_cast<size_t>(i)];
-            prompt = BuildMapPrompt(ChunkText(request_.text, chunk), i + 1, Total(), opts);
-            estimate = chunk.estimated_tokens + MapPromptOverheadTokens(opts);
-        } else {
-            const auto [first, last] = state_.groups[static_cast<size_t>(level)][static_cast<size_t>(i)];
-            std::vector<StepOutput> group(inputs.begin() + first, inputs.begin() + last);
-            std::vector<std::string> texts;
-            for (const auto& g : group) texts.push_back(g.text);
-            prompt = BuildReducePrompt(texts, false, opts);
-            estimate = MergePromptTokens(group, false, opts, state_.safety);
-        }
-        auto out = Call(step, prompt, opts.max_tokens, interactive, estimate, level_cancel);
-        if (!out.ok()) {
-            Error e = out.error();
-            if (level == 0 && e.code != ErrorCode::kCancelled && e.code != ErrorCode::kContextOverflow) {
-                e.message = "chunk " + std::to_string(i + 1) + " of " + std::to_string(total) + ": " + e.message;
-            }
-            return e;
-        }
-        Finish(step, std::move(out.value()));
-        std::lock_guard lock(mutex_);
-        ++done;
-        ReportLocked(phase, level, done, total);
-        return std::nullopt;
-    });
-    if (failure) return *failure;
-    // No step failed, but a cancel stopped the rest from starting.
-    if (!Complete(slots)) return MakeError(ErrorCode::kCancelled, "cancelled");
-    return OkStatus();
-}
-
 Status Execution::RunFinal(const std::vector<StepOutput>& items) {
     std::vector<std::string> texts;
     for (const auto& item : items) texts.push_back(item.text);
@@ -382,40 +364,266 @@ Status Execution::RunFinal(const std::vector<StepOutput>& items) {
     return OkStatus();
 }
 
-// Maps, then merge levels until the outputs fit one final merge, each level from where the state is.
+bool Execution::MergeFits(const std::vector<std::optional<StepOutput>>& items, int first, int last) const {
+    std::vector<StepOutput> group;
+    for (int i = first; i < last; ++i) group.push_back(*items[static_cast<size_t>(i)]);
+    const int64_t budget =
+        config_.MapBucket().num_ctx - config_.map_reduce.reduce_num_predict - config_.routing.safety_margin_tokens;
+    return MergePromptTokens(group, false, Options(), state_.safety) <= budget;
+}
+
+// Whether one final merge takes items [0, upto).
+bool Execution::FinalFits(const std::vector<std::optional<StepOutput>>& items, int upto) const {
+    std::vector<StepOutput> prefix;
+    for (int i = 0; i < upto; ++i) prefix.push_back(*items[static_cast<size_t>(i)]);
+    return MergePromptTokens(prefix, true, Options(), state_.safety) + Options().max_tokens +
+               config_.routing.safety_margin_tokens <=
+           config_.MapBucket().num_ctx;
+}
+
+// Adds merge group [first, last) of level `level` (its level + 1 created if needed) and queues it.
+bool Execution::CloseGroup(size_t level, int first, int last) {
+    if (state_.levels.size() == level + 1) {
+        if (static_cast<int>(level) + 1 >= config_.map_reduce.max_levels) {
+            failure_ = MakeError(ErrorCode::kUpstreamError, "the partial summaries did not converge within "
+                                                            "map_reduce.max_levels = " +
+                                                                std::to_string(config_.map_reduce.max_levels) +
+                                                                " reduce levels");
+            return false;
+        }
+        state_.levels.emplace_back();
+        state_.groups.resize(state_.levels.size());
+    }
+    auto& groups = state_.groups[level + 1];
+    groups.emplace_back(first, last);
+    state_.levels[level + 1].emplace_back();
+    merges_ready_.push_back(StepId{StepKind::kMerge, static_cast<int>(level) + 1, static_cast<int>(groups.size()) - 1});
+    // The level starts with its first group (done 0); its total grows as groups close.
+    if (groups.size() == 1) ReportLocked("reduce", static_cast<int>(level) + 1, 0, 1);
+    return true;
+}
+
+// Level `level`: extends its open merge group over the partials finished in document order, closes a
+// group when the next partial does not fit it and the level is certain to need merging (a final merge
+// cannot take the partials so far), and once the level is complete, closes the rest or readies the
+// final merge. Requires mutex_. false: a failure was set.
+bool Execution::AdvanceLevel(size_t level) {
+    const auto items = [&]() -> const std::vector<std::optional<StepOutput>>& { return state_.levels[level]; };
+    const int n = static_cast<int>(items().size());
+    const auto grouped = [&] { return state_.levels.size() > level + 1 && !state_.groups[level + 1].empty(); };
+    int first = grouped() ? state_.groups[level + 1].back().second : 0;
+    int& k = scan_[level];
+    k = std::max(k, first);
+    while (k < n && items()[static_cast<size_t>(k)]) {
+        if (k > first && !MergeFits(items(), first, k + 1)) {
+            if (!grouped()) {
+                // A final merge may still take this whole level: wait until the partials done so far rule it out.
+                int prefix = k + 1;
+                while (prefix < n && items()[static_cast<size_t>(prefix)]) ++prefix;
+                if (FinalFits(items(), prefix)) break;
+            }
+            if (!CloseGroup(level, first, k)) return false;
+            first = k;
+        }
+        ++k;
+    }
+    const bool complete = std::all_of(items().begin(), items().end(), [](const auto& o) { return o.has_value(); });
+    if (!closed_[level] || !complete) return true;
+    if (state_.levels.size() > level + 1 && closed_[level + 1]) return true;  // grouped to its end already
+    if (!grouped()) {
+        if (state_.levels.size() == level + 1 && FinalFits(items(), n)) {
+            final_ready_ = true;
+            return true;
+        }
+        // As a level-by-level run: the greedy groups over the whole level (the scan above stopped early).
+        std::vector<StepOutput> all;
+        for (const auto& o : items()) all.push_back(*o);
+        const int64_t budget =
+            config_.MapBucket().num_ctx - config_.map_reduce.reduce_num_predict - config_.routing.safety_margin_tokens;
+        const auto groups = GroupForMerge(all, state_.safety, Options(), budget);
+        if (groups.size() >= all.size()) {
+            failure_ = MakeError(ErrorCode::kUpstreamError, "partial summaries too large to merge: raise the " +
+                                                                config_.MapBucket().name +
+                                                                " bucket's num_ctx or lower map_reduce.map_num_predict");
+            return false;
+        }
+        for (const auto& [f, l] : groups) {
+            if (!CloseGroup(level, f, l)) return false;
+        }
+    } else if (first < n) {
+        if (!CloseGroup(level, first, n)) return false;
+        if (static_cast<int>(state_.groups[level + 1].size()) >= n) {
+            failure_ = MakeError(ErrorCode::kUpstreamError, "partial summaries too large to merge: raise the " +
+                                                                config_.MapBucket().name +
+                                                                " bucket's num_ctx or lower map_reduce.map_num_predict");
+            return false;
+        }
+    }
+    scan_.resize(state_.levels.size(), 0);
+    closed_.resize(state_.levels.size(), false);
+    closed_[level + 1] = true;
+    return true;
+}
+
+void Execution::RegroupLocked(const OverflowReport& report) {
+    const ReplanDecision d = DecideReplan(state_.safety, state_.replans, report, delta_sent_);
+    if (d.action == ReplanDecision::Action::kGiveUp) {
+        failure_ = MakeError(ErrorCode::kUpstreamError, d.note);
+        return;
+    }
+    state_.safety = d.safety;
+    ++state_.replans;
+    state_.replan_notes += d.note;
+    const auto level = static_cast<size_t>(std::max(1, report.level));
+    state_.levels.resize(std::min(state_.levels.size(), level));
+    state_.groups.resize(state_.levels.size());
+    for (size_t l = level; l < epoch_.size(); ++l) ++epoch_[l];
+    std::erase_if(merges_ready_, [&](const StepId& s) { return static_cast<size_t>(s.level) >= level; });
+    scan_.resize(state_.levels.size());
+    closed_.resize(state_.levels.size());
+    scan_[level - 1] = 0;
+    Advance();
+}
+
+void Execution::Advance() {
+    scan_.resize(state_.levels.size(), 0);
+    closed_.resize(state_.levels.size(), false);
+    closed_[0] = true;
+    for (size_t level = 0; level < state_.levels.size() && !failure_ && !final_ready_; ++level) {
+        scan_.resize(state_.levels.size(), 0);
+        closed_.resize(state_.levels.size(), false);
+        if (!AdvanceLevel(level)) return;
+    }
+}
+
+// Runs one map or merge step on a pool thread; its end advances the pipeline.
+void Execution::RunStep(const StepId& step, const Prompt& prompt, int64_t estimate, int epoch,
+                        const CancelToken& cancel) {
+    const bool map = step.kind == StepKind::kMap;
+    const int max_tokens = map ? config_.map_reduce.map_num_predict : config_.map_reduce.reduce_num_predict;
+    const bool interactive = map && state_.plan.interactive_maps;
+    std::optional<Error> error;
+    std::optional<StepOutput> output;
+    OverflowReport report;
+    error = CatchAll(std::string(map ? "map " : "merge ") + std::to_string(step.index + 1), [&]() -> std::optional<Error> {
+        auto out = Call(step, prompt, max_tokens, interactive, estimate, cancel, map ? nullptr : &report);
+        if (!out.ok()) return out.error();
+        output = std::move(out.value());
+        return std::nullopt;
+    });
+    std::lock_guard lock(mutex_);
+    --running_;
+    const auto level = static_cast<size_t>(step.level);
+    if (!map && (level >= epoch_.size() || epoch_[level] != epoch)) {
+        // Its level was regrouped meanwhile: the result belongs to groups that no longer exist.
+    } else if (error && !map && error->code == ErrorCode::kContextOverflow && !failure_) {
+        RegroupLocked(report);
+    } else if (error) {
+        if (map && error->code != ErrorCode::kCancelled && error->code != ErrorCode::kContextOverflow) {
+            error->message = "chunk " + std::to_string(step.index + 1) + " of " + std::to_string(Total()) + ": " +
+                             error->message;
+        }
+        if (!failure_) failure_ = std::move(error);
+        cancel.Cancel();  // the steps still running stop
+    } else {
+        auto& slot = state_.levels[static_cast<size_t>(step.level)][static_cast<size_t>(step.index)];
+        slot = std::move(output);
+        if (events_.on_step) events_.on_step(step, *slot, state_);
+        if (!failure_) Advance();  // first: the estimate sees the merge groups this step closed
+        if (level < state_.levels.size()) {  // (Advance may grow state_.levels: no reference across it)
+            const auto& outputs = state_.levels[level];
+            const int done = static_cast<int>(
+                std::count_if(outputs.begin(), outputs.end(), [](const auto& o) { return o.has_value(); }));
+            ReportLocked(map ? "map" : "reduce", step.level, done, static_cast<int>(outputs.size()));
+        }
+    }
+    pipeline_cv_.notify_all();
+}
+
+// Builds the step's prompt from the state (requires mutex_) and runs it on the pool.
+void Execution::Dispatch(const StepId& step, const CancelToken& cancel) {
+    PromptOptions opts = Options();
+    Prompt prompt;
+    int64_t estimate = 0;
+    if (step.kind == StepKind::kMap) {
+        opts.max_tokens = config_.map_reduce.map_num_predict;
+        const Chunk& chunk = state_.plan.chunks[static_cast<size_t>(step.index)];
+        prompt = BuildMapPrompt(ChunkText(request_.text, chunk), step.index + 1, Total(), opts);
+        estimate = chunk.estimated_tokens + MapPromptOverheadTokens(opts);
+    } else {
+        opts.max_tokens = config_.map_reduce.reduce_num_predict;
+        const auto [first, last] = state_.groups[static_cast<size_t>(step.level)][static_cast<size_t>(step.index)];
+        const auto& inputs = state_.levels[static_cast<size_t>(step.level) - 1];
+        std::vector<StepOutput> group;
+        std::vector<std::string> texts;
+        for (int i = first; i < last; ++i) {
+            group.push_back(*inputs[static_cast<size_t>(i)]);
+            texts.push_back(group.back().text);
+        }
+        prompt = BuildReducePrompt(texts, false, opts);
+        estimate = MergePromptTokens(group, false, opts, state_.safety);
+    }
+    ++running_;
+    const int epoch = epoch_[static_cast<size_t>(step.level)];
+    s_.pool_.Post([this, step, prompt = std::move(prompt), estimate, epoch, cancel] {
+        RunStep(step, prompt, estimate, epoch, cancel);
+    });
+}
+
+// Maps and merges, pipelined (see executor.hpp), from where the state is; then the final merge.
 Status Execution::RunMapReduce() {
     if (state_.final) return OkStatus();
-    if (state_.levels.empty()) {
-        state_.levels.emplace_back(state_.plan.chunks.size());
-        state_.groups.assign(1, {});
+    CancelToken run_cancel = cancel_.Child();
+    std::vector<StepOutput> top;
+    {
+        std::unique_lock lock(mutex_);
+        if (state_.levels.empty()) {
+            state_.levels.emplace_back(state_.plan.chunks.size());
+            state_.groups.assign(1, {});
+        }
+        merges_ready_.clear();
+        maps_ready_.clear();
+        scan_.clear();
+        closed_.clear();
+        failure_.reset();
+        final_ready_ = false;
+        running_ = 0;
+        epoch_.assign(static_cast<size_t>(config_.map_reduce.max_levels) + 1, 0);
+        for (size_t l = 1; l < state_.levels.size(); ++l) {
+            for (size_t g = 0; g < state_.levels[l].size(); ++g) {
+                if (!state_.levels[l][g]) merges_ready_.push_back(StepId{StepKind::kMerge, static_cast<int>(l), static_cast<int>(g)});
+            }
+        }
+        int maps_todo = 0;
+        for (size_t i = 0; i < state_.levels[0].size(); ++i) {
+            if (state_.levels[0][i]) continue;
+            maps_ready_.push_back(StepId{StepKind::kMap, 0, static_cast<int>(i)});
+            ++maps_todo;
+        }
+        const auto& level0 = state_.levels[0];
+        ReportLocked("map", 0, static_cast<int>(level0.size()) - maps_todo, static_cast<int>(level0.size()));
+        // Interactive maps (cost policy) all queue at once: the scheduler bounds the slots, and a second
+        // wave does not queue again behind calls that arrived after the first.
+        const int parallel = state_.plan.interactive_maps ? maps_todo + config_.MapConcurrency() : config_.MapConcurrency();
+        Advance();
+        for (;;) {
+            const bool stop = failure_.has_value() || run_cancel.cancelled();
+            while (!stop && running_ < parallel && (!merges_ready_.empty() || !maps_ready_.empty())) {
+                auto& queue = merges_ready_.empty() ? maps_ready_ : merges_ready_;
+                const StepId step = queue.front();
+                queue.pop_front();
+                Dispatch(step, run_cancel);
+            }
+            const bool idle = merges_ready_.empty() && maps_ready_.empty();
+            if (running_ == 0 && (stop || final_ready_ || idle)) break;
+            pipeline_cv_.wait(lock);
+        }
+        if (failure_) return *failure_;
+        if (run_cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled");
+        if (!final_ready_) return MakeError(ErrorCode::kInternal, "map-reduce stopped before its final merge");
+        top = Outputs(state_.levels.back());
     }
-    const BucketConfig& bucket = config_.MapBucket();
-    const int64_t margin = config_.routing.safety_margin_tokens;
-    for (;;) {
-        const int level = static_cast<int>(state_.levels.size()) - 1;
-        if (!Complete(state_.levels.back())) {
-            if (auto st = RunLevel(level); !st.ok()) return st;
-        }
-        const std::vector<StepOutput> items = Outputs(state_.levels.back());
-        if (MergePromptTokens(items, true, Options(), state_.safety) + Options().max_tokens + margin <= bucket.num_ctx) {
-            return RunFinal(items);
-        }
-        if (level + 1 >= config_.map_reduce.max_levels) {
-            return MakeError(ErrorCode::kUpstreamError,
-                             "the partial summaries did not converge within map_reduce.max_levels = " +
-                                 std::to_string(config_.map_reduce.max_levels) + " reduce levels");
-        }
-        const int64_t budget = bucket.num_ctx - config_.map_reduce.reduce_num_predict - margin;
-        auto groups = GroupForMerge(items, state_.safety, Options(), budget);
-        if (groups.size() >= items.size()) {
-            return MakeError(ErrorCode::kUpstreamError, "partial summaries too large to merge: raise the " + bucket.name +
-                                                            " bucket's num_ctx or lower map_reduce.map_num_predict");
-        }
-        std::lock_guard lock(mutex_);
-        state_.levels.emplace_back(groups.size());
-        state_.groups.resize(state_.levels.size());
-        state_.groups.back() = std::move(groups);
-    }
+    return RunFinal(top);
 }
 
 SummarizeResponse Execution::Response(Clock::time_point arrival, Clock::time_point started) const {
@@ -428,6 +636,11 @@ SummarizeResponse Execution::Response(Clock::time_point arrival, Clock::time_poi
     r.chunks = plan.kind == RouteKind::kMapReduce ? static_cast<int>(plan.chunks.size()) : 1;
     r.levels = plan.kind == RouteKind::kMapReduce ? static_cast<int>(state_.levels.size()) : 0;
     r.reason = plan.reason + state_.replan_notes;
+    // The engine stopped the summary before its end (Ollama done_reason, OpenAI finish_reason "length").
+    if (final_finish_ == "length") {
+        r.reason += "; the summary was cut off: the engine stopped it at its length limit (finish_reason \"length\": "
+                    "max_tokens " + std::to_string(Options().max_tokens) + ", or the context)";
+    }
     r.overflow_replans = state_.replans;
     r.language = options_.language;
     r.usage.prompt_tokens = state_.spent.prompt_tokens;
@@ -470,6 +683,11 @@ RouteOptions Summarizer::MakeRouteOptions(const SummarizeRequest& request, const
     options.prompt = PromptOptionsFor(request, stats);
     options.token_safety = safety;
     if (config_.routing.policy == "cost" && observer_.route_costs) options.costs = observer_.route_costs();
+    if (observer_.exact_tokens) {
+        // One deadline for the whole plan: counting never holds a request up for long.
+        const auto deadline = Clock::now() + std::chrono::milliseconds(config_.pool.tokenize_timeout_ms);
+        options.exact_tokens = [this, deadline](std::string_view text) { return observer_.exact_tokens(text, deadline); };
+    }
     return options;
 }
 

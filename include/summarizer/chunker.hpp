@@ -17,6 +17,9 @@ struct ChunkLimits {
     int64_t max_chars = 30000;    // code points per chunk, > 0
     int64_t overlap_chars = 0;    // code points of the previous chunk repeated at the start
     double token_safety = 1.0;    // multiplier on the estimate (>= 1.0)
+    // Calibration of the estimate to the engine's tokenizer: exact / estimated tokens of this text
+    // (below 1 where the estimator over-counts); multiplies with token_safety. 1: uncalibrated.
+    double token_scale = 1.0;
 };
 
 struct Chunk {

@@ -41,6 +41,11 @@ public:
     Result<int64_t> CountTokens(const std::string& model, const std::string& text) override;
     Result<int64_t> ContextSize(const std::string& model) override;
     Result<EngineHealth> Health() override;
+    // A retry of a call whose connection failure was counted already (the pool retries a call on
+    // the same upstream): a failure is not counted again, so the circuit opens after that many
+    // failed calls, not attempts. A half-open probe's failure still re-opens it.
+    Result<GenerateResult> GenerateRetry(const GenerateRequest& request, const TokenCallback& on_token,
+                                         const CancelToken& cancel);
 
     // kOpen until the open duration has passed, then kHalfOpen until a probe decides.
     CircuitState state() const;
@@ -48,14 +53,17 @@ public:
     std::string last_failure() const;
     // Times the circuit went from closed (or half-open) to open.
     int64_t opens() const;
+    // What a call refused by the open circuit gets (kUpstreamUnreachable, saying when it probes next).
+    Error RefusalError() const;
 
 private:
+    Error RefusalLocked() const;
     // Whether a call may go through; sets *probe when it is the half-open probe.
     bool Admit(bool* probe, Error* refusal);
-    void Record(bool probe, const Error* error);
+    void Record(bool probe, const Error* error, bool count = true);
 
     template <typename T, typename Call>
-    Result<T> Guard(Call&& call);
+    Result<T> Guard(Call&& call, bool count = true);
 
     LlmEngine& inner_;
     const CircuitBreakerOptions options_;

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "summarizer/error.hpp"
@@ -24,6 +25,25 @@ struct BucketConfig {
     bool hot = false;        // kept loaded: preloaded at start-up, restored after another bucket ran, and the
                              // bucket map-reduce chunks are sized for; at most one bucket is hot
 };
+
+// One inference server of the pool (docs/UPSTREAMS.md). The config lists any number of them; with
+// none, the single Ollama at ollama.url (OLLAMA_HOST) is the pool, as before.
+struct UpstreamConfig {
+    std::string name;                  // in /status, metrics (label `upstream`) and logs; letters, digits, '_', '-'
+    std::string kind = "ollama";       // "ollama" (/api/generate) or "openai" (vLLM, llama.cpp llama-server,
+                                       // SGLang: /v1/chat/completions)
+    std::string url;                   // ollama: as OLLAMA_HOST; openai: http(s)://host:port[/prefix] (a trailing
+                                       // /v1 is dropped)
+    int slots = 0;                     // calls at once; 0 = ollama.num_parallel (ollama), what the engine reports
+                                       // (llama.cpp /props total_slots), else kDefaultOpenAiSlots (openai)
+    std::string api_key;               // sent as `Authorization: Bearer <key>`; empty: none
+    std::vector<std::string> buckets;  // names of the buckets it serves; empty: every bucket
+    std::string model;                 // openai: the model it serves for every bucket; "" = the first of GET /v1/models
+};
+
+// Calls at once on an OpenAI-compatible upstream that neither reports its batch size nor has `slots`
+// set (vLLM does not report max_num_seqs).
+inline constexpr int kDefaultOpenAiSlots = 16;
 
 // Sampling options sent to Ollama (the design record's values).
 struct GenerationOptions {
@@ -109,8 +129,22 @@ struct SchedulerConfig {
     int prefill_gate_max_ms = 20000;  // ms; a call silent this long (loading, stalled) stops holding the gate
     int batch_max_wait_ms = 20000;    // ms; a map/intermediate-reduce call waiting this long stops yielding to
                                       // interactive calls (no starvation)
-    int switch_max_wait_ms = 15000;   // ms; "cost" policy: the longest a call for the other bucket waits while
-                                      // the loaded bucket's calls run (a swap costs a model reload)
+    int switch_max_wait_ms = 15000;   // ms; several hosts: the longest a call waits for a busy host that has
+                                      // its bucket loaded instead of making another one reload; "cost"
+                                      // policy: the longest a call for the other bucket waits while the
+                                      // loaded bucket's calls run (a swap costs a model reload)
+};
+
+// The pool of upstreams (include/summarizer/upstream_pool.hpp).
+struct PoolConfig {
+    int probe_interval_ms = 5000;        // health probe of every upstream (GET /api/tags or /health); a host
+                                         // that failed a call is probed at once and every 250 ms until it answers
+    bool exact_tokens = true;            // count prompt tokens with the engine's tokenizer (POST /tokenize) where an
+                                         // upstream can, for routing and chunk sizes; else the estimator
+    int tokenize_timeout_ms = 2000;      // ms; the longest one plan spends counting (then it estimates the rest)
+    int tokenize_cache_entries = 4096;   // exact counts kept, by hash of the text
+    bool openai_prefill_gate = false;    // the prefill gate on OpenAI-compatible upstreams (continuous batching
+                                         // engines schedule prefills themselves; measured in bench/pool_bench.cpp)
 };
 
 struct VramConfig {
@@ -155,6 +189,8 @@ struct Config {
         {"16k", "gemma3-4b-16k", 16384, "24h", true},
         {"60k", "gemma3-4b-60k", 61440, "15m", false},
     };
+    std::vector<UpstreamConfig> upstreams;  // empty: one Ollama at ollama.url (Upstreams())
+    PoolConfig pool;
     GenerationOptions generation;
     RoutingConfig routing;
     MapReduceConfig map_reduce;
@@ -168,9 +204,14 @@ struct Config {
     // The bucket map chunks and merges run on: the hot one (no reload), else the smallest.
     const BucketConfig& MapBucket() const;
     size_t BucketIndex(const BucketConfig& bucket) const;  // its position in `buckets`
-    int MapConcurrency() const;  // map_reduce.concurrency, or Ollama's slots
-    int MaxInflight() const;     // server.max_inflight, or 2 x Ollama's slots
-    int MaxBatchInflight() const;  // server.max_batch_inflight, or Ollama's slots
+    // The pool: `upstreams`, or the one Ollama at ollama.url named "ollama". Slots resolved: 0 becomes
+    // ollama.num_parallel (ollama) or kDefaultOpenAiSlots (openai).
+    std::vector<UpstreamConfig> Upstreams() const;
+    static bool Serves(const UpstreamConfig& upstream, std::string_view bucket);
+    int PoolSlots(std::string_view bucket) const;  // slots of the upstreams serving `bucket`
+    int MapConcurrency() const;  // map_reduce.concurrency, or the slots of the upstreams serving the map bucket
+    int MaxInflight() const;     // server.max_inflight, or 2 x the slots of every upstream
+    int MaxBatchInflight() const;  // server.max_batch_inflight, or the slots of the upstreams serving the map bucket
     bool JobsEnabled() const;      // jobs.database is not "off"
 };
 
@@ -180,6 +221,9 @@ struct ConfigSources {
     std::map<std::string, std::string> env;          // the process environment (or a test's)
     std::map<std::string, std::string> flags;        // knob path -> value given on the command line
     std::map<std::string, std::string> flag_names;   // knob path -> its flag ("--port"); default "--set <path>"
+    // `--upstream NAME=KIND@URL`, in order (repeatable). Given, they are the pool (over the environment's
+    // SUMMARIZER_UPSTREAMS, over the file's "upstreams"); details of a name (slots, api_key, ...) are kept.
+    std::vector<std::string> upstream_flags;
 };
 
 // One documented knob: its dotted path in the file, its environment variable, its meaning.
@@ -205,6 +249,13 @@ std::optional<double> ParseKeepAlive(std::string_view text);
 
 // OLLAMA_HOST as Ollama reads it ("host", "host:port", "http://host:port") -> base URL.
 std::optional<std::string> NormalizeOllamaHost(std::string_view value);
+
+// An OpenAI-compatible base URL: "http(s)://host[:port][/prefix]" -> "scheme://host:port[/prefix]" without a
+// trailing "/" or "/v1" (OpenAI SDKs' base_url ends in /v1; the paths here add it). nullopt: not http(s).
+std::optional<std::string> NormalizeOpenAiUrl(std::string_view value);
+
+// One item of the short form (SUMMARIZER_UPSTREAMS, --upstream): "NAME=KIND@URL". Errors name the item.
+Result<UpstreamConfig> ParseUpstreamItem(std::string_view item);
 
 // Estimated VRAM of a bucket in MiB: weights + fixed + KV(num_ctx x slots, KV type).
 double EstimateBucketVramMb(const Config& config, const BucketConfig& bucket);

@@ -2,6 +2,7 @@
 // Only api.cpp maps an ErrorCode to an HTTP status and body.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,9 @@ struct Error {
     bool retryable = false;
     // Seconds a client should wait before trying again (429 and 503 send it as Retry-After); 0: none.
     int retry_after_s = 0;
+    // kContextOverflow: the prompt's tokens as the engine counted them in its refusal (vLLM "your request
+    // has N input tokens", llama.cpp n_prompt_tokens, SGLang "The input (N tokens)"); 0: not stated.
+    int64_t overflow_prompt_tokens = 0;
 };
 
 inline Error MakeError(ErrorCode code, std::string message, bool retryable = false) {

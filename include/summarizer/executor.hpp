@@ -3,7 +3,11 @@
 // - a single pass is one kSingle step;
 // - map-reduce is a kMap step per chunk (level 0), then, level by level, a kMerge step per group
 //   of the previous level's outputs (level l >= 1), until the outputs fit one kFinal step.
-// Steps of a level run in parallel on a bounded TaskPool; outputs stay in document order.
+// Steps run in parallel on a bounded TaskPool, pipelined: a merge group starts as soon as its
+// partials are done and it is certain (the level can no longer fit one final merge) that it is the
+// group GroupForMerge would make, while the map goes on; so only the final merge runs alone. The
+// groups, and so the calls and the summary, are those of a level-by-level run. Outputs stay in
+// document order.
 // Silent truncation (prompt_tokens reached the context) and refused prompts are one kind of
 // failure, an overflow, handled by one re-plan policy (DecideReplan). A finished step is stored
 // in the state, then reported (SummarizeEvents::on_step); Run() given a state that already holds
@@ -81,9 +85,10 @@ Result<ExecutionState> StateFromJson(const nlohmann::json& doc);
 // A prompt reported over its context: refused by the engine, or evaluated up to the context.
 struct OverflowReport {
     StepKind kind = StepKind::kSingle;
-    int64_t reported_tokens = 0;   // prompt tokens the engine evaluated (0: it refused the prompt)
+    int64_t reported_tokens = 0;   // prompt tokens the engine evaluated, or stated in its refusal (0: unknown)
     int64_t estimated_tokens = 0;  // what the plan estimated for that prompt
     std::string what;              // for the message
+    int level = 0;                 // kMerge: its level (that level and those above it are merged again)
 };
 
 struct ReplanDecision {

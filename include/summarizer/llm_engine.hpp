@@ -43,6 +43,7 @@ private:
 };
 
 struct GenerateRequest {
+    std::string bucket;          // the bucket the call runs on; a pool places it on an upstream serving it
     std::string model;
     std::string system;          // instruction placed before the prompt (Gemma: start of user turn)
     std::string prompt;
@@ -71,6 +72,7 @@ struct GenerateResult {
     Duration decode{0};          // generating
     Duration ttft{0};            // measured here: request sent -> first non-empty piece
     Duration wall{0};            // measured here: request sent -> end of the stream
+    std::string upstream;        // the pool's upstream that answered ("" outside a pool)
 
     double PrefillTokensPerSecond() const;
     double DecodeTokensPerSecond() const;

@@ -4,7 +4,9 @@
 //   16K by default) with an empty-prompt load (vram.preload_hot_bucket).
 // - After another bucket was used and none of its calls has been pending for
 //   vram.restore_idle_ms, loads the hot bucket again, so the next short request does not pay
-//   the reload (and a burst of long requests does not ping-pong the runner).
+//   the reload (and a burst of long requests does not ping-pong the runner). Under the "cost"
+//   routing policy only when that bucket spills to the CPU: otherwise it stays loaded and the cost
+//   router sends short texts to it too (measured: bench/policy_bench.cpp, docs/UPSTREAMS.md).
 // - Watches Ollama's /api/ps: the measured footprint of each bucket (size, size_vram,
 //   context_length, expires_at). A bucket seen with size_vram < size spills to the CPU: it is
 //   flagged, logged and counted (Metrics::CountSpill).
@@ -77,11 +79,25 @@ struct ManagerStatus {
     int slots = 1;
 };
 
+// How a pool ties one host's manager to the others. Every member is optional. The functions are
+// called without the manager's lock held and must not call back into this manager.
+struct ModelManagerHooks {
+    // Calls for `bucket` waiting to be placed on a host: pending here too (they may come here).
+    std::function<int(const std::string& bucket)> waiting;
+    // Another healthy host keeps the hot bucket loaded: no restore here after another bucket ran.
+    std::function<bool()> hot_kept_elsewhere;
+    // This manager loaded `bucket` outside any call (a preload or a restore).
+    std::function<void(const std::string& bucket)> on_loaded;
+    // The host loads and unloads models (Ollama). false (OpenAI-compatible engines): every bucket counts
+    // as loaded; no VRAM check, preload or restore.
+    bool residency = true;
+};
+
 class ModelManager {
 public:
     // `host` is what loads and /api/ps reads go through; `metrics` may be null. Both outlive
-    // the manager.
-    ModelManager(const Config& config, ModelHost& host, Metrics* metrics = nullptr);
+    // the manager. `config.buckets` are the buckets this host serves.
+    ModelManager(const Config& config, ModelHost& host, Metrics* metrics = nullptr, ModelManagerHooks hooks = {});
     ~ModelManager();
     ModelManager(const ModelManager&) = delete;
     ModelManager& operator=(const ModelManager&) = delete;
@@ -129,10 +145,16 @@ private:
     void ApplyLoadedLocked(const std::vector<LoadedModel>& loaded);
     void MarkLoadedLocked(size_t index);
     bool OthersPendingLocked() const;  // a call for a bucket other than the hot one waits or runs
+    int PendingLocked(size_t index) const;  // placed here + waiting in the pool
+    // Whether the hot bucket is loaded back after bucket `index` ran (vram.preload_hot_bucket): always
+    // under the static rule; under the cost policy only when `index` spills to the CPU.
+    bool RestoresAfterLocked(size_t index) const;
+    bool HotKeptElsewhere() const;
 
     const Config& config_;
     ModelHost& host_;
     Metrics* metrics_;
+    const ModelManagerHooks hooks_;
 
     mutable std::mutex mutex_;
     std::vector<Learned> buckets_;

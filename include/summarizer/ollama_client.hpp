@@ -16,6 +16,11 @@
 
 namespace summarizer {
 
+namespace upstream_http {
+class Watchdog;
+class ClientPool;
+}  // namespace upstream_http
+
 struct OllamaClientOptions {
     std::string base_url = "http://127.0.0.1:11434";
     int connect_timeout_ms = 3000;
@@ -25,6 +30,7 @@ struct OllamaClientOptions {
     int max_retries = 2;         // extra attempts on transient failures, only before any text was delivered
     int retry_backoff_ms = 250;  // doubles each attempt, with +-50% jitter
     int retry_budget_s = 60;     // no retry starts (backoff included) later than this after the first attempt
+    std::string api_key;         // `Authorization: Bearer <key>` (an Ollama behind an authenticating proxy)
 
     static OllamaClientOptions FromConfig(const OllamaConfig& config);
 };
@@ -48,10 +54,8 @@ private:
                                         const CancelToken& cancel);
 
     OllamaClientOptions options_;
-    struct ConnectionPool;  // idle keep-alive connections for generate calls
-    std::unique_ptr<ConnectionPool> pool_;
-    class Watchdog;         // one thread enforcing cancellation and timeouts of every call
-    std::unique_ptr<Watchdog> watchdog_;
+    std::unique_ptr<upstream_http::ClientPool> pool_;  // idle keep-alive connections for generate calls
+    std::unique_ptr<upstream_http::Watchdog> watchdog_;  // one thread enforcing cancellation and timeouts
 };
 
 // Builds the /api/generate body (exposed for tests).

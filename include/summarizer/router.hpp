@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,11 +51,18 @@ struct RouteCosts {
     bool restore_hot = false;          // after another bucket is used the hot one is loaded again
 };
 
+// Exact tokens of a text by the engine's tokenizer, or nullopt (no engine can count, or not in time):
+// then the estimate holds. Bound to a deadline by the caller.
+using ExactTokenCount = std::function<std::optional<int64_t>(std::string_view text)>;
+
 struct RouteOptions {
     Strategy strategy = Strategy::kAuto;
     PromptOptions prompt;        // language (resolved), style, max_tokens
     double token_safety = 1.0;   // > 1 after Ollama reported an under-estimate
     std::optional<RouteCosts> costs;  // the cost policy's view; ignored unless routing.policy is "cost"
+    // Where set, the text's tokens are counted exactly (the single-pass size), the chunker's estimate
+    // is calibrated to that count, and each map chunk is counted and re-cut if it is over.
+    ExactTokenCount exact_tokens;
 };
 
 struct Plan {
@@ -72,6 +80,8 @@ struct Plan {
     // Cost policy chose map-reduce for a text the large bucket takes in one pass: its client waits on
     // the map calls as on a single pass, so they are scheduled as interactive, not as batch work.
     bool interactive_maps = false;
+    bool exact_tokens = false;            // text_tokens is the engine tokenizer's count (the reason says so)
+    int exact_chunks = 0;                 // map-reduce: chunks whose tokens the engine counted
 };
 
 // The API's route name of a plan: its bucket's name for a single pass, "map_reduce", "extractive".

@@ -1,12 +1,14 @@
 // The one composition root: the server and the CLI both summarize through a Service, so the same
 // text gets the same route, re-plans, retries, fallback and report whichever way it came in.
 // It builds the upstream chain, innermost first:
-//   engine (OllamaClient) -> CircuitBreaker -> UpstreamScheduler -> ModelManager tracking -> Summarizer
-// (the breaker fails fast while Ollama is unreachable and counts request traffic only; the
-// scheduler shares Ollama's slots among every request's calls; the tracking feeds the VRAM
-// policy and the cost router) and owns what is not HTTP: admission (two bounded lanes, short
-// requests and long work, with a Retry-After from the work ahead), the extractive fallback when Ollama cannot be
-// reached, the cancellation of active work (client gone, shutdown), readiness, status and metrics. Thread-safe.
+//   per upstream: engine (OllamaClient or OpenAiClient) -> CircuitBreaker -> ModelManager tracking,
+//   one UpstreamScheduler placing every call on an upstream (UpstreamPool) -> Summarizer
+// (a breaker fails fast while its upstream is unreachable and counts request traffic only; the
+// scheduler shares the upstreams' slots among every request's calls and picks the upstream; the
+// tracking feeds each host's VRAM policy and the cost router; a call that failed before any text
+// reached the client is retried on another upstream) and owns what is not HTTP: admission (two
+// bounded lanes, short requests and long work, with a Retry-After from the work ahead), the extractive fallback when no upstream can be reached, the
+// cancellation of active work (client gone, shutdown), readiness, status and metrics. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -28,11 +30,12 @@
 #include "summarizer/scheduler.hpp"
 #include "summarizer/summarizer.hpp"
 #include "summarizer/task_pool.hpp"
+#include "summarizer/token_counter.hpp"
+#include "summarizer/upstream_pool.hpp"
 
 namespace summarizer {
 
 class Jobs;
-class OllamaClient;
 class Service;
 
 // An admitted request: it holds an admission slot, and its cancel token is in the set that a
@@ -70,20 +73,23 @@ struct ExecutionHooks {
     bool allow_fallback = true;
 };
 
-// /readyz: ready when Ollama answers and has every bucket's model.
+// /readyz: ready while, for every bucket, some upstream answers and has its model.
 struct Readiness {
     bool ready = false;
     bool shutting_down = false;
     std::string reason;                       // why not
-    std::string circuit;                      // "closed", "open", "half_open"
+    std::string circuit;                      // "closed", "open", "half_open" (over the upstreams)
     bool extractive_instead = false;          // not ready, but answers come from the extractive fallback
     std::vector<std::string> missing_models;
-    std::string upstream_url;
+    std::string upstream_url;                 // the first upstream's
+    std::vector<std::pair<std::string, std::string>> upstreams;  // name -> "ready" or why not (several upstreams)
 };
 
-// /status: the configuration in force and what the model manager gathered.
+// /status: the configuration in force and what the model managers gathered.
 struct ServiceStatus {
-    ManagerStatus manager;
+    ManagerStatus manager;                    // the first upstream's (the single-host fields of /status)
+    std::vector<UpstreamStatus> upstreams;    // every upstream
+    TokenCounterStats token_counts;           // exact counts asked for, answered, cached
     int64_t inflight = 0;
     int64_t queued = 0;
 };
@@ -92,10 +98,11 @@ class Service {
 public:
     using Clock = std::chrono::steady_clock;
 
-    // Talks to the Ollama at config.ollama.url. `config` outlives the service.
+    // Talks to the upstreams of config.Upstreams() (the Ollama at config.ollama.url when none is
+    // listed). The config is copied, with what the upstreams said applied (UpstreamPool).
     explicit Service(const Config& config);
-    // Talks to `engine`; `host` (may be null: no residency control) gets loads and /api/ps reads.
-    // Both outlive the service.
+    // Talks to `engine` as its one upstream; `host` (may be null: no residency control) gets loads
+    // and /api/ps reads. Both outlive the service.
     Service(const Config& config, LlmEngine& engine, ModelHost* host);
     ~Service();
     Service(const Service&) = delete;
@@ -153,6 +160,10 @@ public:
 
     // Where streamed summaries run (a thread each, bounded by admission).
     TaskPool& stream_pool() { return stream_pool_; }
+    // The upstreams (placement, health, per-upstream state).
+    UpstreamPool& pool() { return *pool_; }
+    // The configuration in force: the one given, with what the upstreams said (contexts, slots).
+    const Config& config() const { return config_; }
 
     // Shutdown: new requests are refused; queued and running ones may finish.
     void BeginShutdown();
@@ -166,7 +177,7 @@ public:
 
 private:
     friend class WorkTicket;
-    Service(const Config& config, std::unique_ptr<OllamaClient> own, LlmEngine* engine, ModelHost* host);
+    Service(const Config& config, LlmEngine* engine, ModelHost* host);
     void Release(uint64_t key, bool batch, uint64_t admission_id);
     Result<WorkTicket> Enter(Admission& lane, bool batch, double work_s, const CancelToken& client_gone,
                              const std::function<bool()>& still_wanted);
@@ -175,18 +186,10 @@ private:
                                  const std::string& why, const SummarizeEvents& events);
     Error ShutdownError() const;
 
-    const Config& config_;
     Metrics metrics_;
-    std::unique_ptr<OllamaClient> own_client_;  // when the service built its engine from the config
-    std::unique_ptr<ModelHost> no_host_;        // stands in when there is no residency control
-    LlmEngine& engine_;
-    ModelHost& host_;
-    const bool has_host_;
-    CircuitBreaker breaker_;
-    UpstreamScheduler scheduler_;
-    ScheduledEngine scheduled_;
-    ModelManager manager_;
-    TrackedEngine tracked_;      // outside the scheduler: its pending counts include waiting calls
+    std::unique_ptr<UpstreamPool> pool_;      // every upstream, placement, retries on another one
+    const Config config_;                     // pool_->effective_config()
+    std::unique_ptr<TokenCounter> counter_;   // exact counts, when an upstream can count
     TaskPool call_pool_;         // the parallel calls of map and merge levels
     Summarizer summarizer_;
     Admission admission_;        // short requests (single pass)

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -79,6 +80,10 @@ struct SummarizerObserver {
     std::function<void()> on_overflow;
     // The server state the "cost" routing policy weighs (the ModelManager's); empty: static rule.
     std::function<RouteCosts()> route_costs;
+    // Exact tokens of a text by an engine's tokenizer before `deadline`, or nullopt (then estimated).
+    // Empty: every count is an estimate.
+    std::function<std::optional<int64_t>(std::string_view text, std::chrono::steady_clock::time_point deadline)>
+        exact_tokens;
 };
 
 class Summarizer {

@@ -208,6 +208,65 @@ TEST(Cli, ServeAnswersAndStopsOnSigterm) {
     EXPECT_NE(serve.WaitExit(std::chrono::seconds(5)), -1) << "serve did not exit on SIGTERM:\n" << serve.Log();
 }
 
+// The pool's short form as ops scripts use it: `--upstream NAME=KIND@URL` (repeatable) on
+// `summarize`, `SUMMARIZER_UPSTREAMS` on `serve`; a bad item stops start-up naming the key.
+TEST(Cli, SummarizeAndServeTakeThePoolsShortForm) {
+    FakeOllama ollama;
+    FakeBehavior b;
+    b.reply = "Summary from the Ollama host.";
+    ollama.SetBehavior(b);
+    FakeOllama vllm;
+    vllm.SetApi(FakeApi::kVllm);
+    vllm.SetModels({{"google/gemma-3-4b-it", 32768}});
+    // Only the Ollama host serves 16k: the short text's call goes there.
+    const std::string pool = " --upstream gpu1=ollama@" + ollama.url() + " --upstream vllm=openai@" + vllm.url();
+    std::string file = TempFile("pool.txt", "The harbour authority announced a new ferry timetable.");
+    // The JSON alone (stdout): the pool logs what each engine stated on stderr.
+    Outcome run = Execute("(" + kBinary + " summarize --json -q" + pool +
+                          " --set upstreams.gpu1.buckets=16k --set upstreams.vllm.buckets=60k " + file + " 2>/dev/null)");
+    ASSERT_EQ(run.exit_code, 0) << run.out;
+    auto doc = nlohmann::json::parse(run.out);
+    EXPECT_EQ(doc["route"], "16k");
+    EXPECT_EQ(doc["summary"], "Summary from the Ollama host.");
+    EXPECT_EQ(ollama.Requests().size(), 1u);
+    EXPECT_EQ(vllm.Requests().size(), 0u);
+    // Now only the vLLM host serves 16k: the same call goes there, asking for the model it serves.
+    Outcome swapped = Execute("(" + kBinary + " summarize --json -q" + pool +
+                              " --set upstreams.gpu1.buckets=60k --set upstreams.vllm.buckets=16k " + file +
+                              " 2>/dev/null)");
+    ASSERT_EQ(swapped.exit_code, 0) << swapped.out;
+    EXPECT_EQ(nlohmann::json::parse(swapped.out)["route"], "16k");
+    EXPECT_EQ(ollama.Requests().size(), 1u);
+    ASSERT_EQ(vllm.Requests().size(), 1u);
+    EXPECT_EQ(vllm.Requests()[0].path, "/v1/chat/completions");
+    EXPECT_EQ(vllm.Requests()[0].body["model"], "google/gemma-3-4b-it");
+
+    ServeProcess serve(ServeOptions{ollama.url(),
+                                    {"SUMMARIZER_UPSTREAMS=gpu1=ollama@" + ollama.url() + " vllm=openai@" + vllm.url()},
+                                    {},
+                                    "cli_serve_pool"});
+    ASSERT_TRUE(serve.WaitUp()) << serve.Log();
+    auto status = serve.Client().Get("/status");
+    ASSERT_TRUE(status);
+    auto st = nlohmann::json::parse(status->body);
+    ASSERT_EQ(st["upstreams"].size(), 2u) << status->body;
+    EXPECT_EQ(st["upstreams"][0]["name"], "gpu1");
+    EXPECT_EQ(st["upstreams"][0]["kind"], "ollama");
+    EXPECT_EQ(st["upstreams"][1]["name"], "vllm");
+    EXPECT_EQ(st["upstreams"][1]["engine"], "vllm");
+    EXPECT_EQ(st["upstreams"][1]["context_tokens"], 32768);
+
+    Outcome twice = Execute("SUMMARIZER_UPSTREAMS='a=ollama@http://h:1 a=ollama@http://h:2' " + kBinary + " config");
+    EXPECT_EQ(twice.exit_code, 2);
+    EXPECT_NE(twice.out.find("the name a is given twice (env SUMMARIZER_UPSTREAMS)"), std::string::npos) << twice.out;
+    Outcome scheme = Execute(kBinary + " summarize --upstream v=openai@ftp://a:21 " + file);
+    EXPECT_EQ(scheme.exit_code, 2);
+    EXPECT_NE(scheme.out.find("upstreams.v.url = ftp://a:21 (flag --upstream)"), std::string::npos) << scheme.out;
+    Outcome unserved = Execute(kBinary + " config --upstream a=ollama@http://h:1 --set upstreams.a.buckets=16k");
+    EXPECT_EQ(unserved.exit_code, 2);
+    EXPECT_NE(unserved.out.find("no upstream serves bucket 60k"), std::string::npos) << unserved.out;
+}
+
 }  // namespace
 }  // namespace summarizer::testing
 

@@ -27,6 +27,7 @@
 
 #include <httplib.h>
 
+#include "fake_batch_engine.hpp"
 #include "summarizer/duration.hpp"
 #include "summarizer/utf8.hpp"
 
@@ -204,6 +205,10 @@ struct FakeOllama::Impl {
     std::deque<uint64_t> queue;        // GPU model: calls waiting for a slot, FIFO
     uint64_t next_ticket = 0;
     std::atomic<bool> stopping{false};
+    FakeApi api = FakeApi::kOllama;
+    int tokenize_calls = 0;
+    std::unique_ptr<FakeBatchEngine> batch;  // OpenAI-compatible mode with a GPU model (made on first use)
+    uint64_t next_completion = 0;
     std::unique_ptr<httplib::Server> server;
     std::thread thread;
 
@@ -266,16 +271,50 @@ struct FakeOllama::Impl {
         stopping = false;
     }
 
+    FakeApi Api() const {
+        std::lock_guard lock(mu);
+        return api;
+    }
+    // Ollama's paths on an OpenAI-compatible fake (and the reverse) answer as a missing route does.
+    bool WrongApi(httplib::Response& res, bool ollama_path) const {
+        if ((Api() == FakeApi::kOllama) == ollama_path) return false;
+        res.status = 404;
+        res.set_content(ollama_path ? R"({"detail":"Not Found"})" : "404 page not found",
+                        ollama_path ? kJson : "text/plain");
+        return true;
+    }
+
     void AddRoutes(httplib::Server& svr) {
         svr.Post("/api/generate", [this](const httplib::Request& req, httplib::Response& res) {
-            HandleGenerate(req, res, false);
+            if (!WrongApi(res, true)) HandleGenerate(req, res, false);
         });
         svr.Post("/api/chat", [this](const httplib::Request& req, httplib::Response& res) {
-            HandleGenerate(req, res, true);
+            if (!WrongApi(res, true)) HandleGenerate(req, res, true);
         });
-        svr.Get("/api/tags", [this](const httplib::Request&, httplib::Response& res) { HandleTags(res); });
-        svr.Post("/api/show", [this](const httplib::Request& req, httplib::Response& res) { HandleShow(req, res); });
-        svr.Get("/api/ps", [this](const httplib::Request&, httplib::Response& res) { HandlePs(res); });
+        svr.Get("/api/tags", [this](const httplib::Request&, httplib::Response& res) {
+            if (!WrongApi(res, true)) HandleTags(res);
+        });
+        svr.Post("/api/show", [this](const httplib::Request& req, httplib::Response& res) {
+            if (!WrongApi(res, true)) HandleShow(req, res);
+        });
+        svr.Get("/api/ps", [this](const httplib::Request&, httplib::Response& res) {
+            if (!WrongApi(res, true)) HandlePs(res);
+        });
+        svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+            if (!WrongApi(res, false)) HandleChatCompletions(req, res);
+        });
+        svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+            if (!WrongApi(res, false)) HandleModels(res);
+        });
+        svr.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+            if (!WrongApi(res, false)) HandleTokenize(req, res);
+        });
+        svr.Get("/props", [this](const httplib::Request&, httplib::Response& res) {
+            if (!WrongApi(res, false)) HandleProps(res);
+        });
+        svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+            if (!WrongApi(res, false)) HandleHealth(res);
+        });
         svr.Get("/api/version", [this](const httplib::Request&, httplib::Response& res) {
             std::lock_guard lock(mu);  // an "old" Ollama ignores truncate:false
             res.set_content(ojson{{"version", behavior.ignore_truncate_flag ? "0.12.3" : "0.12.6"}}.dump(), kJson);
@@ -730,6 +769,366 @@ struct FakeOllama::Impl {
         res.set_content(show.dump(), kJson);
     }
 
+    // ---- OpenAI-compatible mode (vLLM, llama.cpp) ------------------------------------------------
+
+    // The served model: the first of the list.
+    FakeModel ServedLocked() const {
+        return models.empty() ? FakeModel{"google/gemma-3-4b-it", 32768} : models.front();
+    }
+
+    static void OpenAiError(httplib::Response& res, FakeApi api, int status, const std::string& message,
+                            const std::string& type) {
+        res.status = status;
+        ojson e;
+        if (api == FakeApi::kLlamaCpp) {
+            e = {{"error", {{"code", status}, {"message", message}, {"type", type}}}};
+        } else {
+            e = {{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", status}}}};
+        }
+        res.set_content(e.dump(), kJson);
+    }
+
+    void HandleModels(httplib::Response& res) {
+        std::lock_guard lock(mu);
+        const FakeModel m = ServedLocked();
+        ojson entry = {{"id", m.name}, {"object", "model"}, {"created", 1759320000}};
+        if (api == FakeApi::kVllm) {
+            entry["owned_by"] = "vllm";
+            entry["root"] = m.name;
+            entry["parent"] = nullptr;
+            entry["max_model_len"] = m.num_ctx;
+        } else {
+            entry["owned_by"] = "llamacpp";
+            entry["meta"] = {{"vocab_type", 2}, {"n_vocab", 262144}, {"n_ctx_train", 131072}, {"n_embd", 2560}};
+        }
+        res.set_content(ojson{{"object", "list"}, {"data", ojson::array({entry})}}.dump(), kJson);
+    }
+
+    void HandleProps(httplib::Response& res) {
+        std::lock_guard lock(mu);
+        if (api != FakeApi::kLlamaCpp) {
+            res.status = 404;
+            res.set_content(R"({"detail":"Not Found"})", kJson);
+            return;
+        }
+        const FakeModel m = ServedLocked();
+        const int slots = std::max(1, gpu.slots);
+        res.set_content(ojson{{"default_generation_settings", {{"n_ctx", m.num_ctx}, {"temperature", 0.8}}},
+                              {"total_slots", slots},
+                              {"model_path", "/models/" + m.name + ".gguf"},
+                              {"chat_template", "{{ bos_token }}..."},
+                              {"build_info", "b6500-fake"}}
+                            .dump(),
+                        kJson);
+    }
+
+    void HandleHealth(httplib::Response& res) {
+        std::lock_guard lock(mu);
+        if (behavior.health_status != 0 && behavior.health_status != 200) {
+            OpenAiError(res, api, behavior.health_status, "Loading model", "unavailable_error");
+            return;
+        }
+        if (api == FakeApi::kLlamaCpp) res.set_content(R"({"status":"ok"})", kJson);
+    }
+
+    void HandleTokenize(const httplib::Request& req, httplib::Response& res) {
+        const json body = json::parse(req.body, nullptr, false);
+        std::lock_guard lock(mu);
+        ++tokenize_calls;
+        if (body.is_discarded() || !body.is_object()) return OpenAiError(res, api, 400, "invalid JSON", "BadRequestError");
+        std::string text;
+        if (api == FakeApi::kLlamaCpp) {
+            text = body.value("content", "");
+        } else if (body.contains("prompt")) {
+            text = body.value("prompt", "");
+        } else {
+            for (const auto& m : body.value("messages", json::array())) text += m.value("content", "") + "\n";
+        }
+        const int64_t n = CountFakeTokens(text, behavior.token_scale);
+        ojson tokens = ojson::array();
+        for (int64_t i = 0; i < n; ++i) tokens.push_back((i * 7919 + 2) % 262144);
+        if (api == FakeApi::kLlamaCpp) {
+            res.set_content(ojson{{"tokens", tokens}}.dump(), kJson);
+        } else {
+            res.set_content(
+                ojson{{"count", n}, {"max_model_len", ServedLocked().num_ctx}, {"tokens", tokens}, {"token_strs", nullptr}}
+                    .dump(),
+                kJson);
+        }
+    }
+
+    // One chat completion in the making.
+    struct Chat {
+        std::shared_ptr<Call> call;
+        FakeApi api = FakeApi::kVllm;
+        std::string id;
+        int64_t context = 0;
+        int64_t max_tokens = -1;
+        bool include_usage = false;
+    };
+
+    static ojson ChunkJson(const Chat& chat, const ojson& delta, const ojson& finish_reason) {
+        ojson j;
+        j["id"] = chat.id;
+        j["object"] = "chat.completion.chunk";
+        j["created"] = 1759320000;
+        j["model"] = chat.call->model;
+        j["choices"] = ojson::array({{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
+        return j;
+    }
+
+    static std::string Sse(const ojson& j) { return "data: " + j.dump() + "\n\n"; }
+
+    void HandleChatCompletions(const httplib::Request& req, httplib::Response& res) {
+        auto chat = std::make_shared<Chat>();
+        chat->call = std::make_shared<Call>();
+        Call& c = *chat->call;
+        c.chat = true;
+        c.record = std::make_shared<RecordedRequest>();
+        c.record->path = req.path;
+        c.record->received = Clock::now();
+        const json body = json::parse(req.body, nullptr, false);
+        FakeModel served;
+        {
+            std::lock_guard lock(mu);
+            c.record->body = body.is_discarded() ? json(req.body) : body;
+            c.behavior = behavior;
+            c.gpu = gpu;
+            chat->api = api;
+            chat->id = "chatcmpl-" + std::to_string(++next_completion);
+            served = ServedLocked();
+            requests.push_back(c.record);
+        }
+        cv.notify_all();
+        const auto error = [&](int status, const std::string& message, const std::string& type) {
+            OpenAiError(res, chat->api, status, message, type);
+            std::lock_guard lock(mu);
+            c.record->finished = Clock::now();
+        };
+        if (!SleepUnlessStopping(c.behavior.headers_delay_ms)) {
+            res.set_chunked_content_provider("application/json", [](size_t, httplib::DataSink&) { return false; });
+            return;
+        }
+        if (body.is_discarded() || !body.is_object()) return error(400, "invalid JSON body", "BadRequestError");
+        c.model = body.value("model", "");
+        const bool missing = std::any_of(c.behavior.missing_models.begin(), c.behavior.missing_models.end(),
+                                         [&](const std::string& m) { return m == c.model; });
+        if (c.model != served.name || missing) {
+            return error(404, "The model `" + c.model + "` does not exist.", "NotFoundError");
+        }
+        {
+            std::lock_guard lock(mu);
+            if (behavior.fail_status != 0 && (behavior.fail_count < 0 || failures < behavior.fail_count)) {
+                ++failures;
+                return error(c.behavior.fail_status, c.behavior.fail_message,
+                             c.behavior.fail_status >= 500 ? "InternalServerError" : "BadRequestError");
+            }
+        }
+        for (const auto& m : body.value("messages", json::array())) {
+            const std::string content = m.is_object() && m.contains("content") && m["content"].is_string()
+                                            ? m["content"].get<std::string>() : "";
+            c.prompt += content + "\n";
+        }
+        // + the chat template's turn markers
+        c.prompt_tokens = CountFakeTokens(c.prompt, c.behavior.token_scale) + 8;
+        chat->context = served.num_ctx;
+        chat->max_tokens = body.contains("max_tokens") && body["max_tokens"].is_number()
+                               ? body["max_tokens"].get<int64_t>()
+                               : body.value("max_completion_tokens", int64_t{-1});
+        c.num_predict = chat->max_tokens;
+        c.stream = body.value("stream", false);
+        chat->include_usage = body.contains("stream_options") && body["stream_options"].is_object() &&
+                              body["stream_options"].value("include_usage", false);
+        const std::string p = std::to_string(c.prompt_tokens), n = std::to_string(chat->context);
+        if (chat->api == FakeApi::kLlamaCpp && c.prompt_tokens > chat->context) {
+            // llama.cpp: the prompt alone against the slot's n_ctx.
+            res.status = 400;
+            res.set_content(ojson{{"error", {{"code", 400},
+                                             {"message", "request (" + p + " tokens) exceeds the available context size (" +
+                                                             n + " tokens), try increasing it"},
+                                             {"type", "exceed_context_size_error"},
+                                             {"n_prompt_tokens", c.prompt_tokens},
+                                             {"n_ctx", chat->context}}}}
+                                .dump(),
+                            kJson);
+            std::lock_guard lock(mu);
+            c.record->finished = Clock::now();
+            return;
+        }
+        if (chat->api == FakeApi::kVllm) {
+            // vLLM: the prompt, and the prompt + max_tokens, against max_model_len.
+            if (c.prompt_tokens >= chat->context) {
+                return error(400, "This model's maximum context length is " + n + " tokens. However, your request has " +
+                                      p + " input tokens. Please reduce the length of the input messages.",
+                             "BadRequestError");
+            }
+            if (chat->max_tokens > 0 && c.prompt_tokens + chat->max_tokens > chat->context) {
+                const std::string x = std::to_string(chat->max_tokens);
+                return error(400, "'max_tokens' or 'max_completion_tokens' is too large: " + x +
+                                      ". This model's maximum context length is " + n + " tokens and your request has " +
+                                      p + " input tokens (" + x + " > " + n + " - " + p + ").",
+                             "BadRequestError");
+            }
+        }
+        res.set_chunked_content_provider(
+            c.stream ? "text/event-stream" : kJson,
+            [this, chat](size_t, httplib::DataSink& sink) {
+                const bool ok = ServeChat(*chat, sink);
+                Release(*chat->call);
+                if (ok) sink.done();
+                return ok;
+            },
+            [this, chat](bool) { Finish(*chat->call); });
+    }
+
+    bool ServeChat(Chat& chat, httplib::DataSink& sink) {
+        Call& c = *chat.call;
+        const auto alive = [&] {
+            c.stopped = stopping;
+            c.disconnected = !c.stopped && !sink.is_writable();
+            return !c.stopped && !c.disconnected;
+        };
+        const auto write = [&](const std::string& text) {
+            c.disconnected = !sink.write(text.data(), text.size());
+            return !c.disconnected;
+        };
+        const FakeBehavior& b = c.behavior;
+        const FakeGpuModel& g = c.gpu;
+        {
+            std::lock_guard lock(mu);
+            c.admitted = true;
+            max_active = std::max(max_active, ++active);
+        }
+        // What is generated: the reply, cut by max_tokens or (llama.cpp) by the slot's context.
+        std::string text = b.reply.empty() ? DefaultReply(c.prompt) : b.reply;
+        const int64_t natural = g.enabled ? g.output_tokens : CountFakeTokens(text, b.token_scale);
+        int64_t count = natural;
+        std::string finish = "stop";
+        if (chat.max_tokens >= 0 && chat.max_tokens < count) {
+            count = chat.max_tokens;
+            finish = "length";
+        }
+        if (chat.api == FakeApi::kLlamaCpp && c.prompt_tokens + count > chat.context) {
+            count = std::max<int64_t>(0, chat.context - c.prompt_tokens);  // the slot is full: context shift is off
+            finish = "length";
+        }
+        if (count < natural) text = Utf8Prefix(text, text.size() * static_cast<size_t>(count) / static_cast<size_t>(natural));
+        const std::vector<std::string> pieces = SplitPieces(text, b.piece_chars);
+        const size_t n = pieces.size();
+
+        std::shared_ptr<FakeBatchEngine::Sequence> seq;
+        FakeBatchEngine* engine = nullptr;
+        if (g.enabled) {
+            std::lock_guard lock(mu);
+            if (!batch) {
+                FakeBatchModel m;
+                m.max_seqs = std::max(1, g.slots);
+                m.max_batched_tokens = g.max_batched_tokens;
+                m.prefill_tokens_per_s = g.prefill_tokens_per_s;
+                m.step_ms = 1000.0 / g.decode_tokens_per_s;
+                m.step_ms_per_seq = g.batch_step_ms_per_seq;
+                m.time_scale = std::max(g.time_scale, 1e-6);
+                batch = std::make_unique<FakeBatchEngine>(m);
+            }
+            engine = batch.get();
+            seq = engine->Submit(c.prompt_tokens, std::max<int64_t>(1, count));
+        }
+        struct CancelOnExit {
+            FakeBatchEngine* engine;
+            std::shared_ptr<FakeBatchEngine::Sequence> seq;
+            ~CancelOnExit() {
+                if (engine) engine->Cancel(seq);
+            }
+        } cancel_on_exit{engine, seq};
+        FakeBatchEngine::Sequence progress;
+        // Waits until the batch engine generated `tokens` (GPU model) or the behaviour's delay passed.
+        const auto reach = [&](int64_t tokens, int delay_ms) {
+            if (!engine) return SleepWhileAlive(delay_ms, alive);
+            while (progress.generated < tokens && !progress.finished) {
+                if (!alive()) return false;
+                progress = engine->Wait(seq, progress.generated, std::chrono::milliseconds(5));
+            }
+            return alive();
+        };
+        if (!reach(1, b.first_piece_delay_ms)) return false;
+        if (c.stream && !write(Sse(ChunkJson(chat, {{"role", "assistant"}, {"content", ""}}, nullptr)))) return false;
+        std::string all;
+        for (size_t i = 0; i <= n; ++i) {
+            const auto at = [&](int k) { return k >= 0 && (static_cast<size_t>(k) == i || (i == n && size_t(k) > n)); };
+            if (at(b.drop_after_pieces)) {
+                c.dropped = true;
+                return false;
+            }
+            if (at(b.error_line_after_pieces)) {
+                Release(c);
+                c.completed = true;
+                ojson e = {{"error", {{"message", b.fail_message}, {"type", "InternalServerError"}, {"code", 500}}}};
+                return write(Sse(e) + "data: [DONE]\n\n");
+            }
+            if (at(b.garbage_after_pieces)) {
+                Release(c);
+                c.completed = true;
+                return write("data: {\"id\": <html>Bad Gateway</html>\n\n");
+            }
+            if (i == n) break;
+            const int64_t tokens = static_cast<int64_t>(i + 1) * count / static_cast<int64_t>(n);
+            if (i > 0 && !reach(tokens, b.piece_delay_ms)) return false;
+            if (c.stream && !write(Sse(ChunkJson(chat, {{"content", pieces[i]}}, nullptr)))) return false;
+            all += pieces[i];
+            ++c.pieces;
+        }
+        if (engine && !reach(std::max<int64_t>(1, count), 0)) return false;
+        if (c.stream && b.omit_final) {
+            Release(c);
+            c.completed = true;
+            return true;
+        }
+        // Simulated phases: the batch engine's, else the behaviour's rates.
+        const double prefill_s = engine ? progress.prefill_s : c.prompt_tokens / std::max(b.prefill_tokens_per_s, 1e-9);
+        const double decode_s = engine ? progress.decode_s : count / std::max(b.decode_tokens_per_s, 1e-9);
+        ojson usage = {{"prompt_tokens", c.prompt_tokens}, {"completion_tokens", count},
+                       {"total_tokens", c.prompt_tokens + count}};
+        ojson timings = {{"cache_n", 0},
+                         {"prompt_n", c.prompt_tokens},
+                         {"prompt_ms", prefill_s * 1000},
+                         {"prompt_per_token_ms", prefill_s * 1000 / std::max<int64_t>(1, c.prompt_tokens)},
+                         {"prompt_per_second", c.prompt_tokens / std::max(prefill_s, 1e-9)},
+                         {"predicted_n", count},
+                         {"predicted_ms", decode_s * 1000},
+                         {"predicted_per_token_ms", decode_s * 1000 / std::max<int64_t>(1, count)},
+                         {"predicted_per_second", count / std::max(decode_s, 1e-9)}};
+        Release(c);
+        c.completed = true;
+        if (!c.stream) {
+            ojson whole = {{"id", chat.id}, {"object", "chat.completion"}, {"created", 1759320000}, {"model", c.model},
+                           {"choices", ojson::array({{{"index", 0},
+                                                      {"message", {{"role", "assistant"}, {"content", all}}},
+                                                      {"finish_reason", finish}}})},
+                           {"usage", usage}};
+            if (chat.api == FakeApi::kLlamaCpp) whole["timings"] = timings;
+            return write(whole.dump());
+        }
+        ojson last = ChunkJson(chat, ojson::object(), finish);
+        if (chat.api == FakeApi::kLlamaCpp) last["timings"] = timings;
+        std::string tail = Sse(last);
+        if (chat.include_usage) {
+            ojson u = ChunkJson(chat, ojson::object(), nullptr);
+            u["choices"] = ojson::array();
+            u["usage"] = usage;
+            tail += Sse(u);
+        }
+        return write(tail + "data: [DONE]\n\n");
+    }
+
+    bool SleepWhileAlive(int ms, const std::function<bool()>& alive) {
+        const auto until = Clock::now() + std::chrono::milliseconds(ms);
+        while (Clock::now() < until) {
+            if (!alive()) return false;
+            std::this_thread::sleep_for(std::min<Clock::duration>(kPollStep, until - Clock::now()));
+        }
+        return alive();
+    }
+
     void HandlePs(httplib::Response& res) {
         ojson list = ojson::array();
         std::lock_guard lock(mu);
@@ -769,13 +1168,26 @@ FakeBehavior FakeOllama::behavior() const {
 }
 
 void FakeOllama::SetGpuModel(const FakeGpuModel& gpu) {
+    std::unique_ptr<FakeBatchEngine> old;
     std::lock_guard lock(impl_->mu);
     impl_->gpu = gpu;
+    old = std::move(impl_->batch);  // made again, with these settings, by the next call (set before traffic)
 }
 
 void FakeOllama::SetModels(const std::vector<FakeModel>& models) {
     std::lock_guard lock(impl_->mu);
     impl_->models = models;
+}
+
+void FakeOllama::SetApi(FakeApi api) {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->api == FakeApi::kOllama && api != FakeApi::kOllama) impl_->models = {{"google/gemma-3-4b-it", 32768}};
+    impl_->api = api;
+}
+
+int FakeOllama::TokenizeCalls() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->tokenize_calls;
 }
 
 void FakeOllama::Stop() { impl_->StopServer(); }

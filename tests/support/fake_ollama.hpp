@@ -2,6 +2,12 @@
 // Ollama's wire format (docs/api.md): NDJSON streaming /api/generate and /api/chat with
 // nanosecond timings, {"error": ...} bodies, /api/tags, /api/show, /api/ps, keep_alive,
 // empty-prompt load and keep_alive 0 unload, "truncate": false.
+// In its OpenAI-compatible mode (SetApi) it speaks like vLLM or llama.cpp's llama-server instead:
+// streamed /v1/chat/completions (SSE chunks, the usage chunk, [DONE]; llama.cpp's timings), each
+// engine's 400 body for a prompt over the context (vLLM counts prompt + max_tokens, llama.cpp the
+// prompt alone per slot, and ends a generation that fills the slot with finish_reason "length"),
+// /v1/models (vLLM max_model_len), /props (llama.cpp n_ctx, total_slots), /tokenize, /health; with a
+// GPU model, a continuous-batching engine (fake_batch_engine.hpp) of `slots` sequences.
 // It can be told to be slow, fail, drop the connection, send garbage, or truncate.
 // A test double: never linked into the product.
 #pragma once
@@ -53,6 +59,8 @@ struct FakeBehavior {
 
     // Models that answer 404 {"error":"model 'x' not found"}.
     std::vector<std::string> missing_models;
+    // OpenAI-compatible mode: GET /health answers this status when not 0 (llama.cpp: 503 "Loading model").
+    int health_status = 0;
 
     // Reported timings (ns) when no GPU model is set: prefill/decode rates used to compute
     // prompt_eval_duration and eval_duration from the counts.
@@ -75,6 +83,16 @@ struct FakeGpuModel {
     double spill_slowdown = 5.0;           // rates divided by this when the runner spills
     double time_scale = 1.0;               // sleep durations are divided by this
     int output_tokens = 300;               // tokens generated per call (capped by num_predict)
+    // OpenAI-compatible mode: continuous batching of `slots` sequences (FakeBatchModel).
+    double batch_step_ms_per_seq = 0.6;    // step time added by each further decoding sequence
+    int max_batched_tokens = 2048;         // tokens per step (decodes + a chunk of prefill)
+};
+
+// Which server the fake is.
+enum class FakeApi {
+    kOllama,    // /api/* (the default)
+    kVllm,      // /v1/chat/completions, /v1/models with max_model_len, /tokenize {prompt} -> count, /health
+    kLlamaCpp,  // /v1/chat/completions with timings, /props, /tokenize {content} -> tokens, /health
 };
 
 // A model the fake knows (/api/tags, /api/show) with its Modelfile num_ctx.
@@ -87,7 +105,7 @@ struct FakeModel {
 
 // What a request looked like when it reached the fake.
 struct RecordedRequest {
-    std::string path;                      // "/api/generate", "/api/chat"
+    std::string path;                      // "/api/generate", "/api/chat", "/v1/chat/completions"
     nlohmann::json body;
     std::chrono::steady_clock::time_point received;
     std::chrono::steady_clock::time_point finished;
@@ -114,7 +132,12 @@ public:
     void SetBehavior(const FakeBehavior& behavior);
     FakeBehavior behavior() const;
     void SetGpuModel(const FakeGpuModel& gpu);
+    // Ollama: the models it has. OpenAI-compatible: the first is the model it serves, its num_ctx the
+    // context (vLLM max_model_len; llama.cpp n_ctx per slot).
     void SetModels(const std::vector<FakeModel>& models);
+    // Ollama (default) or an OpenAI-compatible engine; the other API's paths answer 404. In an
+    // OpenAI-compatible mode the models default to one: google/gemma-3-4b-it with a context of 32768.
+    void SetApi(FakeApi api);
 
     // Stops answering (connection refused from then on) / starts again on the same port.
     void Stop();
@@ -127,6 +150,7 @@ public:
     int Loads() const;                 // runner loads (first use, reloads, empty-prompt loads)
     int Reloads() const;               // loads that replaced another runner
     int ClientDisconnects() const;     // streams whose client went away mid-stream
+    int TokenizeCalls() const;         // POST /tokenize requests
 
     // Waits until `count` generate/chat calls have arrived (or the timeout passes).
     bool WaitForRequests(size_t count, std::chrono::milliseconds timeout) const;

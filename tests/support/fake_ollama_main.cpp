@@ -13,7 +13,7 @@
 
 int main(int argc, char** argv) {
     namespace fake = summarizer::testing;
-    CLI::App app{"fake-ollama: a fake Ollama server speaking Ollama's wire format (a test double)"};
+    CLI::App app{"fake-ollama: a fake Ollama (or vLLM, llama.cpp server) speaking its wire format (a test double)"};
     int port = 0;
     fake::FakeBehavior behavior;
     fake::FakeGpuModel gpu;
@@ -33,7 +33,12 @@ int main(int argc, char** argv) {
     app.add_option("--load-ms", gpu.load_ms, "GPU: runner load time");
     app.add_option("--time-scale", gpu.time_scale, "GPU: simulated time runs this many times faster");
     app.add_option("--output-tokens", gpu.output_tokens, "GPU: tokens generated per call");
-    app.add_option("--model", model_specs, "A model as name:num_ctx (repeatable; default: the two buckets)");
+    app.add_option("--model", model_specs,
+                   "A model as name:num_ctx (repeatable; default: the two buckets; OpenAI-compatible: the one it serves, "
+                   "num_ctx its context)");
+    std::string api = "ollama";
+    app.add_option("--api", api, "ollama, vllm or llamacpp (the OpenAI-compatible modes)")
+        ->check(CLI::IsMember({"ollama", "vllm", "llamacpp"}));
     CLI11_PARSE(app, argc, argv);
 
     std::vector<fake::FakeModel> models;
@@ -61,6 +66,7 @@ int main(int argc, char** argv) {
 
     try {
         fake::FakeOllama server(port);
+        if (api != "ollama") server.SetApi(api == "vllm" ? fake::FakeApi::kVllm : fake::FakeApi::kLlamaCpp);
         server.SetBehavior(behavior);
         server.SetGpuModel(gpu);
         if (!models.empty()) server.SetModels(models);

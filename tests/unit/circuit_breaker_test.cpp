@@ -60,6 +60,28 @@ TEST(CircuitBreaker, OpensAfterThresholdAndFailsFast) {
     EXPECT_FALSE(h.breaker.last_failure().empty());
 }
 
+// The pool retries a call on the same upstream through GenerateRetry: the threshold counts calls, so
+// one call and its retries are one failure, and three calls are needed to open the circuit.
+TEST(CircuitBreaker, RetriesOfACountedCallAreNotCountedAgain) {
+    Harness h;
+    const auto retry = [&] { return h.breaker.GenerateRetry(GenerateRequest{}, nullptr, CancelToken{}); };
+    for (int call = 0; call < 2; ++call) {
+        EXPECT_FALSE(h.Call().ok());
+        EXPECT_FALSE(retry().ok());
+        EXPECT_FALSE(retry().ok());
+    }
+    EXPECT_EQ(h.calls(), 6u);
+    EXPECT_EQ(h.breaker.state(), CircuitState::kClosed) << "two failed calls (six attempts) stay under 3";
+    EXPECT_FALSE(h.breaker.last_failure().empty()) << "a retry's failure is still the last one";
+    EXPECT_FALSE(h.Call().ok());
+    EXPECT_EQ(h.breaker.state(), CircuitState::kOpen);
+    // Half-open, a retry that is the probe re-opens it on failure.
+    h.now += std::chrono::milliseconds(1001);
+    EXPECT_FALSE(retry().ok());
+    EXPECT_EQ(h.breaker.state(), CircuitState::kOpen);
+    EXPECT_EQ(h.calls(), 8u);
+}
+
 TEST(CircuitBreaker, HalfOpenProbeReopensOnFailureAndClosesOnSuccess) {
     Harness h;
     for (int i = 0; i < 3; ++i) (void)h.Call();

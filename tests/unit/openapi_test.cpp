@@ -144,10 +144,15 @@ TEST(OpenApi, ReadinessAndStatusHaveTheDocumentsFields) {
     unreachable.reason = "cannot connect";
     unreachable.circuit = "open";
     unreachable.extractive_instead = true;
+    Readiness pool;
+    pool.ready = true;
+    pool.upstream_url = "http://10.0.0.5:11434";
+    pool.upstreams = {{"gpu1", "ready"}, {"vllm", "cannot connect"}};
     Readiness stopping;
     stopping.shutting_down = true;
     stopping.reason = "shutting down";
-    ExpectSameFields("Readiness", {ReadyJson(ready), ReadyJson(missing), ReadyJson(unreachable), ReadyJson(stopping)});
+    ExpectSameFields("Readiness",
+                     {ReadyJson(ready), ReadyJson(missing), ReadyJson(unreachable), ReadyJson(pool), ReadyJson(stopping)});
 
     const Config config;
     ServiceStatus up;
@@ -157,6 +162,17 @@ TEST(OpenApi, ReadinessAndStatusHaveTheDocumentsFields) {
     up.manager.buckets = {bucket};
     up.manager.ollama_reachable = true;
     up.manager.loaded = {LoadedModel{}};
+    UpstreamStatus gpu;  // an Ollama host serving the bucket
+    gpu.name = "gpu1";
+    gpu.kind = "ollama";
+    gpu.manager.buckets = {bucket};
+    UpstreamStatus vllm;  // an OpenAI-compatible engine that stated its model and context
+    vllm.name = "vllm";
+    vllm.kind = "openai";
+    vllm.model = "google/gemma-3-4b-it";
+    vllm.context_tokens = 32768;
+    vllm.last_error = "cannot connect";
+    up.upstreams = {gpu, vllm};
     ServiceStatus down;
     down.manager.ollama_error = "cannot connect";
     // GET /status adds the job store's own object (ApiRoutes::Status: Jobs::StatusJson, or

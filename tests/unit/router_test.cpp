@@ -264,5 +264,32 @@ TEST(RouterBuckets, TheThresholdSendsLongTextsPastTheMapBucketToMapReduce) {
     EXPECT_EQ(RouteName(PlanWith(config, TextOfChars(kEnglishParagraph, 60000), Strategy::kSingle)), "32k");
 }
 
+// On a pool (4 hosts of 2 slots: 8 map calls at once) the last round is filled too, also where a
+// cap just over an even share still needs one chunk more (cuts fall on sentence ends).
+TEST(Router, MapChunksFillTheLastRoundOfAPoolsSlots) {
+    Config one_slot;
+    Config pool;
+    for (int i = 0; i < 4; ++i) {
+        pool.upstreams.push_back(UpstreamConfig{"gpu" + std::to_string(i), "ollama", "http://10.0.0.1:11434", 2});
+    }
+    ASSERT_EQ(pool.MapConcurrency(), 8);
+    RouteOptions options;
+    options.prompt.language = "en";
+    int checked = 0;
+    for (size_t chars = 700000; chars <= 1500000; chars += 100000) {
+        const std::string text = TextOfChars(kEnglishParagraph, chars);
+        const TextStats stats = ComputeTextStats(text);
+        auto natural = PlanRoute(text, stats, one_slot, options);
+        auto filled = PlanRoute(text, stats, pool, options);
+        ASSERT_TRUE(natural.ok() && filled.ok());
+        if (natural->chunks.size() % 8 == 0) continue;
+        ++checked;
+        EXPECT_EQ(filled->chunks.size() % 8, 0u) << chars << ": " << natural->chunks.size() << " -> " << filled->chunks.size();
+        EXPECT_LT(filled->chunks.size(), natural->chunks.size() + 8) << chars;
+        for (const auto& c : filled->chunks) EXPECT_LE(c.chars, pool.routing.hierarchical_chunk_max_chars);
+    }
+    EXPECT_GE(checked, 3);
+}
+
 }  // namespace
 }  // namespace summarizer

@@ -145,7 +145,10 @@ Outcome RunPolicy(const std::string& policy, int hosts, const std::vector<Item>&
     }
     config.pool.probe_interval_ms = 60000;
     config.ollama.first_token_timeout_s = 600;
-    config.routing.policy = policy;
+    // "cost@0.5": the cost policy with routing.cost_max_slowdown 0.5 (a large value: no slowdown guard).
+    const auto at = policy.find('@');
+    config.routing.policy = policy.substr(0, at);
+    if (at != std::string::npos) config.routing.cost_max_slowdown = std::stod(policy.substr(at + 1));
     config.vram.preload_hot_bucket = true;
     // The priors in the fake's units, as a tuned deployment would have them after a warm-up.
     config.routing.cost_reload_ms = o.load_ms;
@@ -250,7 +253,9 @@ int main(int argc, char** argv) {
     app.add_option("--markdown", o.markdown, "also write the result table to this file");
     std::string hosts_list = "1", policies_list = "static,cost";
     app.add_option("--hosts", hosts_list, "comma-separated host counts (each a pool of that many Ollama fakes)");
-    app.add_option("--policies", policies_list, "comma-separated routing policies to run");
+    app.add_option("--policies", policies_list,
+                   "comma-separated routing policies to run; cost@X sets routing.cost_max_slowdown to X (cost@100: "
+                   "no slowdown guard)");
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     const auto split = [](const std::string& list) {

@@ -183,6 +183,11 @@ void RoutingKnobs(const KnobAdder& add) {
     add("routing.cost_spill_slowdown", "SUMMARIZER_COST_SPILL_SLOWDOWN",
         [](Config& c) { return Ref{&c.routing.cost_spill_slowdown}; }, 1, 1000,
         "cost policy: how many times slower a bucket that spills to the CPU runs");
+    add("routing.cost_max_slowdown", "SUMMARIZER_COST_MAX_SLOWDOWN",
+        [](Config& c) { return Ref{&c.routing.cost_max_slowdown}; }, 0, 100,
+        "cost policy: the time others save (no reload) is weighed only among routes whose own expected time "
+        "is within this fraction of the request's fastest route (0.10: a long text is never planned more "
+        "than 10% slower to spare a reload)");
 }
 
 void MapReduceKnobs(const KnobAdder& add) {
@@ -582,7 +587,9 @@ Status ApplyFileUpstreams(Config& config, const nlohmann::ordered_json& upstream
         return MakeError(ErrorCode::kInvalidRequest,
                          path + ": upstreams must be an object of upstream name -> {\"kind\", \"url\", \"slots\", ...}");
     }
-    for (const auto& [name, spec] : upstreams.items()) {
+    for (const auto& item : upstreams.items()) {
+        const std::string& name = item.key();  // (clang 14 cannot capture a structured binding)
+        const auto& spec = item.value();
         if (!name.empty() && name[0] == '_') continue;
         if (spec.is_null()) {
             std::erase_if(config.upstreams, [&](const UpstreamConfig& u) { return u.name == name; });

@@ -122,7 +122,8 @@ RouteEstimate EstimateSingleRoute(const Config& config, const RouteCosts& costs,
                                                : static_cast<double>(max_output_tokens);
     const double own = CallMs(b, costs, static_cast<double>(prompt_tokens), out);
     Access a = AccessCost(config, costs, bucket_index, own);
-    e.total_ms = own + a.wait_ms + a.penalty_ms;
+    e.own_ms = own + a.wait_ms;
+    e.total_ms = e.own_ms + a.penalty_ms;
     e.detail = config.buckets[bucket_index].name + " ~ " + Seconds(e.total_ms) + " (" + Num(prompt_tokens) +
                " prompt tok at " + Num(static_cast<int64_t>(b.prefill_tokens_per_s)) + " tok/s + " +
                Num(static_cast<int64_t>(out)) + " output tok at " + Num(static_cast<int64_t>(b.decode_tokens_per_s)) +
@@ -149,7 +150,8 @@ RouteEstimate EstimateMapReduceRoute(const Config& config, const RouteCosts& cos
         CallMs(b, costs, static_cast<double>(n) * map_out + static_cast<double>(reduce_overhead_tokens), final_out);
     const double own = map_ms + reduce_ms;
     Access a = AccessCost(config, costs, map_index, own);
-    e.total_ms = own + a.wait_ms + a.penalty_ms;
+    e.own_ms = own + a.wait_ms;
+    e.total_ms = e.own_ms + a.penalty_ms;
     e.detail = "map_reduce ~ " + Seconds(e.total_ms) + " (" + std::to_string(n) + " map call(s) in " +
                std::to_string(waves) + " wave(s) " + Seconds(map_ms) + " + reduce " + Seconds(reduce_ms) + " on " +
                config.buckets[map_index].name + (b.spilling ? " incl. CPU spill" : "") + "; " + a.detail + ")";
@@ -332,15 +334,28 @@ std::optional<Plan> ChooseByCost(std::string_view text, const Sizing& s, const C
                                                            mr.estimated_prompt_tokens, reduce_overhead, output));
     }
     if (candidates.size() < 2) return std::nullopt;
-    size_t best = 0;
-    for (size_t i = 1; i < candidates.size(); ++i) {
-        if (candidates[i].second.total_ms < candidates[best].second.total_ms) best = i;
+    // The cheapest in all (its own time and what it costs the others), among the routes that do not
+    // make this request more than cost_max_slowdown slower than its fastest one.
+    double fastest = candidates[0].second.own_ms;
+    for (const auto& c : candidates) fastest = std::min(fastest, c.second.own_ms);
+    const double allowed = fastest * (1.0 + config.routing.cost_max_slowdown);
+    std::optional<size_t> best;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+        if (candidates[i].second.own_ms > allowed) continue;
+        if (!best || candidates[i].second.total_ms < candidates[*best].second.total_ms) best = i;
     }
-    Plan chosen = std::move(candidates[best].first);
+    Plan chosen = std::move(candidates[*best].first);  // the fastest is always allowed
     std::string compared;
     for (const auto& [plan, estimate] : candidates) compared += (compared.empty() ? "" : " vs ") + estimate.detail;
     chosen.reason += "; cost policy: " + compared + " -> " + RouteName(chosen);
-    chosen.estimated_ms = candidates[best].second.total_ms;
+    if (candidates[*best].second.total_ms > std::min_element(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
+            return a.second.total_ms < b.second.total_ms;
+        })->second.total_ms) {
+        chosen.reason += " (the cheaper route would make this request more than " +
+                         std::to_string(static_cast<int>(config.routing.cost_max_slowdown * 100 + 0.5)) + "% slower)";
+    }
+    const size_t best_index = *best;
+    chosen.estimated_ms = candidates[best_index].second.own_ms;
     chosen.interactive_maps = chosen.kind == RouteKind::kMapReduce;
     return chosen;
 }

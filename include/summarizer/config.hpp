@@ -111,6 +111,7 @@ struct RoutingConfig {
     double cost_prefill_tokens_per_s = 3000; // RTX 4060 prefill (design record); then learned per bucket
     double cost_decode_tokens_per_s = 60;    // RTX 4060 decode (design record); then learned per bucket
     double cost_spill_slowdown = 5;          // a bucket partly on the CPU runs this many times slower
+    double cost_max_slowdown = 0.10;         // a request's own expected time may exceed its fastest route's by this
 };
 
 struct MapReduceConfig {

@@ -91,7 +91,8 @@ std::string RouteName(const Plan& plan);
 // cost policy weighs it), with its explanation. Exposed for tests and /status.
 struct RouteEstimate {
     std::string route;           // as RouteName
-    double total_ms = 0;
+    double total_ms = 0;         // own_ms + what it costs the other calls (reloads, waits)
+    double own_ms = 0;           // the request's own expected time: its queue, any load, its calls
     std::string detail;
 };
 

@@ -80,7 +80,11 @@ RouteCosts BusySlowReload() {
 }
 
 TEST(RouterCost, BusyHotBucketSendsAMidTextToMapReduce) {
-    Plan plan = MustPlan(MidText(), CostConfig(), HotState(3));
+    // Four slots: the three maps run in one wave, so map-reduce is not slower for the text itself
+    // (with one slot it would be 31% slower, and the slowdown guard keeps the single pass).
+    RouteCosts costs = HotState(3);
+    costs.slots = 4;
+    Plan plan = MustPlan(MidText(), CostConfig(), costs);
     EXPECT_EQ(RouteName(plan), "map_reduce") << plan.reason;
     EXPECT_NE(plan.reason.find("switch from 16k (3 call(s) to drain"), std::string::npos) << plan.reason;
 }
@@ -212,6 +216,38 @@ TEST(RouterCost, SummarizerPassesTheManagersStateAndMarksCostChosenMapsInteracti
     ASSERT_GE(static_calls.size(), 3u);
     EXPECT_FALSE(static_calls.front().interactive) << static_calls.front().tag;
     EXPECT_TRUE(static_calls.back().interactive) << static_calls.back().tag;  // the final reduce
+}
+
+// Issue #14 item 9: the time the others save (no reload) never makes a long text more than
+// routing.cost_max_slowdown slower than its fastest route. Over a range of server states, the guard
+// changes the choice only where the unguarded one was more than 10% slower for the request itself,
+// and it does change some.
+TEST(RouterCost, ALongTextIsNeverPlannedMoreThanTheAllowedSlowdownSlower) {
+    Config guarded = CostConfig();
+    ASSERT_DOUBLE_EQ(guarded.routing.cost_max_slowdown, 0.10);
+    Config unguarded = CostConfig();
+    unguarded.routing.cost_max_slowdown = 100;
+    int changed = 0, states = 0;
+    for (int pending = 0; pending <= 8; ++pending) {
+        for (double reload_ms : {1000.0, 2000.0, 4000.0, 8000.0}) {
+            for (int slots : {1, 2, 4}) {
+                RouteCosts costs = HotState(pending);
+                costs.reload_ms = reload_ms;
+                costs.slots = slots;
+                const Plan g = MustPlan(MidText(), guarded, costs);
+                const Plan u = MustPlan(MidText(), unguarded, costs);
+                ++states;
+                if (RouteName(g) == RouteName(u)) continue;
+                ++changed;
+                EXPECT_EQ(RouteName(u), "map_reduce") << u.reason;
+                EXPECT_EQ(RouteName(g), "60k") << g.reason;
+                EXPECT_GT(u.estimated_ms, 1.1 * g.estimated_ms) << u.reason << "\n" << g.reason;
+                EXPECT_NE(g.reason.find("more than 10% slower"), std::string::npos) << g.reason;
+            }
+        }
+    }
+    EXPECT_GT(changed, 0) << "of " << states << " states, the guard never mattered";
+    EXPECT_LT(changed, states);
 }
 
 TEST(RouterCost, EstimatesGrowWithQueueReloadAndSpill) {

@@ -5,7 +5,8 @@
 # upstream calls by outcome, tokens, in-flight and queued requests, model loads and reloads.
 # Traffic: against a fake Ollama with a simulated GPU (so loads are reported), a JSON summary,
 # a streamed one, a plan, a bad request, a long text (the 60K bucket: a reload) and a short one
-# again; against a fake that always fails, one summary (502). Exits non-zero on any failure.
+# again (it rides the loaded 60K bucket: scheduler.ride_loaded_bucket); against a fake that always
+# fails, one summary (502). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh disable=SC1091  # followed with shellcheck -x
@@ -46,7 +47,7 @@ route=$(curl -sS "$good/summarize/plan" -H 'Content-Type: application/json' --da
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["route"])')
 [[ $route == 60k ]] || fail "the long text routes to $route, not 60k (the reload check needs the 60K bucket)"
 expect "long summary" 200 "$(post "$good" /summarize "$long")"
-# no-cache: the same text again must reach Ollama (the 16K bucket is loaded back), not the result cache.
+# no-cache: the same text again must reach Ollama (riding the loaded 60K bucket), not the result cache.
 expect "summary after the long one" 200 "$(post "$good" /summarize "$short" -H 'Cache-Control: no-cache')"
 expect "the same summary, cached" 200 "$(post "$good" /summarize "$short")"
 expect "failing upstream" 502 "$(post "$failing" /summarize "$short")"
@@ -87,9 +88,9 @@ at_least "$m" 'summarizer_upstream_requests_total{outcome="ok"}' 4
 at_least "$m" 'summarizer_upstream_duration_seconds_count' 4
 at_least "$m" 'summarizer_prompt_tokens_total' 10000
 at_least "$m" 'summarizer_completion_tokens_total' 4
-at_least "$m" 'summarizer_model_loads_total{model="gemma3-4b-16k"}' 2
+at_least "$m" 'summarizer_model_loads_total{model="gemma3-4b-16k"}' 1
 at_least "$m" 'summarizer_model_loads_total{model="gemma3-4b-60k"}' 1
-at_least "$m" 'summarizer_model_reloads_total' 2
+at_least "$m" 'summarizer_model_reloads_total' 1
 at_least "$m" 'summarizer_jobs_store_up' 1
 at_least "$m" 'summarizer_jobs_cache_hits_total' 1
 at_least "$m" 'summarizer_jobs{state="done"}' 3
@@ -97,6 +98,7 @@ at_least "$m" 'summarizer_jobs{state="done"}' 3
 at_least "$m" 'summarizer_upstream_calls_total{upstream="ollama",outcome="ok"}' 4
 at_least "$m" 'summarizer_upstream_call_seconds_total{upstream="ollama"}' 0
 at_least "$m" 'summarizer_upstream_failovers_total{upstream="ollama"}' 0
+at_least "$m" 'summarizer_upstream_rides_total{upstream="ollama"}' 1
 at_least "$m" 'summarizer_upstream_slots{upstream="ollama"}' 1
 at_least "$m" 'summarizer_upstream_up{upstream="ollama"}' 1
 at_least "$m" 'summarizer_upstream_circuit_state{upstream="ollama"}' 0

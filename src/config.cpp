@@ -217,6 +217,10 @@ void SchedulerKnobs(const KnobAdder& add) {
         [](Config& c) { return Ref{&c.scheduler.switch_max_wait_ms}; }, 0, 3600000,
         "the longest a call waits for a host that has its bucket loaded instead of making another host reload "
         "(and, cost policy, for the other bucket while the loaded bucket's calls run)");
+    add("scheduler.ride_loaded_bucket", "SUMMARIZER_RIDE_LOADED_BUCKET",
+        [](Config& c) { return Ref{&c.scheduler.ride_loaded_bucket}; }, 0, 0,
+        "a call may run on a larger bucket an Ollama host has loaded (its prompt fits it) instead of making the "
+        "host reload its own; never onto a bucket estimated over the VRAM budget");
 }
 
 void PoolKnobs(const KnobAdder& add) {

@@ -247,6 +247,9 @@ void ModelManager::LoadHotBucket(const std::string& why) {
         std::lock_guard lock(mutex_);
         ++preloads_;
     }
+    // The scheduler learns it first: a call that starts while the load runs must not ride (or ask for)
+    // the bucket being replaced, which would make Ollama swap straight back.
+    if (hooks_.on_loaded) hooks_.on_loaded(hot.name);
     auto result = host_.Load(hot.model, hot.num_ctx, hot.keep_alive);
     {
         std::lock_guard lock(mutex_);
@@ -269,7 +272,6 @@ void ModelManager::LoadHotBucket(const std::string& why) {
         }
     }
     if (result.ok()) {
-        if (hooks_.on_loaded) hooks_.on_loaded(hot.name);
         spdlog::info("bucket {} ({}) loaded: {} (keep_alive {})", hot.name, hot.model, why, hot.keep_alive);
     } else {
         spdlog::warn("could not load bucket {} ({}) at {}: {}", hot.name, hot.model, why, result.error().message);

@@ -38,6 +38,7 @@ UpstreamScheduler::Lease::Lease(Lease&& other) noexcept
     : owner_(std::exchange(other.owner_, nullptr)),
       id_(other.id_),
       host_(other.host_),
+      key_(std::move(other.key_)),
       first_token_(other.first_token_) {}
 
 UpstreamScheduler::Lease& UpstreamScheduler::Lease::operator=(Lease&& other) noexcept {
@@ -46,6 +47,7 @@ UpstreamScheduler::Lease& UpstreamScheduler::Lease::operator=(Lease&& other) noe
         owner_ = std::exchange(other.owner_, nullptr);
         id_ = other.id_;
         host_ = other.host_;
+        key_ = std::move(other.key_);
         first_token_ = other.first_token_;
     }
     return *this;
@@ -86,6 +88,22 @@ bool UpstreamScheduler::LoadedLocked(size_t h, const std::string& model) const {
     return hosts_[h].spec.resident || hosts_[h].current_model == model;
 }
 
+const std::string& UpstreamScheduler::KeyLocked(const View& v, size_t h, const Waiter& w) const {
+    const Host& host = hosts_[h];
+    if (w.rides.empty() || host.spec.resident || host.current_model.empty() || host.current_model == w.model) {
+        return w.model;
+    }
+    const auto& serves = host.spec.serves;
+    if (!serves.empty() && std::find(serves.begin(), serves.end(), host.current_model) == serves.end()) return w.model;
+    if (std::find(w.rides.begin(), w.rides.end(), host.current_model) == w.rides.end()) return w.model;
+    // A ride stands in for a reload, not for a wait: while another host has the call's own bucket
+    // loaded, the call goes there (its larger bucket's slots stay free for the calls that need it).
+    for (size_t other = 0; other < hosts_.size(); ++other) {
+        if (other != h && CandidateLocked(v, other, w) && LoadedLocked(other, w.model)) return w.model;
+    }
+    return host.current_model;
+}
+
 bool UpstreamScheduler::CandidateLocked(const View& v, size_t h, const Waiter& w) const {
     const auto& serves = hosts_[h].spec.serves;
     return v.condition[h] != HostCondition::kDown &&
@@ -103,11 +121,11 @@ bool UpstreamScheduler::AllowedLocked(const View& v, size_t h, const Waiter& w) 
         }
     }
     // Nothing to evict, or nothing to swap: start here.
-    if (LoadedLocked(h, w.model) || hosts_[h].current_model.empty()) return true;
+    if (LoadedLocked(h, KeyLocked(v, h, w)) || hosts_[h].current_model.empty()) return true;
     // This host would have to load the call's model: not while another host that has it loaded takes
     // it now, nor (affinity) while such a host is busy and the call has not waited switch_max_wait_ms.
     for (size_t other = 0; other < hosts_.size(); ++other) {
-        if (other == h || !CandidateLocked(v, other, w) || !LoadedLocked(other, w.model)) continue;
+        if (other == h || !CandidateLocked(v, other, w) || !LoadedLocked(other, KeyLocked(v, other, w))) continue;
         if (v.condition[other] == HostCondition::kAvoid && v.condition[h] == HostCondition::kUp) continue;
         if (v.open[other]) return false;
         // Whatever the routing policy: across hosts, a swap here is a reload that a short wait for the
@@ -134,8 +152,8 @@ const UpstreamScheduler::Waiter* UpstreamScheduler::PickLocked(const View& v, si
         return first;
     };
     if (options_.bucket_affinity && !host.spec.resident && !host.current_model.empty()) {
-        const auto is_current = [&](const Waiter& w) { return w.model == host.current_model; };
-        const auto is_other = [&](const Waiter& w) { return w.model != host.current_model; };
+        const auto is_current = [&](const Waiter& w) { return KeyLocked(v, h, w) == host.current_model; };
+        const auto is_other = [&](const Waiter& w) { return KeyLocked(v, h, w) != host.current_model; };
         const auto oldest_other = std::find_if(waiting_.begin(), waiting_.end(), [&](const Waiter& w) {
             return is_other(w) && AllowedLocked(v, h, w);
         });
@@ -153,7 +171,7 @@ const UpstreamScheduler::Waiter* UpstreamScheduler::PickLocked(const View& v, si
 std::optional<size_t> UpstreamScheduler::PlaceLocked(const View& v, const Waiter& w) const {
     std::optional<size_t> chosen;
     const auto better = [&](size_t a, size_t b) {  // a before b?
-        const bool loaded_a = LoadedLocked(a, w.model), loaded_b = LoadedLocked(b, w.model);
+        const bool loaded_a = LoadedLocked(a, KeyLocked(v, a, w)), loaded_b = LoadedLocked(b, KeyLocked(v, b, w));
         if (loaded_a != loaded_b) return loaded_a;
         const bool up_a = v.condition[a] == HostCondition::kUp, up_b = v.condition[b] == HostCondition::kUp;
         if (up_a != up_b) return up_a;
@@ -191,13 +209,13 @@ std::string UpstreamScheduler::HopelessLocked(const View& v, const Waiter& w) co
 
 Result<UpstreamScheduler::Lease> UpstreamScheduler::Acquire(const std::string& model, bool interactive,
                                                             const CancelToken& cancel) {
-    return Acquire(CallSpec{model, interactive, {}}, cancel);
+    return Acquire(CallSpec{model, interactive, {}, {}}, cancel);
 }
 
 Result<UpstreamScheduler::Lease> UpstreamScheduler::Acquire(const CallSpec& call, const CancelToken& cancel) {
     std::unique_lock lock(mutex_);
     const uint64_t id = next_id_++;
-    auto self = waiting_.insert(waiting_.end(), Waiter{id, call.model, call.interactive, Clock::now(), call.exclude});
+    auto self = waiting_.insert(waiting_.end(), Waiter{id, call.model, call.interactive, Clock::now(), call.exclude, call.rides});
     for (;;) {
         if (cancel.cancelled()) {
             waiting_.erase(self);
@@ -212,17 +230,19 @@ Result<UpstreamScheduler::Lease> UpstreamScheduler::Acquire(const CallSpec& call
         }
         if (const auto h = PlaceLocked(v, *self)) {
             Host& host = hosts_[*h];
-            if (host.current_model != call.model) {
+            std::string key = KeyLocked(v, *h, *self);
+            if (host.current_model != key) {
                 if (!host.current_model.empty() && !host.spec.resident) ++host.switches;
-                host.current_model = call.model;
+                host.current_model = key;
                 host.current_since = v.now;
             }
-            host.running.push_back(Running{id, call.model, host.spec.prefill_gate, v.now});
+            if (key != call.model) ++host.rides;
+            host.running.push_back(Running{id, key, host.spec.prefill_gate, v.now});
             waiting_.erase(self);
             ++started_;
             ++host.started;
             cv_.notify_all();  // without the gate, the next waiter may start at once too
-            return Lease(this, id, *h);
+            return Lease(this, id, *h, std::move(key));
         }
         cv_.wait_for(lock, kPollInterval);
     }
@@ -270,6 +290,7 @@ SchedulerStats UpstreamScheduler::stats() const {
     for (const auto& host : hosts_) {
         s.active += static_cast<int>(host.running.size());
         s.model_switches += host.switches;
+        s.rides += host.rides;
     }
     s.waiting = static_cast<int>(waiting_.size());
     s.started = started_;

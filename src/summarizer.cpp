@@ -172,6 +172,13 @@ Result<StepOutput> Execution::Call(const StepId& step, const Prompt& prompt, int
     g.repeat_penalty = config_.generation.repeat_penalty;
     g.tag = StepTag(step, Total());
     g.interactive = interactive;
+    if (step.kind == StepKind::kMap || step.kind == StepKind::kMerge) {
+        // A failed map or merge fails the run (an overflow re-plans instead): its siblings stop before
+        // its slot frees, so none starts after the failure.
+        g.on_failure = [&cancel](const Error& e) {
+            if (e.code != ErrorCode::kCancelled && e.code != ErrorCode::kContextOverflow) cancel.Cancel();
+        };
+    }
     const bool final_text = step.kind == StepKind::kSingle || step.kind == StepKind::kFinal;
     // The final summary's tokens go to the client as they arrive.
     TokenCallback sink = [&](std::string_view piece) {
@@ -523,7 +530,11 @@ void Execution::RunStep(const StepId& step, const Prompt& prompt, int64_t estima
             error->message = "chunk " + std::to_string(step.index + 1) + " of " + std::to_string(Total()) + ": " +
                              error->message;
         }
-        if (!failure_) failure_ = std::move(error);
+        // The first real error wins; a sibling cancelled because of it (GenerateRequest::on_failure)
+        // may report first.
+        if (!failure_ || (failure_->code == ErrorCode::kCancelled && error->code != ErrorCode::kCancelled)) {
+            failure_ = std::move(error);
+        }
         cancel.Cancel();  // the steps still running stop
     } else {
         auto& slot = state_.levels[static_cast<size_t>(step.level)][static_cast<size_t>(step.index)];

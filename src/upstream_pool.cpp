@@ -352,7 +352,7 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
     const auto first_attempt = Clock::now();
     const auto& o = config_.ollama;
     for (;;) {
-        auto lease = scheduler_->Acquire(CallSpec{r.bucket, r.interactive, exclude}, cancel);
+        auto lease = scheduler_->Acquire(CallSpec{r.bucket, r.interactive, exclude, RidesFor(r.bucket)}, cancel);
         if (!lease.ok()) {
             if (lease.error().code == ErrorCode::kCancelled) return lease.error();
             if (last) return *last;
@@ -373,16 +373,37 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
         };
         const bool retry = std::find(tried.begin(), tried.end(), h) != tried.end();
         if (!retry) tried.push_back(h);
-        auto result = Attempt(h, r, marking, cancel, retry);
-        lease->Release();  // before the retry decision: the next call may start now
+        GenerateRequest riding;
+        if (lease->key() != r.bucket) {
+            // The host has a larger bucket loaded: the call runs there, with that bucket's context
+            // (the prompt was planned for a smaller one) and keep_alive, rather than reload its own.
+            const BucketConfig* ride = config_.FindBucket(lease->key());
+            if (ride) {
+                std::lock_guard lock(hosts_[h]->mutex);
+                ++hosts_[h]->counters.rides;
+                riding = r;
+                riding.bucket = ride->name;
+                riding.model = ride->model;
+                riding.context_tokens = static_cast<int>(ride->num_ctx);
+                riding.keep_alive = ride->keep_alive;
+            }
+        }
+        auto result = Attempt(h, riding.bucket.empty() ? r : riding, marking, cancel, retry);
         if (result.ok()) return result;
         Error e = result.error();
-        if (!RetryableElsewhere(e) || delivered || cancel.cancelled()) return e;
+        // Failed for good: the caller hears it while the slot is still held, so it can stop this
+        // call's siblings before the scheduler starts the next one of them.
+        const auto give_up = [&](Error error) {
+            if (r.on_failure) r.on_failure(error);
+            return error;
+        };
+        if (!RetryableElsewhere(e) || delivered || cancel.cancelled()) return give_up(e);
         if (hosts_.size() > 1 && e.message.rfind("upstream ", 0) != 0) e.message = hosts_[h]->Label() + ": " + e.message;
         last = e;
         exclude.push_back(h);
         if (hosts_.size() > 1) MarkFailed(h, e);
         if (OtherCandidate(r, exclude)) {
+            lease->Release();  // the next call may start now
             std::lock_guard lock(hosts_[h]->mutex);
             ++hosts_[h]->counters.failovers;
             spdlog::warn("call {} failed on {} ({}); retrying it on another upstream", r.tag, hosts_[h]->spec.name,
@@ -390,7 +411,7 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
             continue;
         }
         // No other upstream left: the same ones again after a backoff, within the retry limits.
-        if (!e.retryable || retries >= o.max_retries) return e;
+        if (!e.retryable || retries >= o.max_retries) return give_up(e);
         thread_local std::mt19937 rng{std::random_device{}()};
         double backoff_ms = o.retry_backoff_ms * std::pow(2.0, retries);
         backoff_ms *= std::uniform_real_distribution<double>(0.5, 1.5)(rng);
@@ -398,8 +419,9 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
         if (spent_ms + backoff_ms > o.retry_budget_s * 1000.0) {
             spdlog::warn("upstream call {} failed ({}); not retried: the retry budget of {} s is spent", r.tag,
                          e.message, o.retry_budget_s);
-            return e;
+            return give_up(e);
         }
+        lease->Release();  // the next call may start during the backoff
         spdlog::warn("upstream call {} failed ({}); retry {}/{} in {:.0f} ms", r.tag, e.message, retries + 1,
                      o.max_retries, backoff_ms);
         const auto until = Clock::now() + std::chrono::duration<double, std::milli>(backoff_ms);
@@ -410,6 +432,21 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
         ++retries;
         exclude.clear();
     }
+}
+
+std::vector<std::string> UpstreamPool::RidesFor(const std::string& bucket) const {
+    std::vector<std::string> rides;
+    if (!config_.scheduler.ride_loaded_bucket) return rides;
+    const BucketConfig* own = config_.FindBucket(bucket);
+    if (!own) return rides;
+    const double usable = config_.vram.budget_mb - config_.vram.reserve_mb;
+    std::vector<const BucketConfig*> larger;
+    for (const auto& b : config_.buckets) {
+        if (b.num_ctx > own->num_ctx && EstimateBucketVramMb(config_, b) <= usable) larger.push_back(&b);
+    }
+    std::sort(larger.begin(), larger.end(), [](const auto* a, const auto* b) { return a->num_ctx < b->num_ctx; });
+    for (const auto* b : larger) rides.push_back(b->name);
+    return rides;
 }
 
 bool UpstreamPool::CanCountTokens() const {
@@ -749,6 +786,13 @@ std::string UpstreamPool::RenderMetrics() const {
           "counter", [&](size_t h) {
               std::lock_guard lock(hosts_[h]->mutex);
               return hosts_[h]->counters.failovers;
+          });
+    gauge("summarizer_upstream_rides_total",
+          "Calls that ran on a larger bucket this upstream had loaded instead of reloading their own "
+          "(scheduler.ride_loaded_bucket).",
+          "counter", [&](size_t h) {
+              std::lock_guard lock(hosts_[h]->mutex);
+              return hosts_[h]->counters.rides;
           });
     gauge("summarizer_upstream_inflight", "Calls running on each upstream now.", "gauge",
           [&](size_t h) { return scheduler_->host_stats(h).active; });

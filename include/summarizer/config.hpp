@@ -134,6 +134,9 @@ struct SchedulerConfig {
                                       // its bucket loaded instead of making another one reload; "cost"
                                       // policy: the longest a call for the other bucket waits while the
                                       // loaded bucket's calls run (a swap costs a model reload)
+    bool ride_loaded_bucket = true;   // a call may run on a larger bucket an Ollama host has loaded (its prompt
+                                      // fits it) instead of making the host swap back; not onto a bucket
+                                      // estimated over the VRAM budget
 };
 
 // The pool of upstreams (include/summarizer/upstream_pool.hpp).

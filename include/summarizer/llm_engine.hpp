@@ -56,6 +56,9 @@ struct GenerateRequest {
     double repeat_penalty = 1.0;
     std::string tag;             // for logs: "single", "map 3/12", "merge 1.2"
     bool interactive = true;     // a client waits on this call's tokens (single pass, final merge)
+    // Called when the call fails for good (no retry left), before its upstream slot is given back: a
+    // map-reduce stops the call's siblings first, so none of them starts in the freed slot. Optional.
+    std::function<void(const Error& error)> on_failure;
 };
 
 // What one generation produced and what it cost, as the engine reported it.

@@ -14,6 +14,11 @@
 //   another model has waited `switch_max_wait_ms` (counted from the last switch, so two busy
 //   models alternate in turns of at least that long instead of call by call).
 // Within a class, calls start in arrival order.
+// - riding: a call may list larger buckets it also fits (CallSpec::rides). On a host that has one of
+//   them loaded (not resident: an Ollama host), the call runs on that one rather than make the host
+//   swap back: a short text on the loaded 60K bucket costs what it costs on 16K, a reload costs
+//   seconds for every caller. A ride stands in for a reload only: while another host has the call's
+//   own bucket loaded, the call goes there. The Lease says which key the call runs as.
 //
 // Several hosts (the upstream pool, SchedulerOptions::hosts): the scheduler places each call. A call
 // goes to a host that serves its bucket, has a free slot and is healthy (HostCondition: a host that
@@ -79,6 +84,7 @@ struct SchedulerStats {
     int waiting = 0;             // calls waiting in Acquire()
     int64_t started = 0;         // calls started since construction
     int64_t model_switches = 0;  // a call started for another model than the previous one on its host
+    int64_t rides = 0;           // calls that ran on a larger loaded bucket instead of their own
     std::string current_model;   // model of the most recent call started on the first host ("" before)
 };
 
@@ -96,6 +102,7 @@ struct CallSpec {
     std::string model;
     bool interactive = true;
     std::vector<size_t> exclude;  // hosts not to use (they failed this call already)
+    std::vector<std::string> rides;  // larger keys it fits too: run as one of them where it is loaded
 };
 
 class UpstreamScheduler {
@@ -121,13 +128,17 @@ public:
         void Release();
         // The host the call was placed on (0 with one host).
         size_t host() const { return host_; }
+        // The key it runs as: CallSpec::model, or one of its rides loaded on that host.
+        const std::string& key() const { return key_; }
 
     private:
         friend class UpstreamScheduler;
-        Lease(UpstreamScheduler* owner, uint64_t id, size_t host) : owner_(owner), id_(id), host_(host) {}
+        Lease(UpstreamScheduler* owner, uint64_t id, size_t host, std::string key)
+            : owner_(owner), id_(id), host_(host), key_(std::move(key)) {}
         UpstreamScheduler* owner_ = nullptr;
         uint64_t id_ = 0;
         size_t host_ = 0;
+        std::string key_;
         bool first_token_ = false;
     };
 
@@ -160,6 +171,7 @@ private:
         bool interactive;
         Clock::time_point since;
         std::vector<size_t> exclude;
+        std::vector<std::string> rides;
     };
     struct Running {
         uint64_t id;
@@ -172,6 +184,7 @@ private:
         std::list<Running> running;
         int64_t started = 0;
         int64_t switches = 0;
+        int64_t rides = 0;  // calls started as one of their rides
         std::string current_model;
         Clock::time_point current_since{};  // when current_model last changed
     };
@@ -186,6 +199,8 @@ private:
     bool CandidateLocked(const View& v, size_t h, const Waiter& w) const;  // serves, not excluded, not down
     bool AllowedLocked(const View& v, size_t h, const Waiter& w) const;    // may start w on h now
     bool LoadedLocked(size_t h, const std::string& model) const;
+    // The key `w` would run as on host `h`: one of its rides when that is the host's current model.
+    const std::string& KeyLocked(const View& v, size_t h, const Waiter& w) const;
     // The waiter host `h` would start now, or nullptr. Requires mutex_.
     const Waiter* PickLocked(const View& v, size_t h) const;
     // The host `w` starts on now, if any.

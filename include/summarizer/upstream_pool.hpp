@@ -78,6 +78,7 @@ struct PoolReadiness {
 struct UpstreamCounters {
     std::map<std::string, int64_t> outcomes;  // "ok", "error", "timeout", "unavailable", "cancelled", "overflow"
     int64_t failovers = 0;
+    int64_t rides = 0;  // calls that ran on a larger bucket loaded here instead of reloading their own
     double seconds = 0;
 };
 
@@ -154,6 +155,9 @@ private:
     void Probe(size_t h);
     void ProbeLoop();
     bool HotKeptElsewhere(size_t h) const;
+
+    // The larger buckets a call for `bucket` may ride (scheduler.ride_loaded_bucket), smallest first.
+    std::vector<std::string> RidesFor(const std::string& bucket) const;
 
     Config config_;     // as given, upstreams resolved
     Config effective_;  // what the upstreams said applied

@@ -179,6 +179,7 @@ TEST_F(VramPolicyTest, SpillingBucketIsFlaggedInStatusAndCounted) {
 }
 
 TEST_F(VramPolicyTest, SwitchingNumCtxReloadsTheSharedRunner) {
+    config.scheduler.ride_loaded_bucket = false;  // the third call asks for 16k again (no ride on 60k)
     StartService();
     Summarize(short_text, "16k");
     Summarize(long_text, "60k");
@@ -252,10 +253,39 @@ protected:
 };
 
 TEST_F(AffinityTest, StaticPolicyServesInArrivalOrderAndReloadsOnEverySwitch) {
+    config.scheduler.ride_loaded_bucket = false;
     auto models = RunInterleaved("static");
     ASSERT_EQ(models.size(), 4u);
     EXPECT_EQ(models, (std::vector<std::string>{"gemma3-4b-16k", "gemma3-4b-60k", "gemma3-4b-16k", "gemma3-4b-60k"}));
     EXPECT_EQ(fake.Reloads(), 3);
+}
+
+// Issue #14 item 9 (the default, scheduler.ride_loaded_bucket): the same arrivals, and B, a short text
+// that comes after L1 switched the runner to 60k, rides the loaded 60k bucket (its prompt fits it)
+// instead of swapping back: one reload instead of three, arrival order kept, B's answer is its own.
+TEST_F(AffinityTest, StaticPolicyWithRidingSwitchesOnce) {
+    auto models = RunInterleaved("static");
+    ASSERT_EQ(models.size(), 4u);
+    EXPECT_EQ(models, (std::vector<std::string>{"gemma3-4b-16k", "gemma3-4b-60k", "gemma3-4b-60k", "gemma3-4b-60k"}));
+    EXPECT_EQ(fake.Reloads(), 1);
+    const auto requests = fake.Requests();
+    EXPECT_EQ(requests[2].body["options"]["num_ctx"], 61440) << "a ride runs with the larger bucket's context";
+    EXPECT_EQ(requests[2].body["keep_alive"], "15m") << "and its keep_alive";
+    auto metrics = Http().Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("summarizer_upstream_rides_total{upstream=\"ollama\"} 1"), std::string::npos)
+        << metrics->body;
+}
+
+// A ride never goes onto a bucket estimated over the VRAM budget (it would spill to the CPU): with a
+// budget 1 MiB short of the 60K bucket's estimate, B asks for 16k as before.
+TEST_F(AffinityTest, NoRideOntoABucketOverTheVramBudget) {
+    Config one_slot = config;
+    one_slot.ollama.num_parallel = 1;  // as RunInterleaved runs it
+    config.vram.budget_mb = static_cast<int>(config.vram.reserve_mb + EstimateBucketVramMb(one_slot, one_slot.buckets[1])) - 1;
+    auto models = RunInterleaved("static");
+    ASSERT_EQ(models.size(), 4u);
+    EXPECT_EQ(models, (std::vector<std::string>{"gemma3-4b-16k", "gemma3-4b-60k", "gemma3-4b-16k", "gemma3-4b-60k"}));
 }
 
 TEST_F(AffinityTest, CostPolicyRunsTheLoadedBucketsCallsFirstAndSwitchesOnce) {

@@ -202,5 +202,63 @@ TEST(PoolPlacement, InteractiveCallsGoFirstOnEveryHost) {
     EXPECT_EQ(order[0], "interactive");
 }
 
+// Issue #14 item 9: a call that lists a larger bucket it fits (a ride) runs as that bucket on a host
+// that has it loaded instead of making the host swap back; a host without it, a resident engine, or a
+// call without rides runs its own bucket.
+TEST(PoolPlacement, ACallRidesALargerBucketTheHostHasLoaded) {
+    UpstreamScheduler s(Pool({Host("a", 2)}));
+    s.NoteLoaded(0, "60k");
+    auto riding = s.Acquire(CallSpec{"16k", true, {}, {"60k"}}, CancelToken());
+    ASSERT_TRUE(riding.ok());
+    EXPECT_EQ(riding->key(), "60k");
+    riding->Release();
+    EXPECT_EQ(s.stats().model_switches, 0) << "no swap";
+    EXPECT_EQ(s.stats().rides, 1);
+    EXPECT_EQ(s.host_stats(0).current_model, "60k");
+    auto own = s.Acquire(CallSpec{"16k", true, {}, {}}, CancelToken());  // no rides: its own bucket
+    ASSERT_TRUE(own.ok());
+    EXPECT_EQ(own->key(), "16k");
+    own->Release();
+    EXPECT_EQ(s.stats().model_switches, 1);
+    // 16k loaded now: a ride is only for a larger bucket that is loaded.
+    auto back = s.Acquire(CallSpec{"16k", true, {}, {"60k"}}, CancelToken());
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(back->key(), "16k");
+    // A resident engine (OpenAI-compatible) has every model loaded: nothing to ride.
+    UpstreamScheduler r(Pool({Host("v", 2, {}, false, true)}));
+    r.NoteLoaded(0, "60k");
+    auto on_resident = r.Acquire(CallSpec{"16k", true, {}, {"60k"}}, CancelToken());
+    ASSERT_TRUE(on_resident.ok());
+    EXPECT_EQ(on_resident->key(), "16k");
+}
+
+// With two hosts, one with 16k and one with 60k loaded, a 16k call does not ride the 60k host: it
+// waits for the host with its own bucket (a ride stands in for a reload, not for a wait), and rides
+// only once no usable host has 16k loaded.
+TEST(PoolPlacement, ARideStandsInForAReloadNotForAWait) {
+    std::atomic<bool> a_down{false};
+    SchedulerOptions o = Pool({Host("a", 1), Host("b", 1)});
+    o.condition = [&](size_t h) { return h == 0 && a_down ? HostCondition::kDown : HostCondition::kUp; };
+    UpstreamScheduler s(o);
+    s.NoteLoaded(0, "16k");
+    s.NoteLoaded(1, "60k");
+    Lease busy = Take(s, "16k");
+    EXPECT_EQ(busy.host(), 0u);
+    auto waiting = std::async(std::launch::async, [&] { return s.Acquire(CallSpec{"16k", true, {}, {"60k"}}, CancelToken()); });
+    EXPECT_EQ(waiting.wait_for(100ms), std::future_status::timeout) << "it must wait for host a, not ride b";
+    busy.Release();
+    auto placed = waiting.get();
+    ASSERT_TRUE(placed.ok());
+    EXPECT_EQ(placed->host(), 0u);
+    EXPECT_EQ(placed->key(), "16k");
+    placed->Release();
+    a_down = true;  // host a's circuit opens: b's loaded 60k takes the call rather than reload 16k
+    auto riding = s.Acquire(CallSpec{"16k", true, {}, {"60k"}}, CancelToken());
+    ASSERT_TRUE(riding.ok());
+    EXPECT_EQ(riding->host(), 1u);
+    EXPECT_EQ(riding->key(), "60k");
+    EXPECT_EQ(s.stats().model_switches, 0);
+}
+
 }  // namespace
 }  // namespace summarizer

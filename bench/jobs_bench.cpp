@@ -400,13 +400,7 @@ struct CrashOutcome {
 };
 
 std::vector<std::string> ServeEnv(const std::string& database, int slots, const std::string& lease_ms) {
-    return {"SUMMARIZER_JOBS_DB=" + database,
-            "SUMMARIZER_JOBS_CACHE=true",
-            "SUMMARIZER_JOBS_LEASE_MS=" + lease_ms,
-            "SUMMARIZER_JOBS_POLL_MS=50",
-            "OLLAMA_NUM_PARALLEL=" + std::to_string(slots),
-            "SUMMARIZER_PRELOAD_HOT_BUCKET=false",
-            "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S=60"};
+    return testing::JobStoreEnv(database, slots, lease_ms, 60);
 }
 
 // kill -9 of the process running a job during its map; `survivor` (already up) or a restarted

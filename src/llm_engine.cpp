@@ -18,4 +18,17 @@ Result<int64_t> LlmEngine::ContextSize(const std::string&) {
     return MakeError(ErrorCode::kUnsupported, "this engine does not report its context size");
 }
 
+std::string_view CallOutcome(const Result<GenerateResult>& r) {
+    if (r.ok()) return "ok";
+    switch (r.error().code) {
+        case ErrorCode::kUpstreamTimeout: return "timeout";
+        case ErrorCode::kUpstreamUnreachable:
+        case ErrorCode::kUpstreamUnavailable:
+        case ErrorCode::kUpstreamBusy: return "unavailable";
+        case ErrorCode::kCancelled: return "cancelled";
+        case ErrorCode::kContextOverflow: return "overflow";
+        default: return "error";
+    }
+}
+
 }  // namespace summarizer

@@ -17,19 +17,6 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-std::string_view OutcomeOf(const Result<GenerateResult>& r) {
-    if (r.ok()) return "ok";
-    switch (r.error().code) {
-        case ErrorCode::kUpstreamTimeout: return "timeout";
-        case ErrorCode::kUpstreamUnreachable:
-        case ErrorCode::kUpstreamUnavailable:
-        case ErrorCode::kUpstreamBusy: return "unavailable";
-        case ErrorCode::kCancelled: return "cancelled";
-        case ErrorCode::kContextOverflow: return "overflow";
-        default: return "error";
-    }
-}
-
 }  // namespace
 
 WorkTicket::WorkTicket(WorkTicket&& other) noexcept
@@ -245,7 +232,7 @@ Result<ExecutionState> Service::Start(const SummarizeRequest& request, double sa
 SummarizerObserver Service::MakeObserver() {
     SummarizerObserver o;
     o.on_upstream_call = [this](const GenerateRequest& g, const Result<GenerateResult>& r, double ms) {
-        metrics_.ObserveUpstream(std::string(OutcomeOf(r)), ms / 1000.0, r.ok() ? r->prompt_tokens : 0,
+        metrics_.ObserveUpstream(std::string(CallOutcome(r)), ms / 1000.0, r.ok() ? r->prompt_tokens : 0,
                                  r.ok() ? r->output_tokens : 0);
         // A warm model reports a load_duration of milliseconds; loading gemma3:4b takes seconds.
         constexpr auto kColdLoad = std::chrono::milliseconds(500);

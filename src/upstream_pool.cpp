@@ -29,19 +29,6 @@ public:
     }
 };
 
-std::string_view OutcomeOf(const Result<GenerateResult>& r) {
-    if (r.ok()) return "ok";
-    switch (r.error().code) {
-        case ErrorCode::kUpstreamTimeout: return "timeout";
-        case ErrorCode::kUpstreamUnreachable:
-        case ErrorCode::kUpstreamUnavailable:
-        case ErrorCode::kUpstreamBusy: return "unavailable";
-        case ErrorCode::kCancelled: return "cancelled";
-        case ErrorCode::kContextOverflow: return "overflow";
-        default: return "error";
-    }
-}
-
 // Failures another upstream (or, once none is left, the same one after a backoff) may not have.
 bool RetryableElsewhere(const Error& e) {
     switch (e.code) {
@@ -309,7 +296,7 @@ Result<GenerateResult> UpstreamPool::Attempt(size_t h, const GenerateRequest& re
     {
         std::lock_guard lock(host.mutex);
         ++host.calls;
-        ++host.counters.outcomes[std::string(OutcomeOf(result))];
+        ++host.counters.outcomes[std::string(CallOutcome(result))];
         host.counters.seconds += seconds;
         if (!result.ok() && result.error().code != ErrorCode::kCancelled &&
             result.error().code != ErrorCode::kContextOverflow) {

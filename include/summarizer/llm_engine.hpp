@@ -89,6 +89,9 @@ struct EngineHealth {
     std::vector<std::string> models;
 };
 
+// A call's outcome as the metrics label it: ok, timeout, unavailable, cancelled, overflow or error.
+std::string_view CallOutcome(const Result<GenerateResult>& result);
+
 class LlmEngine {
 public:
     virtual ~LlmEngine() = default;

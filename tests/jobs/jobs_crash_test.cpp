@@ -22,13 +22,7 @@ constexpr int kSlots = 2;
 std::string Text600K() { return MarkedText(1820); }
 
 std::vector<std::string> ServeEnv(const std::string& database, const std::string& lease_ms = "1500") {
-    return {"SUMMARIZER_JOBS_DB=" + database,
-            "SUMMARIZER_JOBS_CACHE=true",
-            "SUMMARIZER_JOBS_LEASE_MS=" + lease_ms,
-            "SUMMARIZER_JOBS_POLL_MS=50",
-            "OLLAMA_NUM_PARALLEL=" + std::to_string(kSlots),
-            "SUMMARIZER_PRELOAD_HOT_BUCKET=false",
-            "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S=30"};
+    return JobStoreEnv(database, kSlots, lease_ms, 30);
 }
 
 // Map calls that take a moment (about 0.3 s), so that a kill lands in the middle of the map.

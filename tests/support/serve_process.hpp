@@ -115,4 +115,18 @@ private:
     int port_ = 0;
 };
 
+// The environment of a `summarizer serve` that runs durable jobs on `database` (a SQLite file or a
+// postgresql:// URL) with the result cache on, `slots` Ollama slots, a `lease_ms` lease, a 50 ms
+// poll and no preload: the crash tests' and the jobs bench's.
+inline std::vector<std::string> JobStoreEnv(const std::string& database, int slots, const std::string& lease_ms,
+                                            int ollama_idle_timeout_s) {
+    return {"SUMMARIZER_JOBS_DB=" + database,
+            "SUMMARIZER_JOBS_CACHE=true",
+            "SUMMARIZER_JOBS_LEASE_MS=" + lease_ms,
+            "SUMMARIZER_JOBS_POLL_MS=50",
+            "OLLAMA_NUM_PARALLEL=" + std::to_string(slots),
+            "SUMMARIZER_PRELOAD_HOT_BUCKET=false",
+            "SUMMARIZER_OLLAMA_IDLE_TIMEOUT_S=" + std::to_string(ollama_idle_timeout_s)};
+}
+
 }  // namespace summarizer::testing

@@ -116,6 +116,7 @@ UpstreamPool::~UpstreamPool() {
 }
 
 void UpstreamPool::Build(const Config& config, LlmEngine* engine, ModelHost* model_host) {
+    rides_ = ComputeRides(config_);
     const std::vector<UpstreamConfig> upstreams = config.Upstreams();
     const bool implicit = config.upstreams.empty();
     for (size_t i = 0; i < upstreams.size(); ++i) {
@@ -421,19 +422,27 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
     }
 }
 
-std::vector<std::string> UpstreamPool::RidesFor(const std::string& bucket) const {
-    std::vector<std::string> rides;
-    if (!config_.scheduler.ride_loaded_bucket) return rides;
-    const BucketConfig* own = config_.FindBucket(bucket);
-    if (!own) return rides;
-    const double usable = config_.vram.budget_mb - config_.vram.reserve_mb;
-    std::vector<const BucketConfig*> larger;
-    for (const auto& b : config_.buckets) {
-        if (b.num_ctx > own->num_ctx && EstimateBucketVramMb(config_, b) <= usable) larger.push_back(&b);
+std::map<std::string, std::vector<std::string>> UpstreamPool::ComputeRides(const Config& config) {
+    std::map<std::string, std::vector<std::string>> rides;
+    if (!config.scheduler.ride_loaded_bucket) return rides;
+    const double usable = config.vram.budget_mb - config.vram.reserve_mb;
+    std::vector<const BucketConfig*> fitting;  // never ride onto a bucket that would spill to the CPU
+    for (const auto& b : config.buckets) {
+        if (EstimateBucketVramMb(config, b) <= usable) fitting.push_back(&b);
     }
-    std::sort(larger.begin(), larger.end(), [](const auto* a, const auto* b) { return a->num_ctx < b->num_ctx; });
-    for (const auto* b : larger) rides.push_back(b->name);
+    std::sort(fitting.begin(), fitting.end(), [](const auto* a, const auto* b) { return a->num_ctx < b->num_ctx; });
+    for (const auto& own : config.buckets) {
+        for (const auto* b : fitting) {
+            if (b->num_ctx > own.num_ctx) rides[own.name].push_back(b->name);
+        }
+    }
     return rides;
+}
+
+const std::vector<std::string>& UpstreamPool::RidesFor(const std::string& bucket) const {
+    static const std::vector<std::string> kNone;
+    const auto it = rides_.find(bucket);
+    return it == rides_.end() ? kNone : it->second;
 }
 
 bool UpstreamPool::CanCountTokens() const {

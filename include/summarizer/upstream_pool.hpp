@@ -156,10 +156,13 @@ private:
     void ProbeLoop();
     bool HotKeptElsewhere(size_t h) const;
 
-    // The larger buckets a call for `bucket` may ride (scheduler.ride_loaded_bucket), smallest first.
-    std::vector<std::string> RidesFor(const std::string& bucket) const;
+    // The larger buckets a call for `bucket` may ride (scheduler.ride_loaded_bucket), smallest first;
+    // computed once from the config (Build), looked up per call.
+    static std::map<std::string, std::vector<std::string>> ComputeRides(const Config& config);
+    const std::vector<std::string>& RidesFor(const std::string& bucket) const;
 
     Config config_;     // as given, upstreams resolved
+    std::map<std::string, std::vector<std::string>> rides_;  // bucket -> ComputeRides
     Config effective_;  // what the upstreams said applied
     Metrics* metrics_;
     std::vector<std::unique_ptr<Host>> hosts_;

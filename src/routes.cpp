@@ -145,6 +145,11 @@ ApiRoutes::ApiRoutes(const Config& config, Service& service, std::function<std::
       transport_metrics_(std::move(transport_metrics)),
       heartbeat_(std::make_unique<SseHeartbeat>(std::chrono::seconds(config.server.sse_heartbeat_s))) {}
 
+ApiRoutes::~ApiRoutes() {
+    std::unique_lock lock(streams_mutex_);
+    streams_ended_.wait(lock, [this] { return streams_running_ == 0; });
+}
+
 HttpResponse ApiRoutes::Handle(HttpRequest& request) {
     Context context(request, config_);
     HttpResponse res;
@@ -354,8 +359,20 @@ HttpResponse ApiRoutes::Stream(HttpRequest& request, Context& context, std::uniq
         RecordRequest(config_, service_, log->line);
         if (log->line.ttft_ms > 0) service_.metrics().ObserveTtft(log->line.route, log->line.ttft_ms / 1000.0);
     };
-    service_.stream_pool().Post([stream, log, held, work = std::move(work), summarize = std::move(summarize), arrival,
-                                 finish_log]() mutable {
+    {
+        std::lock_guard lock(streams_mutex_);
+        ++streams_running_;
+    }
+    service_.stream_pool().Post([this, stream, log, held, work = std::move(work), summarize = std::move(summarize),
+                                 arrival, finish_log]() mutable {
+        // Last out: the routes may go once no work runs (the server waits for admission, not this).
+        struct Ended {
+            ApiRoutes* routes;
+            ~Ended() {
+                std::lock_guard lock(routes->streams_mutex_);
+                if (--routes->streams_running_ == 0) routes->streams_ended_.notify_all();
+            }
+        } ended{this};
         SummarizeEvents events;
         events.on_plan = [&](const summarizer::Plan& plan) {
             {

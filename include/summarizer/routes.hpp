@@ -6,8 +6,10 @@
 // Thread-safe.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "summarizer/config.hpp"
@@ -24,6 +26,11 @@ public:
     // `config` and `service` outlive the routes. `transport_metrics` (optional) renders the
     // transport's own Prometheus families, appended to GET /metrics.
     ApiRoutes(const Config& config, Service& service, std::function<std::string()> transport_metrics = {});
+    // Waits for the streams' work still running on the service's stream pool (it writes the
+    // access log through the routes): the transport has closed their connections, which cancels it.
+    ~ApiRoutes();
+    ApiRoutes(const ApiRoutes&) = delete;
+    ApiRoutes& operator=(const ApiRoutes&) = delete;
 
     // Every request the transport read completely. May block (a summary takes minutes).
     HttpResponse Handle(HttpRequest& request);
@@ -67,6 +74,11 @@ private:
     Service& service_;
     std::function<std::string()> transport_metrics_;
     std::unique_ptr<SseHeartbeat> heartbeat_;  // fills the silences of every stream
+
+    // Stream works posted and not yet ended (the destructor waits for 0).
+    std::mutex streams_mutex_;
+    std::condition_variable streams_ended_;
+    int streams_running_ = 0;  // guarded by streams_mutex_
 };
 
 }  // namespace summarizer

@@ -111,8 +111,10 @@ TEST_F(ServiceTest, DisconnectDuringSilentPrefillCancelsToo) {
     auto deadline = Clock::now() + std::chrono::seconds(3);
     while (fake.ClientDisconnects() < 1 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     ASSERT_EQ(fake.ClientDisconnects(), 1);
+    // Closed upstream long before the prefill's 5 s would have ended it (usually within 10 ms; the
+    // margin is for a loaded machine, not for the service).
     auto lag = std::chrono::duration_cast<std::chrono::milliseconds>(fake.Requests().at(0).finished - disconnected);
-    EXPECT_LT(lag.count(), 150);
+    EXPECT_LT(lag.count(), 1000);
 }
 
 TEST_F(ServiceTest, UpstreamFailureMidStreamEndsWithAnErrorEvent) {

@@ -158,6 +158,17 @@ RouteEstimate EstimateMapReduceRoute(const Config& config, const RouteCosts& cos
     return e;
 }
 
+size_t ExpectedMerges(size_t chunks, const Config& config, const PromptOptions& prompt) {
+    const int64_t bucket = config.MapBucket().num_ctx, margin = config.routing.safety_margin_tokens;
+    const int64_t partial = config.map_reduce.map_num_predict + 8;  // + its heading in the merge prompt
+    const int64_t final_budget = bucket - prompt.max_tokens - margin;
+    const int64_t total = static_cast<int64_t>(chunks) * partial;
+    if (total <= final_budget) return 0;
+    const int64_t per_merge = bucket - 2 * (config.map_reduce.reduce_num_predict + 8) - margin;  // taken, less its output
+    if (per_merge <= 0) return 0;
+    return static_cast<size_t>((total - final_budget / 2 + per_merge - 1) / per_merge);
+}
+
 namespace {
 
 // What every candidate plan of one text shares: its size, and why in words.
@@ -218,14 +229,17 @@ Plan SinglePlan(std::string_view text, const Sizing& s, const BucketConfig& buck
     return plan;
 }
 
-// n chunks on s parallel slots take ceil(n / s) rounds; just over a multiple of s, the last round
-// runs one chunk alone while the other slots idle. Slightly smaller chunks that fill the last
-// round cost the same prompt tokens and finish sooner. Returns the limits the chunks were cut with.
-ChunkLimits FillLastRound(std::string_view text, const Config& config, ChunkLimits limits, std::vector<Chunk>& chunks) {
+// n steps on s parallel slots take ceil(n / s) rounds; just over a multiple of s, the last round
+// runs one step alone while the other slots idle. Slightly smaller chunks that fill the last round
+// cost the same prompt tokens and finish sooner. The steps are the maps and the merges expected to
+// run beside them (ExpectedMerges). Returns the limits the chunks were cut with.
+ChunkLimits FillLastRound(std::string_view text, const Config& config, const PromptOptions& prompt, ChunkLimits limits,
+                          std::vector<Chunk>& chunks) {
     const size_t slots = static_cast<size_t>(std::max(1, config.MapConcurrency()));
     const size_t count = chunks.size();
-    if (slots <= 1 || count <= slots || count % slots == 0) return limits;
-    const size_t rounded = (count + slots - 1) / slots * slots;
+    const size_t merges = ExpectedMerges(count, config, prompt);
+    if (slots <= 1 || count <= slots || (count + merges) % slots == 0) return limits;
+    const size_t rounded = (count + merges + slots - 1) / slots * slots - merges;
     int64_t total_chars = 0, total_tokens = 0;
     for (const auto& c : chunks) {
         total_chars += c.chars;
@@ -288,7 +302,7 @@ Plan MapReducePlan(std::string_view text, const Sizing& s, const Config& config,
     plan.num_ctx = bucket.num_ctx;
     plan.keep_alive = bucket.keep_alive;
     plan.chunks = SplitIntoChunks(text, limits);
-    limits = FillLastRound(text, config, limits, plan.chunks);
+    limits = FillLastRound(text, config, options.prompt, limits, plan.chunks);
     std::string counted_why;
     if (s.base.exact_tokens) {
         // Local density differs from the text's average: count each chunk, and cut again (once) with
@@ -297,7 +311,7 @@ Plan MapReducePlan(std::string_view text, const Sizing& s, const Config& config,
         if (worst > 1.0) {
             limits.token_scale *= worst * 1.02;
             plan.chunks = SplitIntoChunks(text, limits);
-            limits = FillLastRound(text, config, limits, plan.chunks);
+            limits = FillLastRound(text, config, options.prompt, limits, plan.chunks);
             (void)CountChunks(text, options, limits.max_tokens, plan.chunks, plan.exact_chunks);
         }
         char calibration[48];

@@ -1,6 +1,7 @@
 #include "summarizer/summarizer.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -70,6 +71,13 @@ private:
     bool CloseGroup(size_t level, int first, int last);
     bool MergeFits(const std::vector<std::optional<StepOutput>>& items, int first, int last) const;
     bool FinalFits(const std::vector<std::optional<StepOutput>>& items, int upto) const;
+    // The pipeline's early group and carried tail (see AdvanceLevel). Require mutex_.
+    int64_t FinalBudget() const;
+    int64_t PartsTokens(const std::vector<std::optional<StepOutput>>& items, int first, int last) const;
+    int64_t MergeOutputBound() const;
+    bool ClosesEarly(size_t level, int first, int upto) const;
+    bool TailCarries(size_t level, int first) const;
+    void CarryTail(size_t level, int first);
     void Dispatch(const StepId& step, const CancelToken& cancel);
     void RunStep(const StepId& step, const Prompt& prompt, int64_t estimate, int epoch, const CancelToken& cancel);
     // A merge refused as over the context while the map goes on: that level (and those above) merged
@@ -388,6 +396,65 @@ bool Execution::FinalFits(const std::vector<std::optional<StepOutput>>& items, i
            config_.MapBucket().num_ctx;
 }
 
+// Prompt tokens a final merge can hold.
+int64_t Execution::FinalBudget() const {
+    return config_.MapBucket().num_ctx - Options().max_tokens - config_.routing.safety_margin_tokens;
+}
+
+// What items [first, last) add to a merge prompt (their text, excess and part headings).
+int64_t Execution::PartsTokens(const std::vector<std::optional<StepOutput>>& items, int first, int last) const {
+    std::vector<StepOutput> parts;
+    for (int i = first; i < last; ++i) parts.push_back(*items[static_cast<size_t>(i)]);
+    return MergePromptTokens(parts, true, Options(), state_.safety) - MergePromptTokens({}, true, Options(), state_.safety);
+}
+
+// At most what one merge's output adds to the final merge's prompt: its cap, a heading, the safety.
+int64_t Execution::MergeOutputBound() const {
+    return static_cast<int64_t>(std::ceil(static_cast<double>(config_.map_reduce.reduce_num_predict + 8) * state_.safety));
+}
+
+// Whether group [first, upto) of the top level's items closes before the next item would overflow
+// it: the level as a whole (its items so far, the rest projected at their mean) cannot fit one final
+// merge, and what is left after `upto` (projected), beside the merges' outputs (at their cap), fits
+// in half of one where what is left after `first` did not. A pure function of items [0, upto), so the groups depend on the outputs alone (a
+// resumed run makes the same), not on which calls finished first.
+bool Execution::ClosesEarly(size_t level, int first, int upto) const {
+    if (!closed_[level] || upto - first < 2 || state_.levels.size() > level + 2) return false;
+    const auto& items = state_.levels[level];
+    const int n = static_cast<int>(items.size());
+    if (upto >= n) return false;  // the level is complete: AdvanceLevel decides the rest
+    const int64_t overhead = MergePromptTokens({}, true, Options(), state_.safety);
+    const double mean = static_cast<double>(PartsTokens(items, 0, upto)) / upto;
+    if (overhead + static_cast<int64_t>(mean * n) <= FinalBudget()) return false;  // one final merge may take it all
+    const int closed = state_.levels.size() > level + 1 ? static_cast<int>(state_.groups[level + 1].size()) : 0;
+    const double half = static_cast<double>(FinalBudget()) / 2;
+    const double unmerged = overhead + static_cast<double>(closed * MergeOutputBound()) + mean * (n - first);
+    const double merged = overhead + static_cast<double>((closed + 1) * MergeOutputBound()) + mean * (n - upto);
+    return unmerged > half && merged <= half;  // once: the group that brings the rest within half
+}
+
+// Whether the final merge can take the merges of level + 1 (each at its output cap, finished or not:
+// the same answer whatever finished first) and items [first, n) of `level` as they are.
+bool Execution::TailCarries(size_t level, int first) const {
+    if (state_.levels.size() != level + 2) return false;
+    const auto& items = state_.levels[level];
+    const int n = static_cast<int>(items.size());
+    const int64_t merges = static_cast<int64_t>(state_.groups[level + 1].size()) * MergeOutputBound();
+    return MergePromptTokens({}, true, Options(), state_.safety) + merges + PartsTokens(items, first, n) <= FinalBudget();
+}
+
+// Items [first, n) of `level` join level + 1 unmerged, each as a group of one with no call.
+void Execution::CarryTail(size_t level, int first) {
+    const int n = static_cast<int>(state_.levels[level].size());
+    for (int k = first; k < n; ++k) {
+        state_.groups[level + 1].emplace_back(k, k + 1);
+        state_.levels[level + 1].push_back(state_.levels[level][static_cast<size_t>(k)]);
+    }
+    const auto& outputs = state_.levels[level + 1];
+    const int done = static_cast<int>(std::count_if(outputs.begin(), outputs.end(), [](const auto& o) { return o.has_value(); }));
+    ReportLocked("reduce", static_cast<int>(level) + 1, done, static_cast<int>(outputs.size()));
+}
+
 // Adds merge group [first, last) of level `level` (its level + 1 created if needed) and queues it.
 bool Execution::CloseGroup(size_t level, int first, int last) {
     if (state_.levels.size() == level + 1) {
@@ -431,6 +498,11 @@ bool Execution::AdvanceLevel(size_t level) {
             }
             if (!CloseGroup(level, first, k)) return false;
             first = k;
+        } else if (ClosesEarly(level, first, k + 1)) {
+            // The rest of the level is expected to go to the final merge unmerged (CarryTail): this
+            // group's merge runs while the map goes on instead of after it.
+            if (!CloseGroup(level, first, k + 1)) return false;
+            first = k + 1;
         }
         ++k;
     }
@@ -457,6 +529,8 @@ bool Execution::AdvanceLevel(size_t level) {
         for (const auto& [f, l] : groups) {
             if (!CloseGroup(level, f, l)) return false;
         }
+    } else if (first < n && TailCarries(level, first)) {
+        CarryTail(level, first);
     } else if (first < n) {
         if (!CloseGroup(level, first, n)) return false;
         if (static_cast<int>(state_.groups[level + 1].size()) >= n) {

@@ -4,10 +4,15 @@
 // - map-reduce is a kMap step per chunk (level 0), then, level by level, a kMerge step per group
 //   of the previous level's outputs (level l >= 1), until the outputs fit one kFinal step.
 // Steps run in parallel on a bounded TaskPool, pipelined: a merge group starts as soon as its
-// partials are done and it is certain (the level can no longer fit one final merge) that it is the
-// group GroupForMerge would make, while the map goes on; so only the final merge runs alone. The
-// groups, and so the calls and the summary, are those of a level-by-level run. Outputs stay in
-// document order.
+// partials are done, while the map goes on, so only the final merge runs alone. A level's items are
+// grouped in document order: a group closes when the next item would overflow its merge prompt and
+// the items so far can no longer fit one final merge; or, once, early, when the level (projected at
+// the mean of its items so far) cannot fit one final merge but what is left after the group, beside
+// the merges' outputs at their cap, fits in half of one. When the level is complete and its
+// remaining items fit the final merge beside those outputs, they are carried up as they are (groups
+// of one, no call): no merge waits for the whole map. Every decision depends on the items' outputs
+// in document order alone, never on which call finished first, so a resumed run makes the same
+// groups. Outputs stay in document order.
 // Silent truncation (prompt_tokens reached the context) and refused prompts are one kind of
 // failure, an overflow, handled by one re-plan policy (DecideReplan). A finished step is stored
 // in the state, then reported (SummarizeEvents::on_step); Run() given a state that already holds

@@ -99,6 +99,11 @@ struct RouteEstimate {
 // Estimated tokens the single-pass prompt template adds around a text.
 int64_t SinglePromptOverheadTokens(const PromptOptions& options);
 int64_t MapPromptOverheadTokens(const PromptOptions& options);
+// The intermediate merges the pipelined map-reduce (executor.hpp) is expected to run beside the
+// map of `chunks` partials, each at map_reduce.map_num_predict: none when they fit one final merge,
+// else enough to bring what is left within half of one (the rest goes to the final merge unmerged).
+// The router cuts the chunks so that maps and these merges fill whole rounds of the map's slots.
+size_t ExpectedMerges(size_t chunks, const Config& config, const PromptOptions& prompt);
 
 // Expected time of a single pass on config.buckets[bucket_index], and of map-reduce on the map
 // bucket with `chunks` map prompts totalling `map_prompt_tokens`. Requires costs.buckets to

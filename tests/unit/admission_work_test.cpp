@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "eventually.hpp"
@@ -70,14 +71,18 @@ TEST(AdmissionWork, TryEnterNeverWaits) {
     const auto start = Clock::now();
     EXPECT_EQ(admission.TryEnter(10, &second), AdmitResult::kQueueFull);
     EXPECT_LT(Clock::now() - start, 50ms);
-    std::thread waiter([&] {
+    std::promise<void> release;
+    std::thread waiter([&, hold = release.get_future()] {
         Admission::Id id = 0;
-        if (admission.Enter(5, &id) == AdmitResult::kAdmitted) admission.Leave(id);
+        if (admission.Enter(5, &id) != AdmitResult::kAdmitted) return;
+        hold.wait();  // holds its slot until the check below is done
+        admission.Leave(id);
     });
     ASSERT_TRUE(Eventually([&] { return admission.queued() == 1; }, 2000ms));
     admission.Leave(first);
     // A waiting caller goes first: TryEnter does not jump the queue.
     EXPECT_EQ(admission.TryEnter(10, &second), AdmitResult::kQueueFull);
+    release.set_value();
     waiter.join();
     EXPECT_EQ(admission.TryEnter(10, &second), AdmitResult::kAdmitted);
     admission.BeginShutdown();

@@ -1,7 +1,7 @@
-// The pipelined map-reduce (executor.hpp): merges start while the map goes on, yet the groups are
-// exactly those of a level-by-level run (GroupForMerge over the finished level), outputs stay in
-// document order, only the final merge runs alone, and a state caught mid-pipeline (some merges
-// done, the map not) resumes without redoing anything. Also the exact token counts (TokenCounter)
+// The pipelined map-reduce (executor.hpp): merges start while the map goes on, the partials after
+// the last merge group go to the final merge as they are, outputs stay in document order, only the
+// final merge runs alone, and a state caught mid-pipeline (some merges done, the map not) resumes
+// without redoing anything and makes the same summary. Also the exact token counts (TokenCounter)
 // and their use by the router and chunker.
 #include <gtest/gtest.h>
 
@@ -84,7 +84,7 @@ private:
     std::vector<Timed> calls_;
 };
 
-TEST(Pipeline, MergesStartWhileTheMapGoesOnWithTheGroupsOfALevelByLevelRun) {
+TEST(Pipeline, MergesStartWhileTheMapGoesOnAndTheTailGoesToTheFinalMergeUnmerged) {
     const Config config = BigPartials();
     FakeLlmEngine engine;
     Recorder recorder;
@@ -95,44 +95,75 @@ TEST(Pipeline, MergesStartWhileTheMapGoesOnWithTheGroupsOfALevelByLevelRun) {
     ASSERT_TRUE(state.ok());
     auto r = summarizer.Execute(request, *state, {}, CancelToken{});
     ASSERT_TRUE(r.ok()) << r.error().message;
-    ASSERT_GE(state->levels.size(), 2u);
+    ASSERT_EQ(state->levels.size(), 2u);
 
-    // The groups of level 1 are GroupForMerge's over the whole map output.
-    std::vector<StepOutput> maps;
-    for (const auto& o : state->levels[0]) maps.push_back(*o);
+    // Level 1 covers the map's outputs in order: merge groups that fit a merge prompt, then the
+    // tail, each partial carried up as it is (a group of one, no call).
+    const auto& groups = state->groups[1];
+    ASSERT_EQ(groups.size(), state->levels[1].size());
     PromptOptions options;
     options.language = "en";
     options.max_tokens = config.generation.num_predict;
     const int64_t budget =
         config.MapBucket().num_ctx - config.map_reduce.reduce_num_predict - config.routing.safety_margin_tokens;
-    EXPECT_EQ(state->groups[1], GroupForMerge(maps, state->safety, options, budget));
-    ASSERT_GE(state->groups[1].size(), 2u);
+    int at = 0, merges = 0, carried = 0;
+    for (size_t g = 0; g < groups.size(); ++g) {
+        const auto [first, last] = groups[g];
+        ASSERT_EQ(first, at);
+        ASSERT_GT(last, first);
+        at = last;
+        const bool is_carried = state->levels[1][g]->text == state->levels[0][static_cast<size_t>(first)]->text;
+        if (is_carried) {
+            EXPECT_EQ(last - first, 1);
+            ++carried;
+            continue;
+        }
+        EXPECT_EQ(carried, 0) << "a merge group after a carried partial";
+        std::vector<StepOutput> group;
+        for (int i = first; i < last; ++i) group.push_back(*state->levels[0][static_cast<size_t>(i)]);
+        EXPECT_LE(MergePromptTokens(group, false, options, state->safety), budget);
+        ++merges;
+    }
+    EXPECT_EQ(at, static_cast<int>(state->levels[0].size()));
+    EXPECT_GE(merges, 2);
+    EXPECT_GE(carried, 1) << "the partials after the last merge group fit the final merge as they are";
 
     const auto calls = recorder.calls();
-    Clock::time_point last_map_end{}, first_merge_start = Clock::time_point::max(), others_end{};
+    Clock::time_point last_map_end{}, first_merge_start = Clock::time_point::max(), last_merge_end{}, others_end{};
     for (const auto& c : calls) {
         if (c.tag.rfind("map ", 0) == 0) last_map_end = std::max(last_map_end, c.end);
-        if (c.tag.rfind("reduce 1.", 0) == 0) first_merge_start = std::min(first_merge_start, c.start);
+        if (c.tag.rfind("reduce 1.", 0) == 0) {
+            first_merge_start = std::min(first_merge_start, c.start);
+            last_merge_end = std::max(last_merge_end, c.end);
+        }
         if (c.tag != "reduce final") others_end = std::max(others_end, c.end);
     }
     EXPECT_LT(first_merge_start, last_map_end) << "the first merge waited for the whole map";
     ASSERT_EQ(calls.back().tag, "reduce final");
     EXPECT_GE(calls.back().start, others_end) << "the final merge runs alone, after everything else";
-    // Same calls as a level-by-level run: every map, one merge per group (and levels above), one final.
-    int merges = 0;
-    for (size_t l = 1; l < state->groups.size(); ++l) merges += static_cast<int>(state->groups[l].size());
+    // Every map, one call per merge group (carried partials make none), one final.
     EXPECT_EQ(r->usage.upstream_requests, r->chunks + merges + 1);
-    // Each merge got its partials in document order.
+    // Each merge got its partials in document order; the final merge got the merges' outputs, then
+    // the carried partials, in document order.
     for (const auto& g : engine.requests()) {
-        if (g.tag.rfind("reduce 1.", 0) != 0) continue;
-        const int group = std::stoi(g.tag.substr(9)) - 1;
-        const auto [first, last] = state->groups[1][static_cast<size_t>(group)];
-        size_t at = 0;
-        for (int i = first; i < last; ++i) {
-            const size_t pos = g.prompt.find("map " + std::to_string(i + 1) + "/");
-            ASSERT_NE(pos, std::string::npos) << g.tag << " lacks map " << i + 1;
-            EXPECT_GE(pos, at);
-            at = pos;
+        if (g.tag.rfind("reduce 1.", 0) == 0) {
+            const int group = std::stoi(g.tag.substr(9)) - 1;
+            const auto [first, last] = groups[static_cast<size_t>(group)];
+            size_t pos_at = 0;
+            for (int i = first; i < last; ++i) {
+                const size_t pos = g.prompt.find("map " + std::to_string(i + 1) + "/");
+                ASSERT_NE(pos, std::string::npos) << g.tag << " lacks map " << i + 1;
+                EXPECT_GE(pos, pos_at);
+                pos_at = pos;
+            }
+        } else if (g.tag == "reduce final") {
+            size_t pos_at = 0;
+            for (size_t i = 0; i < state->levels[1].size(); ++i) {
+                const size_t pos = g.prompt.find(state->levels[1][i]->text.substr(0, 16));
+                ASSERT_NE(pos, std::string::npos) << "the final merge lacks part " << i + 1;
+                EXPECT_GE(pos, pos_at);
+                pos_at = pos;
+            }
         }
     }
 }

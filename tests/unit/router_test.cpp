@@ -275,20 +275,36 @@ TEST(Router, MapChunksFillTheLastRoundOfAPoolsSlots) {
     ASSERT_EQ(pool.MapConcurrency(), 8);
     RouteOptions options;
     options.prompt.language = "en";
-    int checked = 0;
+    options.prompt.max_tokens = pool.generation.num_predict;
+    int checked = 0, with_merges = 0;
     for (size_t chars = 700000; chars <= 1500000; chars += 100000) {
         const std::string text = TextOfChars(kEnglishParagraph, chars);
         const TextStats stats = ComputeTextStats(text);
         auto natural = PlanRoute(text, stats, one_slot, options);
         auto filled = PlanRoute(text, stats, pool, options);
         ASSERT_TRUE(natural.ok() && filled.ok());
-        if (natural->chunks.size() % 8 == 0) continue;
+        // The steps of a round: the maps and the merges expected to run beside them.
+        const size_t merges = ExpectedMerges(natural->chunks.size(), pool, options.prompt);
+        if ((natural->chunks.size() + merges) % 8 == 0) continue;
         ++checked;
-        EXPECT_EQ(filled->chunks.size() % 8, 0u) << chars << ": " << natural->chunks.size() << " -> " << filled->chunks.size();
+        if (merges > 0) ++with_merges;
+        EXPECT_EQ((filled->chunks.size() + merges) % 8, 0u)
+            << chars << ": " << natural->chunks.size() << " -> " << filled->chunks.size() << ", " << merges << " merge(s)";
         EXPECT_LT(filled->chunks.size(), natural->chunks.size() + 8) << chars;
         for (const auto& c : filled->chunks) EXPECT_LE(c.chars, pool.routing.hierarchical_chunk_max_chars);
     }
     EXPECT_GE(checked, 3);
+    EXPECT_GE(with_merges, 1);
+}
+
+TEST(Router, ExpectedMergesAreThoseThatBringThePartialsWithinHalfAFinalMerge) {
+    Config config;  // 16K map bucket, partials of up to 400 tokens, a final of 1,200
+    PromptOptions prompt;
+    prompt.max_tokens = config.generation.num_predict;
+    EXPECT_EQ(ExpectedMerges(8, config, prompt), 0u);   // 3.3K tokens: one final merge takes them
+    EXPECT_EQ(ExpectedMerges(35, config, prompt), 0u);  // 14.3K: still one final merge (budget 14.7K)
+    EXPECT_EQ(ExpectedMerges(52, config, prompt), 1u);  // 21.2K: one merge of the first ~34, the rest as it is
+    EXPECT_EQ(ExpectedMerges(100, config, prompt), 3u);  // 40.8K
 }
 
 }  // namespace

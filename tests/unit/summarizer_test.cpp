@@ -198,10 +198,10 @@ TEST_F(SummarizerTest, MergePromptsAreSizedWithTheTokenCountsOllamaReported) {
     EXPECT_EQ(r->levels, 2);
     EXPECT_EQ(refused.load(), 0);
     EXPECT_EQ(r->overflow_replans, 0);
-    // Every map partial reached exactly one merge.
+    // Every map partial reached exactly one merge, or the final merge as it was (carried up).
     int merged_partials = 0;
     for (const auto& g : backend.requests()) {
-        if (g.tag.rfind("reduce 1.", 0) != 0) continue;
+        if (g.tag.rfind("reduce ", 0) != 0) continue;
         for (size_t pos = 0; (pos = g.prompt.find("<1500# map ", pos)) != std::string::npos; ++pos) ++merged_partials;
     }
     EXPECT_EQ(merged_partials, r->chunks);

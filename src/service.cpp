@@ -24,7 +24,23 @@ WorkTicket::WorkTicket(WorkTicket&& other) noexcept
       key_(other.key_),
       cancel_(other.cancel_),
       batch_(other.batch_),
-      admission_id_(other.admission_id_) {}
+      admission_id_(other.admission_id_),
+      plan_(std::move(other.plan_)),
+      planned_for_(other.planned_for_) {}
+
+namespace {
+
+// What a plan depends on in a request (its id does not count).
+size_t PlanKey(const SummarizeRequest& r) {
+    size_t key = std::hash<std::string>{}(r.text);
+    for (const size_t part : {std::hash<std::string>{}(r.language), static_cast<size_t>(r.style),
+                              static_cast<size_t>(r.max_tokens), static_cast<size_t>(r.strategy)}) {
+        key ^= part + 0x9e3779b97f4a7c15ULL + (key << 6) + (key >> 2);
+    }
+    return key;
+}
+
+}  // namespace
 
 WorkTicket::~WorkTicket() {
     if (service_) service_->Release(key_, batch_, admission_id_);
@@ -70,7 +86,17 @@ Result<WorkTicket> Service::Admit(const CancelToken& client_gone, const Summariz
     auto plan = MakePlan(request);
     if (!plan.ok()) return Enter(admission_, false, 0, client_gone, still_wanted);
     const bool batch = plan->kind == RouteKind::kMapReduce;
-    return Enter(batch ? batch_admission_ : admission_, batch, EstimateWork(*plan, request), client_gone, still_wanted);
+    const auto planned = Clock::now();
+    auto ticket =
+        Enter(batch ? batch_admission_ : admission_, batch, EstimateWork(*plan, request), client_gone, still_wanted);
+    // Summarize plans no second time when this plan still holds: the static policy's choice depends
+    // on the request and the configuration alone; the cost policy's also on the moment's queues.
+    constexpr auto kNoWait = std::chrono::milliseconds(5);
+    if (ticket.ok() && (config_.routing.policy != "cost" || Clock::now() - planned < kNoWait)) {
+        ticket->plan_ = std::move(plan.value());
+        ticket->planned_for_ = PlanKey(request);
+    }
+    return ticket;
 }
 
 Result<WorkTicket> Service::Enter(Admission& lane, bool batch, double work_s, const CancelToken& client_gone,
@@ -150,7 +176,16 @@ Result<SummarizeResponse> Service::Summarize(const WorkTicket& ticket, const Sum
                                                     : "the circuit to every upstream is open";
         return Extractive(request, arrival, started, what + " (" + pool_->LastFailure() + ")", events);
     }
-    auto state = hooks && hooks->prepare ? hooks->prepare() : summarizer_.Start(request);
+    Result<ExecutionState> state = MakeError(ErrorCode::kInternal, "not planned");
+    if (hooks && hooks->prepare) {
+        state = hooks->prepare();
+    } else if (ticket.plan_ && ticket.planned_for_ == PlanKey(request)) {
+        ExecutionState fresh;
+        fresh.plan = *ticket.plan_;  // as Admit planned it (Summarizer::Start, safety 1)
+        state = std::move(fresh);
+    } else {
+        state = summarizer_.Start(request);
+    }
     if (!state.ok()) return state.error();
     std::atomic<bool> delta_sent{false};
     SummarizeEvents watched = events;

@@ -109,6 +109,7 @@ private:
     std::optional<Clock::time_point> first_final_token_;
     bool delta_sent_ = false;
     std::string final_finish_;  // the final text's finish_reason, as its engine reported it
+    std::string final_model_;   // the model that wrote it, where the engine said (a ride's)
     std::optional<OverflowReport> overflow_;
     TimeLeftEstimator estimator_;
     bool observed_ = false;  // a call was observed: the calibration is worth keeping
@@ -207,7 +208,10 @@ Result<StepOutput> Execution::Call(const StepId& step, const Prompt& prompt, int
         if (result.ok()) {
             estimator_.Observe(result->prompt_tokens, result->output_tokens, max_tokens, wall);
             observed_ = true;
-            if (final_text) final_finish_ = result->finish_reason;
+            if (final_text) {
+                final_finish_ = result->finish_reason;
+                final_model_ = result->model;
+            }
             state_.spent.prompt_tokens += result->prompt_tokens;
             state_.spent.output_tokens += result->output_tokens;
             state_.spent.prefill += result->prefill;
@@ -717,7 +721,7 @@ SummarizeResponse Execution::Response(Clock::time_point arrival, Clock::time_poi
     r.request_id = request_.request_id;
     r.summary = state_.final->text;
     r.route = RouteName(plan);
-    r.model = plan.model;
+    r.model = final_model_.empty() ? plan.model : final_model_;
     r.chunks = plan.kind == RouteKind::kMapReduce ? static_cast<int>(plan.chunks.size()) : 1;
     r.levels = plan.kind == RouteKind::kMapReduce ? static_cast<int>(state_.levels.size()) : 0;
     r.reason = plan.reason + state_.replan_notes;

@@ -376,8 +376,12 @@ Result<GenerateResult> UpstreamPool::Generate(const GenerateRequest& request, co
                 riding.keep_alive = ride->keep_alive;
             }
         }
-        auto result = Attempt(h, riding.bucket.empty() ? r : riding, marking, cancel, retry);
-        if (result.ok()) return result;
+        const GenerateRequest& sent = riding.bucket.empty() ? r : riding;
+        auto result = Attempt(h, sent, marking, cancel, retry);
+        if (result.ok()) {
+            result->model = sent.model;
+            return result;
+        }
         Error e = result.error();
         // Failed for good: the caller hears it while the slot is still held, so it can stop this
         // call's siblings before the scheduler starts the next one of them.

@@ -76,6 +76,7 @@ struct GenerateResult {
     Duration ttft{0};            // measured here: request sent -> first non-empty piece
     Duration wall{0};            // measured here: request sent -> end of the stream
     std::string upstream;        // the pool's upstream that answered ("" outside a pool)
+    std::string model;           // the pool: the model that generated it (a ride's, not the planned one)
 
     double PrefillTokensPerSecond() const;
     double DecodeTokensPerSecond() const;

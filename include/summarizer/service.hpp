@@ -61,6 +61,10 @@ private:
     CancelToken cancel_;
     bool batch_ = false;
     uint64_t admission_id_ = 0;
+    // The plan Admit made to pick the lane, kept for Summarize when it still holds (same request,
+    // and no wait in the queue under the cost policy, whose choice depends on the moment).
+    std::optional<Plan> plan_;
+    size_t planned_for_ = 0;  // PlanKey of the request it was made for
 };
 
 // How a durable job runs through Service::Summarize (jobs.hpp): the state it starts from (resumed

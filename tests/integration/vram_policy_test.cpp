@@ -229,10 +229,13 @@ protected:
         config.server.max_inflight = 8;  // all four reach the scheduler
         StartService();
         std::vector<std::thread> clients;
+        answers.assign(4, json());
         auto send = [&](const std::string& text, const std::string& strategy) {
-            clients.emplace_back([this, text, strategy] {
+            const size_t index = clients.size();
+            clients.emplace_back([this, text, strategy, index] {
                 auto res = PostJson({{"text", text}, {"strategy", strategy}});
                 EXPECT_TRUE(res && res->status == 200) << (res ? res->body : "no response");
+                if (res && res->status == 200) answers[index] = json::parse(res->body);
             });
         };
         send(short_text, "auto");
@@ -255,6 +258,8 @@ protected:
         for (const auto& r : fake.Requests()) models.push_back(r.body["model"]);
         return models;
     }
+
+    std::vector<json> answers;  // the clients' answers in the order sent: A, L1, B, L2
 };
 
 TEST_F(AffinityTest, StaticPolicyServesInArrivalOrderAndReloadsOnEverySwitch) {
@@ -276,6 +281,10 @@ TEST_F(AffinityTest, StaticPolicyWithRidingSwitchesOnce) {
     const auto requests = fake.Requests();
     EXPECT_EQ(requests[2].body["options"]["num_ctx"], 61440) << "a ride runs with the larger bucket's context";
     EXPECT_EQ(requests[2].body["keep_alive"], "15m") << "and its keep_alive";
+    // B's answer: planned for the 16k route, written by the 60k bucket's model, and says so.
+    EXPECT_EQ(answers[2]["route"], "16k");
+    EXPECT_EQ(answers[2]["model"], "gemma3-4b-60k");
+    EXPECT_EQ(answers[0]["model"], "gemma3-4b-16k");
     auto metrics = Http().Get("/metrics");
     ASSERT_TRUE(metrics);
     EXPECT_NE(metrics->body.find("summarizer_upstream_rides_total{upstream=\"ollama\"} 1"), std::string::npos)

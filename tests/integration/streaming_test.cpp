@@ -105,6 +105,9 @@ TEST_F(ServiceTest, DisconnectDuringSilentPrefillCancelsToo) {
     Clock::time_point disconnected;
     StreamSummarize(port, {{"text", kText}, {"stream", true}}, body, [&](const std::string& so_far) {
         if (so_far.find("event: meta") == std::string::npos) return true;
+        // `meta` goes out before the upstream call starts: leave once it is under way (a client
+        // gone before it starts is never sent upstream at all, which the fake cannot see).
+        EXPECT_TRUE(fake.WaitForRequests(1, std::chrono::seconds(5)));
         disconnected = Clock::now();
         return false;
     });

@@ -158,13 +158,18 @@ RouteEstimate EstimateMapReduceRoute(const Config& config, const RouteCosts& cos
     return e;
 }
 
+int64_t FinalMergeBudget(const Config& config, const PromptOptions& prompt) {
+    return config.MapBucket().num_ctx - prompt.max_tokens - config.routing.safety_margin_tokens;
+}
+
 size_t ExpectedMerges(size_t chunks, const Config& config, const PromptOptions& prompt) {
     const int64_t bucket = config.MapBucket().num_ctx, margin = config.routing.safety_margin_tokens;
-    const int64_t partial = config.map_reduce.map_num_predict + 8;  // + its heading in the merge prompt
-    const int64_t final_budget = bucket - prompt.max_tokens - margin;
+    const int64_t partial = config.map_reduce.map_num_predict + kReducePartHeadingTokens;
+    const int64_t final_budget = FinalMergeBudget(config, prompt);
     const int64_t total = static_cast<int64_t>(chunks) * partial;
     if (total <= final_budget) return 0;
-    const int64_t per_merge = bucket - 2 * (config.map_reduce.reduce_num_predict + 8) - margin;  // taken, less its output
+    // What one merge takes in, less what its output adds back.
+    const int64_t per_merge = bucket - 2 * (config.map_reduce.reduce_num_predict + kReducePartHeadingTokens) - margin;
     if (per_merge <= 0) return 0;
     return static_cast<size_t>((total - final_budget / 2 + per_merge - 1) / per_merge);
 }

@@ -72,7 +72,6 @@ private:
     bool MergeFits(const std::vector<std::optional<StepOutput>>& items, int first, int last) const;
     bool FinalFits(const std::vector<std::optional<StepOutput>>& items, int upto) const;
     // The pipeline's early group and carried tail (see AdvanceLevel). Require mutex_.
-    int64_t FinalBudget() const;
     int64_t PartsTokens(const std::vector<std::optional<StepOutput>>& items, int first, int last) const;
     int64_t MergeOutputBound() const;
     bool ClosesEarly(size_t level, int first, int upto) const;
@@ -395,14 +394,7 @@ bool Execution::MergeFits(const std::vector<std::optional<StepOutput>>& items, i
 bool Execution::FinalFits(const std::vector<std::optional<StepOutput>>& items, int upto) const {
     std::vector<StepOutput> prefix;
     for (int i = 0; i < upto; ++i) prefix.push_back(*items[static_cast<size_t>(i)]);
-    return MergePromptTokens(prefix, true, Options(), state_.safety) + Options().max_tokens +
-               config_.routing.safety_margin_tokens <=
-           config_.MapBucket().num_ctx;
-}
-
-// Prompt tokens a final merge can hold.
-int64_t Execution::FinalBudget() const {
-    return config_.MapBucket().num_ctx - Options().max_tokens - config_.routing.safety_margin_tokens;
+    return MergePromptTokens(prefix, true, Options(), state_.safety) <= FinalMergeBudget(config_, Options());
 }
 
 // What items [first, last) add to a merge prompt (their text, excess and part headings).
@@ -414,24 +406,27 @@ int64_t Execution::PartsTokens(const std::vector<std::optional<StepOutput>>& ite
 
 // At most what one merge's output adds to the final merge's prompt: its cap, a heading, the safety.
 int64_t Execution::MergeOutputBound() const {
-    return static_cast<int64_t>(std::ceil(static_cast<double>(config_.map_reduce.reduce_num_predict + 8) * state_.safety));
+    return static_cast<int64_t>(
+        std::ceil(static_cast<double>(config_.map_reduce.reduce_num_predict + kReducePartHeadingTokens) * state_.safety));
 }
 
 // Whether group [first, upto) of the top level's items closes before the next item would overflow
 // it: the level as a whole (its items so far, the rest projected at their mean) cannot fit one final
 // merge, and what is left after `upto` (projected), beside the merges' outputs (at their cap), fits
-// in half of one where what is left after `first` did not. A pure function of items [0, upto), so the groups depend on the outputs alone (a
-// resumed run makes the same), not on which calls finished first.
+// in half of one where what is left after `first` did not. A pure function of items [0, upto), so
+// the groups depend on the outputs alone (a resumed run makes the same), not on which calls finished
+// first.
 bool Execution::ClosesEarly(size_t level, int first, int upto) const {
     if (!closed_[level] || upto - first < 2 || state_.levels.size() > level + 2) return false;
     const auto& items = state_.levels[level];
     const int n = static_cast<int>(items.size());
     if (upto >= n) return false;  // the level is complete: AdvanceLevel decides the rest
     const int64_t overhead = MergePromptTokens({}, true, Options(), state_.safety);
+    const int64_t budget = FinalMergeBudget(config_, Options());
     const double mean = static_cast<double>(PartsTokens(items, 0, upto)) / upto;
-    if (overhead + static_cast<int64_t>(mean * n) <= FinalBudget()) return false;  // one final merge may take it all
+    if (overhead + static_cast<int64_t>(mean * n) <= budget) return false;  // one final merge may take it all
     const int closed = state_.levels.size() > level + 1 ? static_cast<int>(state_.groups[level + 1].size()) : 0;
-    const double half = static_cast<double>(FinalBudget()) / 2;
+    const double half = static_cast<double>(budget) / 2;
     const double unmerged = overhead + static_cast<double>(closed * MergeOutputBound()) + mean * (n - first);
     const double merged = overhead + static_cast<double>((closed + 1) * MergeOutputBound()) + mean * (n - upto);
     return unmerged > half && merged <= half;  // once: the group that brings the rest within half
@@ -444,7 +439,8 @@ bool Execution::TailCarries(size_t level, int first) const {
     const auto& items = state_.levels[level];
     const int n = static_cast<int>(items.size());
     const int64_t merges = static_cast<int64_t>(state_.groups[level + 1].size()) * MergeOutputBound();
-    return MergePromptTokens({}, true, Options(), state_.safety) + merges + PartsTokens(items, first, n) <= FinalBudget();
+    return MergePromptTokens({}, true, Options(), state_.safety) + merges + PartsTokens(items, first, n) <=
+           FinalMergeBudget(config_, Options());
 }
 
 // Items [first, n) of `level` join level + 1 unmerged, each as a group of one with no call.

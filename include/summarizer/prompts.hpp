@@ -3,6 +3,7 @@
 // the document is fenced as data, and the output language is named explicitly.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,5 +41,8 @@ Prompt BuildMapPrompt(std::string_view chunk, int index, int total, const Prompt
 // Reduce step: partial summaries of consecutive parts, in order. `final_pass` asks for the
 // requested style and length; otherwise a merged summary that keeps facts for the next level.
 Prompt BuildReducePrompt(const std::vector<std::string>& partials, bool final_pass, const PromptOptions& options);
+// About the tokens BuildReducePrompt adds around each partial ("[Part N]", the line breaks): what
+// sizing a partial (or a merge's output) by its token cap adds for it.
+inline constexpr int64_t kReducePartHeadingTokens = 8;
 
 }  // namespace summarizer

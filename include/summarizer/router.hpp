@@ -99,6 +99,8 @@ struct RouteEstimate {
 // Estimated tokens the single-pass prompt template adds around a text.
 int64_t SinglePromptOverheadTokens(const PromptOptions& options);
 int64_t MapPromptOverheadTokens(const PromptOptions& options);
+// Prompt tokens one final merge on the map bucket can hold (its output and the margin kept free).
+int64_t FinalMergeBudget(const Config& config, const PromptOptions& prompt);
 // The intermediate merges the pipelined map-reduce (executor.hpp) is expected to run beside the
 // map of `chunks` partials, each at map_reduce.map_num_predict: none when they fit one final merge,
 // else enough to bring what is left within half of one (the rest goes to the final merge unmerged).

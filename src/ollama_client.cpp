@@ -57,19 +57,25 @@ std::unique_ptr<httplib::Client> MakeClient(const OllamaClientOptions& options, 
     return upstream_http::MakeClient(EndpointOf(options), std::chrono::seconds(read_timeout_s));
 }
 
-Error TransportError(httplib::Error error, const std::string& url) {
-    switch (error) {
-        case httplib::Error::Connection:
-        case httplib::Error::ConnectionTimeout:
-            return MakeError(ErrorCode::kUpstreamUnreachable,
-                             "cannot connect to Ollama at " + url + " (" + httplib::to_string(error) +
-                                 "): start it (`ollama serve`) or set OLLAMA_HOST",
-                             /*retryable=*/true);
-        default:
-            return MakeError(ErrorCode::kUpstreamError,
-                             "Ollama at " + url + " broke off the response (" + httplib::to_string(error) + ")",
-                             /*retryable=*/true);
+// A call that could not connect (`connect_failed`) or broke off; `detail` says how.
+Error TransportError(bool connect_failed, const std::string& detail, const std::string& url) {
+    if (connect_failed) {
+        return MakeError(ErrorCode::kUpstreamUnreachable,
+                         "cannot connect to Ollama at " + url + " (" + detail +
+                             "): start it (`ollama serve`) or set OLLAMA_HOST",
+                         /*retryable=*/true);
     }
+    return MakeError(ErrorCode::kUpstreamError, "Ollama at " + url + " broke off the response (" + detail + ")",
+                     /*retryable=*/true);
+}
+
+Error TransportError(httplib::Error error, const std::string& url) {
+    return TransportError(error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout,
+                          httplib::to_string(error), url);
+}
+
+Error TransportError(const upstream_http::StreamConnection::Outcome& outcome, const std::string& url) {
+    return TransportError(outcome.connect_failed, outcome.detail, url);
 }
 
 Result<json> GetJson(const OllamaClientOptions& options, const std::string& path) {
@@ -101,9 +107,7 @@ OllamaClientOptions OllamaClientOptions::FromConfig(const OllamaConfig& config) 
 
 OllamaClient::OllamaClient(OllamaClientOptions options)
     : options_(std::move(options)),
-      pool_(std::make_unique<upstream_http::ClientPool>(
-          EndpointOf(options_),
-          std::chrono::seconds(std::max(options_.first_token_timeout_s, options_.idle_timeout_s) + 5))),
+      pool_(std::make_unique<upstream_http::ConnectionPool>(EndpointOf(options_))),
       watchdog_(std::make_unique<upstream_http::Watchdog>()) {}
 
 OllamaClient::~OllamaClient() = default;
@@ -118,6 +122,28 @@ json KeepAliveJson(const std::string& keep_alive) {
         return *seconds;
     }
     return trimmed;
+}
+
+std::string_view WithoutOllamaContext(std::string_view line, std::string& scratch) {
+    // Inside a JSON string a quote is escaped, so this key can only be a member's.
+    static constexpr std::string_view kKey = "\"context\":[";
+    const size_t key = line.find(kKey);
+    if (key == std::string_view::npos) return line;
+    const size_t close = line.find(']', key + kKey.size());
+    if (close == std::string_view::npos) return line;
+    for (size_t i = key + kKey.size(); i < close; ++i) {
+        const char c = line[i];
+        if (!((c >= '0' && c <= '9') || c == ',' || c == '-' || c == ' ')) return line;
+    }
+    size_t begin = key, end = close + 1;
+    if (begin > 0 && line[begin - 1] == ',') {
+        --begin;
+    } else if (end < line.size() && line[end] == ',') {
+        ++end;
+    }
+    scratch.assign(line.substr(0, begin));
+    scratch.append(line.substr(end));
+    return scratch;
 }
 
 std::string BuildGenerateBody(const GenerateRequest& request) {
@@ -199,13 +225,13 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
                                                   const CancelToken& cancel) {
     if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled before sending");
     const auto start = Clock::now();
-    auto client = pool_->Take();
+    auto connection = pool_->Take();
 
-    // The watchdog is the only thread besides this one that touches `client`, and only to stop().
+    // The watchdog is the only thread besides this one that touches `connection`, and only to Stop().
     std::atomic<int64_t> last_line_ns{0};  // ns since start of the last line; 0 = none yet
     std::atomic<StopReason> stop_reason{StopReason::kNone};
     const Deadlines deadlines{options_.first_token_timeout_s, options_.idle_timeout_s, options_.total_timeout_s};
-    const uint64_t watch = watchdog_->Add({&deadlines, &cancel, client.get(), start, &last_line_ns, &stop_reason});
+    const uint64_t watch = watchdog_->Add({&deadlines, &cancel, connection.get(), start, &last_line_ns, &stop_reason});
 
     GenerateResult result;
     int status = 0;
@@ -214,11 +240,12 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     bool final_seen = false;
     NdjsonReader reader;
 
+    std::string scratch;
     auto on_line = [&](std::string_view line) -> bool {
         last_line_ns = std::max<int64_t>(1, static_cast<int64_t>(MsSince(start) * 1e6));
         json doc;
         try {
-            doc = json::parse(line);
+            doc = json::parse(WithoutOllamaContext(line, scratch));
         } catch (const json::exception&) {
             stream_error = MakeError(ErrorCode::kUpstreamError,
                                      "Ollama sent a malformed line: " + std::string(line.substr(0, 120)), true);
@@ -254,28 +281,23 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
         return !cancel.cancelled();
     };
 
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/api/generate";
-    req.body = BuildGenerateBody(request);
-    req.headers.emplace("Content-Type", "application/json");
-    req.headers.emplace("Accept", "application/x-ndjson");
-    req.response_handler = [&](const httplib::Response& response) {
-        status = response.status;
-        return !cancel.cancelled();
-    };
-    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
-        if (status != 200) {
-            if (error_body.size() < 64 * 1024) error_body.append(data, length);
-            return true;
-        }
-        return reader.Feed(std::string_view(data, length), on_line);
-    };
-
-    httplib::Response res;
-    httplib::Error transport = httplib::Error::Success;
-    bool sent = client->send(req, res, transport);
+    const auto outcome = connection->Post(
+        "/api/generate", BuildGenerateBody(request), "application/x-ndjson",
+        [&](int response_status) {
+            status = response_status;
+            return !cancel.cancelled();
+        },
+        [&](const char* data, size_t length) {
+            if (status != 200) {
+                if (error_body.size() < 64 * 1024) error_body.append(data, length);
+                return true;
+            }
+            return reader.Feed(std::string_view(data, length), on_line);
+        });
+    const bool sent = outcome.ok;
     watchdog_->Remove(watch);
+    // A response read to its end leaves the connection to the next call, whatever it said.
+    pool_->Return(std::move(connection));
     result.wall = std::chrono::duration_cast<GenerateResult::Duration>(Clock::now() - start);
 
     // The final object may arrive without a trailing newline.
@@ -292,16 +314,15 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     if (!sent) {
         if (status == 200) {
             return MakeError(ErrorCode::kUpstreamError,
-                             "Ollama closed the connection mid-stream (" + httplib::to_string(transport) + ") after " +
+                             "Ollama closed the connection mid-stream (" + outcome.detail + ") after " +
                                  std::to_string(result.text.size()) + " bytes",
                              true);
         }
-        return TransportError(transport, options_.base_url);
+        return TransportError(outcome, options_.base_url);
     }
     if (!final_seen) {
         return MakeError(ErrorCode::kUpstreamError, "Ollama's stream ended without its final (done) object", true);
     }
-    pool_->Return(std::move(client));
     return result;
 }
 

@@ -100,15 +100,25 @@ Ns Millis(double ms) { return std::chrono::duration_cast<Ns>(std::chrono::durati
 
 std::string Who(const OpenAiClientOptions& o) { return "upstream " + o.name + " (" + o.url + ")"; }
 
-Error TransportError(httplib::Error error, const OpenAiClientOptions& o) {
-    if (error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout) {
+// A call that could not connect (`connect_failed`) or broke off; `detail` says how.
+Error TransportError(bool connect_failed, const std::string& detail, const OpenAiClientOptions& o) {
+    if (connect_failed) {
         return MakeError(ErrorCode::kUpstreamUnreachable,
-                         "cannot connect to " + Who(o) + " (" + httplib::to_string(error) +
-                             "): is the engine running? (upstreams." + o.name + ".url)",
+                         "cannot connect to " + Who(o) + " (" + detail + "): is the engine running? (upstreams." + o.name +
+                             ".url)",
                          /*retryable=*/true);
     }
-    return MakeError(ErrorCode::kUpstreamError, Who(o) + " broke off the response (" + httplib::to_string(error) + ")",
+    return MakeError(ErrorCode::kUpstreamError, Who(o) + " broke off the response (" + detail + ")",
                      /*retryable=*/true);
+}
+
+Error TransportError(httplib::Error error, const OpenAiClientOptions& o) {
+    return TransportError(error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout,
+                          httplib::to_string(error), o);
+}
+
+Error TransportError(const upstream_http::StreamConnection::Outcome& outcome, const OpenAiClientOptions& o) {
+    return TransportError(outcome.connect_failed, outcome.detail, o);
 }
 
 Endpoint EndpointOf(const OpenAiClientOptions& o) {
@@ -313,8 +323,7 @@ std::string BuildChatBody(const GenerateRequest& request, OpenAiFlavor flavor) {
 
 OpenAiClient::OpenAiClient(OpenAiClientOptions options)
     : options_(std::move(options)),
-      pool_(std::make_unique<upstream_http::ClientPool>(
-          EndpointOf(options_), std::chrono::seconds(std::max(options_.first_token_timeout_s, options_.idle_timeout_s) + 5))),
+      pool_(std::make_unique<upstream_http::ConnectionPool>(EndpointOf(options_))),
       watchdog_(std::make_unique<upstream_http::Watchdog>()) {}
 
 OpenAiClient::~OpenAiClient() = default;
@@ -329,11 +338,11 @@ Result<GenerateResult> OpenAiClient::Generate(const GenerateRequest& request, co
     if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled before sending");
     const std::string who = Who(options_);
     const auto start = Clock::now();
-    auto client = pool_->Take();
+    auto connection = pool_->Take();
     std::atomic<int64_t> last_piece_ns{0};
     std::atomic<StopReason> stop_reason{StopReason::kNone};
     const Deadlines deadlines{options_.first_token_timeout_s, options_.idle_timeout_s, options_.total_timeout_s};
-    const uint64_t watch = watchdog_->Add({&deadlines, &cancel, client.get(), start, &last_piece_ns, &stop_reason});
+    const uint64_t watch = watchdog_->Add({&deadlines, &cancel, connection.get(), start, &last_piece_ns, &stop_reason});
 
     StreamState s;
     SseReader reader;
@@ -346,27 +355,24 @@ Result<GenerateResult> OpenAiClient::Generate(const GenerateRequest& request, co
         }
         return !cancel.cancelled();
     };
-    httplib::Request req;
-    req.method = "POST";
-    req.path = upstream_http::SplitUrl(options_.url).path_prefix + "/v1/chat/completions";
-    req.body = BuildChatBody(request, info().flavor);
-    req.headers.emplace("Content-Type", "application/json");
-    req.headers.emplace("Accept", "text/event-stream");
-    req.response_handler = [&](const httplib::Response& response) {
-        status = response.status;
-        return !cancel.cancelled();
-    };
-    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
-        if (status != 200) {
-            if (error_body.size() < 64 * 1024) error_body.append(data, length);
-            return true;
-        }
-        return feed(reader.Feed(std::string_view(data, length)));
-    };
-    httplib::Response res;
-    httplib::Error transport = httplib::Error::Success;
-    const bool sent = client->send(req, res, transport);
+    const auto outcome = connection->Post(
+        upstream_http::SplitUrl(options_.url).path_prefix + "/v1/chat/completions", BuildChatBody(request, info().flavor),
+        "text/event-stream",
+        [&](int response_status) {
+            status = response_status;
+            return !cancel.cancelled();
+        },
+        [&](const char* data, size_t length) {
+            if (status != 200) {
+                if (error_body.size() < 64 * 1024) error_body.append(data, length);
+                return true;
+            }
+            return feed(reader.Feed(std::string_view(data, length)));
+        });
+    const bool sent = outcome.ok;
     watchdog_->Remove(watch);
+    // A response read to its end leaves the connection to the next call, whatever it said.
+    pool_->Return(std::move(connection));
     s.result.wall = std::chrono::duration_cast<Ns>(Clock::now() - start);
     if (sent && status == 200 && !s.done_seen && !s.error) feed(reader.Finish());
 
@@ -377,15 +383,14 @@ Result<GenerateResult> OpenAiClient::Generate(const GenerateRequest& request, co
     if (!sent) {
         if (status == 200) {
             return MakeError(ErrorCode::kUpstreamError,
-                             who + " closed the connection mid-stream (" + httplib::to_string(transport) + ") after " +
+                             who + " closed the connection mid-stream (" + outcome.detail + ") after " +
                                  std::to_string(s.result.text.size()) + " bytes",
                              true);
         }
-        return TransportError(transport, options_);
+        return TransportError(outcome, options_);
     }
     if (!s.done_seen) return MakeError(ErrorCode::kUpstreamError, who + "'s stream ended without data: [DONE]", true);
     FinishResult(s);
-    pool_->Return(std::move(client));
     return std::move(s.result);
 }
 

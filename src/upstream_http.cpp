@@ -1,5 +1,22 @@
 #include "upstream_http.hpp"
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <iterator>
+#include <limits>
+
 #include "summarizer/task_pool.hpp"
 
 namespace summarizer::upstream_http {
@@ -101,26 +118,322 @@ void Watchdog::CheckCalls() {
         if (reason != StopReason::kNone) {
             *call.stop_reason = reason;
             call.stopped = true;
-            call.client->stop();  // shuts the socket down
+            call.connection->Stop();  // shuts the socket down
         }
     }
 }
 
-std::unique_ptr<httplib::Client> ClientPool::Take() {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+
+// A blocking socket as Beast's SyncReadStream and SyncWriteStream: one recv per read, one sendmsg
+// (the head and the body gathered) per write, nothing else.
+class FdStream {
+public:
+    explicit FdStream(int fd) : fd_(fd) {}
+    size_t received() const { return received_; }
+
+    template <class MutableBufferSequence>
+    size_t read_some(const MutableBufferSequence& buffers, beast::error_code& ec) {
+        for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers);
+             ++it) {
+            boost::asio::mutable_buffer b = *it;
+            if (b.size() == 0) continue;
+            for (;;) {
+                const ssize_t n = ::recv(fd_, b.data(), b.size(), 0);
+                if (n > 0) {
+                    ec = {};
+                    received_ += static_cast<size_t>(n);
+                    return static_cast<size_t>(n);
+                }
+                if (n == 0) {
+                    ec = boost::asio::error::eof;
+                    return 0;
+                }
+                if (errno == EINTR) continue;
+                ec = beast::error_code(errno, boost::system::system_category());
+                return 0;
+            }
+        }
+        ec = {};
+        return 0;
+    }
+    template <class MutableBufferSequence>
+    size_t read_some(const MutableBufferSequence& buffers) {
+        beast::error_code ec;
+        const size_t n = read_some(buffers, ec);
+        if (ec) throw boost::system::system_error(ec);
+        return n;
+    }
+
+    template <class ConstBufferSequence>
+    size_t write_some(const ConstBufferSequence& buffers, beast::error_code& ec) {
+        iovec iov[64];
+        size_t count = 0;
+        for (auto it = boost::asio::buffer_sequence_begin(buffers);
+             it != boost::asio::buffer_sequence_end(buffers) && count < std::size(iov); ++it) {
+            boost::asio::const_buffer b = *it;
+            if (b.size() == 0) continue;
+            iov[count++] = {const_cast<void*>(b.data()), b.size()};
+        }
+        if (count == 0) {
+            ec = {};
+            return 0;
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = count;
+        for (;;) {
+            const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+            if (n >= 0) {
+                ec = {};
+                return static_cast<size_t>(n);
+            }
+            if (errno == EINTR) continue;
+            ec = beast::error_code(errno, boost::system::system_category());
+            return 0;
+        }
+    }
+    template <class ConstBufferSequence>
+    size_t write_some(const ConstBufferSequence& buffers) {
+        beast::error_code ec;
+        const size_t n = write_some(buffers, ec);
+        if (ec) throw boost::system::system_error(ec);
+        return n;
+    }
+
+private:
+    int fd_;
+    size_t received_ = 0;
+};
+
+// "http://host:port/..." -> host ("[::1]" without brackets) and port (80 when none).
+void SplitAuthority(const std::string& base_url, std::string& host, std::string& port) {
+    std::string rest = base_url;
+    if (auto scheme = rest.find("://"); scheme != std::string::npos) rest = rest.substr(scheme + 3);
+    rest = rest.substr(0, rest.find('/'));
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        host = rest.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+        port = close != std::string::npos && close + 1 < rest.size() && rest[close + 1] == ':' ? rest.substr(close + 2)
+                                                                                               : "80";
+        return;
+    }
+    const auto colon = rest.rfind(':');
+    host = rest.substr(0, colon);
+    port = colon == std::string::npos ? "80" : rest.substr(colon + 1);
+}
+
+}  // namespace
+
+struct StreamConnection::Impl {
+    std::string host, port, host_header, api_key;
+    int connect_timeout_ms = 3000;
+
+    std::mutex mutex;  // fd and stopped, between the owner's connect/close and Stop()
+    int fd = -1;
+    bool stopped = false;
+    int calls = 0;  // responses read to their end on this connection
+    beast::flat_buffer buffer;
+
+    void Close() {
+        std::lock_guard lock(mutex);
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+        buffer.clear();
+        calls = 0;
+    }
+
+    // Connects within connect_timeout_ms, checking for Stop() every 50 ms. "" or why not.
+    std::string Connect() {
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* found = nullptr;
+        if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+            return "cannot resolve " + host + ": " + ::gai_strerror(rc);
+        }
+        std::string why = "no address for " + host;
+        const auto deadline = Clock::now() + std::chrono::milliseconds(connect_timeout_ms);
+        for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+            const int s = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+            if (s < 0) {
+                why = std::string("socket: ") + std::strerror(errno);
+                continue;
+            }
+            int err = ::connect(s, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+            if (err == EINPROGRESS) {
+                err = ETIMEDOUT;
+                for (;;) {
+                    {
+                        std::lock_guard lock(mutex);
+                        if (stopped) {
+                            err = ECANCELED;
+                            break;
+                        }
+                    }
+                    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+                    if (left.count() <= 0) break;
+                    pollfd p{s, POLLOUT, 0};
+                    const int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 50)));
+                    if (ready > 0) {
+                        socklen_t len = sizeof err;
+                        if (::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+                        break;
+                    }
+                    if (ready < 0 && errno != EINTR) {
+                        err = errno;
+                        break;
+                    }
+                }
+            }
+            if (err == 0) {
+                ::fcntl(s, F_SETFL, ::fcntl(s, F_GETFL) & ~O_NONBLOCK);
+                const int one = 1;
+                ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                std::lock_guard lock(mutex);
+                if (stopped) {
+                    ::close(s);
+                    ::freeaddrinfo(found);
+                    return "cancelled";
+                }
+                fd = s;
+                // Beast reads what the buffer can hold without growing: room for a whole short
+                // answer in one recv (it starts at 512 bytes).
+                buffer.reserve(16 * 1024);
+                ::freeaddrinfo(found);
+                return "";
+            }
+            ::close(s);
+            why = err == ETIMEDOUT ? "connect timed out after " + std::to_string(connect_timeout_ms) + " ms"
+                  : err == ECANCELED ? "cancelled"
+                                     : std::string(std::strerror(err));
+            if (err == ECANCELED) break;
+        }
+        ::freeaddrinfo(found);
+        return why;
+    }
+};
+
+StreamConnection::StreamConnection(const Endpoint& endpoint) : impl_(std::make_unique<Impl>()) {
+    SplitAuthority(endpoint.base_url, impl_->host, impl_->port);
+    impl_->host_header = impl_->host.find(':') != std::string::npos ? "[" + impl_->host + "]:" + impl_->port
+                                                                     : impl_->host + ":" + impl_->port;
+    impl_->api_key = endpoint.api_key;
+    impl_->connect_timeout_ms = endpoint.connect_timeout_ms;
+}
+
+StreamConnection::~StreamConnection() { impl_->Close(); }
+
+bool StreamConnection::reusable() const {
+    std::lock_guard lock(impl_->mutex);
+    return reusable_ && !impl_->stopped;
+}
+
+void StreamConnection::Stop() {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopped = true;
+    if (impl_->fd >= 0) ::shutdown(impl_->fd, SHUT_RDWR);
+}
+
+StreamConnection::Outcome StreamConnection::Post(const std::string& path, const std::string& body, const char* accept,
+                                                 const StatusCallback& on_status, const BodyCallback& on_body) {
+    reusable_ = false;
+    Impl& c = *impl_;
+    http::request<http::string_body> request{http::verb::post, path, 11};
+    request.set(http::field::host, c.host_header);
+    request.set(http::field::user_agent, "summarizer");
+    request.set(http::field::content_type, "application/json");
+    request.set(http::field::accept, accept);
+    if (!c.api_key.empty()) request.set(http::field::authorization, "Bearer " + c.api_key);
+    request.keep_alive(true);
+    request.body() = body;
+    request.prepare_payload();
+
+    Outcome outcome;
+    for (int attempt = 0;; ++attempt) {
+        const bool reused = c.fd >= 0 && c.calls > 0;
+        if (c.fd < 0) {
+            if (auto why = c.Connect(); !why.empty()) {
+                outcome.connect_failed = why != "cancelled";
+                outcome.detail = why;
+                return outcome;
+            }
+        }
+        FdStream stream(c.fd);
+        beast::error_code ec;
+        http::write(stream, request, ec);
+        http::response_parser<http::buffer_body> parser;
+        parser.header_limit(64 * 1024);
+        parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+        if (!ec) http::read_header(stream, c.buffer, parser, ec);
+        if (ec) {
+            // A kept-alive connection the server closed while it sat idle: nothing came back. Once
+            // more on a new one (the server saw no request, or at most one it could not answer).
+            bool stopped;
+            {
+                std::lock_guard lock(c.mutex);
+                stopped = c.stopped;
+            }
+            c.Close();
+            if (reused && attempt == 0 && stream.received() == 0 && !stopped) continue;
+            outcome.detail = stopped ? "cancelled" : ec == http::error::end_of_stream ? "end of stream" : ec.message();
+            return outcome;
+        }
+        if (!on_status(static_cast<int>(parser.get().result_int()))) {
+            c.Close();
+            outcome.detail = "ended by the caller";
+            return outcome;
+        }
+        char piece[16 * 1024];
+        while (!parser.is_done()) {
+            parser.get().body().data = piece;
+            parser.get().body().size = sizeof piece;
+            http::read_some(stream, c.buffer, parser, ec);
+            if (ec == http::error::need_buffer) ec = {};
+            if (ec) {
+                bool stopped;
+                {
+                    std::lock_guard lock(c.mutex);
+                    stopped = c.stopped;
+                }
+                c.Close();
+                outcome.detail = stopped ? "cancelled" : ec == http::error::end_of_stream ? "end of stream" : ec.message();
+                return outcome;
+            }
+            const size_t n = sizeof piece - parser.get().body().size;
+            if (n > 0 && !on_body(piece, n)) {
+                c.Close();
+                outcome.detail = "ended by the caller";
+                return outcome;
+            }
+        }
+        ++c.calls;
+        reusable_ = parser.get().keep_alive() && c.buffer.size() == 0;
+        if (!reusable_) c.Close();
+        outcome.ok = true;
+        return outcome;
+    }
+}
+
+std::unique_ptr<StreamConnection> ConnectionPool::Take() {
     {
         std::lock_guard lock(mutex_);
         if (!idle_.empty()) {
-            auto client = std::move(idle_.back());
+            auto connection = std::move(idle_.back());
             idle_.pop_back();
-            return client;
+            return connection;
         }
     }
-    return MakeClient(endpoint_, read_timeout_, true);
+    return std::make_unique<StreamConnection>(endpoint_);
 }
 
-void ClientPool::Return(std::unique_ptr<httplib::Client> client) {
+void ConnectionPool::Return(std::unique_ptr<StreamConnection> connection) {
+    if (!connection->reusable()) return;
     std::lock_guard lock(mutex_);
-    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(client));
+    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(connection));
 }
 
 std::optional<Error> StopError(StopReason reason, const Deadlines& d, const std::string& who) {

@@ -1,6 +1,7 @@
 // What the engine clients (ollama_client.cpp, openai_client.cpp) share to talk HTTP to an inference
-// server: clients with the time-outs and key they need, a pool of idle keep-alive connections, and
-// one watchdog thread that stops a call's connection when it is cancelled or a deadline passes.
+// server: clients with the time-outs and key they need (httplib, for the short JSON calls), the
+// connection that streamed generate calls go over and a pool of idle keep-alive ones, and one
+// watchdog thread that stops a call's connection when it is cancelled or a deadline passes.
 // Internal to src/: the only files that include it include httplib.h too.
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,6 +43,8 @@ Endpoint SplitUrl(const std::string& url);
 std::unique_ptr<httplib::Client> MakeClient(const Endpoint& endpoint, std::chrono::milliseconds read_timeout,
                                             bool keep_alive = false);
 
+class StreamConnection;
+
 // Why the watchdog closed a call's connection.
 enum class StopReason { kNone, kCancelled, kFirstTokenTimeout, kIdleTimeout, kTotalTimeout };
 
@@ -58,7 +62,7 @@ public:
     struct Call {
         const Deadlines* deadlines;
         const CancelToken* cancel;
-        httplib::Client* client;
+        StreamConnection* connection;
         Clock::time_point start;
         const std::atomic<int64_t>* last_piece_ns;  // ns since start of the last piece; 0 = none yet
         std::atomic<StopReason>* stop_reason;
@@ -91,22 +95,67 @@ private:
     std::thread thread_;   // last: starts after the members it uses
 };
 
+// One HTTP/1.1 keep-alive connection to an inference server for streamed generate calls: Beast's
+// response parser and request serializer (Boost 1.74, already linked for the event server) over a
+// blocking POSIX socket. Why not httplib::Client, which the short JSON calls still use: it polls the
+// socket before every read and every write and sends a request's head and body in two writes, 9
+// system calls and 2 TCP segments per call where this makes 2 (one sendmsg, one recv for a short
+// answer) and 1; on the service's hot path that was a third of its CPU per request (issue #16).
+// Time-outs are the watchdog's (first token, idle, total), which stops the connection; connecting has
+// its own (Endpoint::connect_timeout_ms).
+//
+// Thread safety: one call at a time, on the owner's thread; Stop() from any thread.
+class StreamConnection {
+public:
+    // scheme://host:port (a path after it is ignored; the caller's paths carry any prefix).
+    explicit StreamConnection(const Endpoint& endpoint);
+    ~StreamConnection();
+    StreamConnection(const StreamConnection&) = delete;
+    StreamConnection& operator=(const StreamConnection&) = delete;
+
+    struct Outcome {
+        bool ok = false;              // the whole response was read
+        bool connect_failed = false;  // no connection could be made (nothing was sent)
+        std::string detail;           // why not, when !ok: "connection refused", "end of stream", ...
+    };
+    // Called with the response's status once its head has arrived; false ends the call.
+    using StatusCallback = std::function<bool(int status)>;
+    // Called with each piece of the body as it arrives (chunked encoding removed); false ends the call.
+    using BodyCallback = std::function<bool(const char* data, size_t size)>;
+
+    // POSTs `body` (JSON) to `path` and reads the response. Connects first if need be; a kept-alive
+    // connection the server has closed meanwhile (nothing of the response came back) is replaced by
+    // a new one and the request sent once more.
+    Outcome Post(const std::string& path, const std::string& body, const char* accept,
+                 const StatusCallback& on_status, const BodyCallback& on_body);
+
+    // From any thread: shuts the socket down, so a blocked read or write returns at once; the call
+    // fails and the connection is not reused.
+    void Stop();
+
+    // The last response was read to its end and the server keeps the connection open.
+    bool reusable() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    bool reusable_ = false;
+};
+
 // Idle keep-alive connections for generate calls: a new TCP connection per call costs a connect() and
 // a server thread, and a burst of them can overflow a small listen backlog (a 1 s SYN retry).
-class ClientPool {
+class ConnectionPool {
 public:
-    ClientPool(Endpoint endpoint, std::chrono::milliseconds read_timeout)
-        : endpoint_(std::move(endpoint)), read_timeout_(read_timeout) {}
-    std::unique_ptr<httplib::Client> Take();
-    // Only connections whose last response was read to its end come back.
-    void Return(std::unique_ptr<httplib::Client> client);
+    explicit ConnectionPool(Endpoint endpoint) : endpoint_(std::move(endpoint)) {}
+    std::unique_ptr<StreamConnection> Take();
+    // Only connections whose last response was read to its end (reusable()) are kept.
+    void Return(std::unique_ptr<StreamConnection> connection);
 
 private:
     static constexpr size_t kMaxIdle = 64;
     const Endpoint endpoint_;
-    const std::chrono::milliseconds read_timeout_;
     std::mutex mutex_;
-    std::vector<std::unique_ptr<httplib::Client>> idle_;
+    std::vector<std::unique_ptr<StreamConnection>> idle_;
 };
 
 // The kUpstreamTimeout (or kCancelled) error of a call the watchdog stopped; nullopt for kNone.

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -18,7 +19,7 @@ namespace summarizer {
 
 namespace upstream_http {
 class Watchdog;
-class ClientPool;
+class ConnectionPool;
 }  // namespace upstream_http
 
 struct OllamaClientOptions {
@@ -54,7 +55,7 @@ private:
                                         const CancelToken& cancel);
 
     OllamaClientOptions options_;
-    std::unique_ptr<upstream_http::ClientPool> pool_;  // idle keep-alive connections for generate calls
+    std::unique_ptr<upstream_http::ConnectionPool> pool_;  // idle keep-alive connections for generate calls
     std::unique_ptr<upstream_http::Watchdog> watchdog_;  // one thread enforcing cancellation and timeouts
 };
 
@@ -63,6 +64,13 @@ std::string BuildGenerateBody(const GenerateRequest& request);
 
 // keep_alive as Ollama reads it: a Go duration string as is ("24h"), bare seconds as a JSON number ("-1" -> -1).
 nlohmann::json KeepAliveJson(const std::string& keep_alive);
+
+// A /api/generate line without its "context" member (exposed for tests). Ollama's final object
+// carries the prompt's and the answer's token ids there, tens of thousands of numbers for a long
+// prompt, which nothing here reads: parsing them was most of the JSON work per call. The line as
+// it is when it has no such member, or one that is not an array of integers; else the rest, in
+// `scratch`.
+std::string_view WithoutOllamaContext(std::string_view line, std::string& scratch);
 
 // Maps an Ollama error status and body ({"error": "..."}) to a typed Error.
 Error ErrorFromOllamaStatus(int status, const std::string& body, const std::string& model);

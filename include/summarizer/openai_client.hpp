@@ -32,7 +32,7 @@ namespace summarizer {
 
 namespace upstream_http {
 class Watchdog;
-class ClientPool;
+class ConnectionPool;
 }  // namespace upstream_http
 
 // The server software behind the API, as Discover() recognised it.
@@ -81,7 +81,7 @@ private:
     Result<int64_t> Tokenize(OpenAiFlavor flavor, const std::string& model, const std::string& text);
 
     OpenAiClientOptions options_;
-    std::unique_ptr<upstream_http::ClientPool> pool_;
+    std::unique_ptr<upstream_http::ConnectionPool> pool_;
     std::unique_ptr<upstream_http::Watchdog> watchdog_;
     mutable std::mutex mutex_;
     OpenAiServerInfo info_;

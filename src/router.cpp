@@ -238,12 +238,28 @@ Plan SinglePlan(std::string_view text, const Sizing& s, const BucketConfig& buck
 // runs one step alone while the other slots idle. Slightly smaller chunks that fill the last round
 // cost the same prompt tokens and finish sooner. The steps are the maps and the merges expected to
 // run beside them (ExpectedMerges). Returns the limits the chunks were cut with.
+// Under the prefill gate a host runs one prefill at a time, so its slots do not start together:
+// the second starts a prefill after the first, and keeps that lag to the end. A last round of at
+// most one call per host then runs on the hosts' leading slots and ends no later than a full one
+// would on the lagging slots: filling it (one more, smaller chunk per lagging slot) would end later.
+// The number of such leading slots (0: no lag, the slots start together).
+size_t StaggerLeads(const Config& config, size_t slots) {
+    if (!config.scheduler.prefill_gate || config.map_reduce.concurrency > 0) return 0;
+    const std::string& bucket = config.MapBucket().name;
+    size_t hosts = 0;
+    for (const auto& u : config.Upstreams()) {
+        if (Config::Serves(u, bucket) && u.slots > 0) ++hosts;
+    }
+    return hosts < slots ? hosts : 0;
+}
+
 ChunkLimits FillLastRound(std::string_view text, const Config& config, const PromptOptions& prompt, ChunkLimits limits,
                           std::vector<Chunk>& chunks) {
     const size_t slots = static_cast<size_t>(std::max(1, config.MapConcurrency()));
     const size_t count = chunks.size();
     const size_t merges = ExpectedMerges(count, config, prompt);
     if (slots <= 1 || count <= slots || (count + merges) % slots == 0) return limits;
+    if ((count + merges) % slots <= StaggerLeads(config, slots)) return limits;
     const size_t rounded = (count + merges + slots - 1) / slots * slots - merges;
     int64_t total_chars = 0, total_tokens = 0;
     for (const auto& c : chunks) {

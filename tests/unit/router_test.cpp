@@ -155,12 +155,18 @@ TEST(Router, SafetyFactorShrinksWhatFits) {
     EXPECT_NE(strict->reason.find("after an overflow"), std::string::npos);
 }
 
-// With 2 slots, a map phase of an odd number of chunks ends with one chunk running alone: the
-// plan takes one more, slightly smaller chunk instead, every chunk still within its budgets.
+// With 2 slots whose prefills run together (no prefill gate), a map phase of an odd number of
+// chunks ends with one chunk running alone: the plan takes one more, slightly smaller chunk
+// instead, every chunk still within its budgets. Under the gate the second slot runs a prefill
+// behind the first all along, so the odd chunk on the first slot ends no later than an even round
+// would on the second: the count stays.
 TEST(Router, MapChunksFillTheLastRoundOfSlots) {
     Config one_slot;
     Config two_slots;
     two_slots.ollama.num_parallel = 2;
+    two_slots.scheduler.prefill_gate = false;
+    Config gated = two_slots;
+    gated.scheduler.prefill_gate = true;
     RouteOptions options;
     options.prompt.language = "en";
     int checked = 0;
@@ -169,10 +175,12 @@ TEST(Router, MapChunksFillTheLastRoundOfSlots) {
         const TextStats stats = ComputeTextStats(text);
         auto natural = PlanRoute(text, stats, one_slot, options);
         auto filled = PlanRoute(text, stats, two_slots, options);
-        ASSERT_TRUE(natural.ok() && filled.ok());
+        auto staggered = PlanRoute(text, stats, gated, options);
+        ASSERT_TRUE(natural.ok() && filled.ok() && staggered.ok());
         ASSERT_EQ(RouteName(*natural), "map_reduce");
         EXPECT_EQ(filled->chunks.size() % 2, 0u) << chars << ": " << natural->chunks.size() << " -> " << filled->chunks.size();
         EXPECT_LE(filled->chunks.size(), natural->chunks.size() + 1) << chars;
+        EXPECT_EQ(staggered->chunks.size(), natural->chunks.size()) << chars;
         int64_t covered = 0;
         for (const auto& c : filled->chunks) {
             EXPECT_LE(c.chars, two_slots.routing.hierarchical_chunk_max_chars);
@@ -265,7 +273,9 @@ TEST(RouterBuckets, TheThresholdSendsLongTextsPastTheMapBucketToMapReduce) {
 }
 
 // On a pool (4 hosts of 2 slots: 8 map calls at once) the last round is filled too, also where a
-// cap just over an even share still needs one chunk more (cuts fall on sentence ends).
+// cap just over an even share still needs one chunk more (cuts fall on sentence ends). Under the
+// prefill gate each host's second slot runs a prefill behind its first: a last round of at most one
+// call per host (4) runs on the leading slots and is left as it is; one of 5 to 7 is filled.
 TEST(Router, MapChunksFillTheLastRoundOfAPoolsSlots) {
     Config one_slot;
     Config pool;
@@ -273,28 +283,42 @@ TEST(Router, MapChunksFillTheLastRoundOfAPoolsSlots) {
         pool.upstreams.push_back(UpstreamConfig{"gpu" + std::to_string(i), "ollama", "http://10.0.0.1:11434", 2});
     }
     ASSERT_EQ(pool.MapConcurrency(), 8);
+    ASSERT_TRUE(pool.scheduler.prefill_gate);
+    Config ungated = pool;
+    ungated.scheduler.prefill_gate = false;
     RouteOptions options;
     options.prompt.language = "en";
     options.prompt.max_tokens = pool.generation.num_predict;
-    int checked = 0, with_merges = 0;
-    for (size_t chars = 700000; chars <= 1500000; chars += 100000) {
+    int checked = 0, with_merges = 0, left = 0, filled_gated = 0;
+    for (size_t chars = 700000; chars <= 1500000; chars += 50000) {
         const std::string text = TextOfChars(kEnglishParagraph, chars);
         const TextStats stats = ComputeTextStats(text);
         auto natural = PlanRoute(text, stats, one_slot, options);
-        auto filled = PlanRoute(text, stats, pool, options);
-        ASSERT_TRUE(natural.ok() && filled.ok());
+        auto filled = PlanRoute(text, stats, ungated, options);
+        auto gated = PlanRoute(text, stats, pool, options);
+        ASSERT_TRUE(natural.ok() && filled.ok() && gated.ok());
         // The steps of a round: the maps and the merges expected to run beside them.
         const size_t merges = ExpectedMerges(natural->chunks.size(), pool, options.prompt);
-        if ((natural->chunks.size() + merges) % 8 == 0) continue;
+        const size_t last_round = (natural->chunks.size() + merges) % 8;
+        if (last_round == 0) continue;
         ++checked;
         if (merges > 0) ++with_merges;
         EXPECT_EQ((filled->chunks.size() + merges) % 8, 0u)
             << chars << ": " << natural->chunks.size() << " -> " << filled->chunks.size() << ", " << merges << " merge(s)";
         EXPECT_LT(filled->chunks.size(), natural->chunks.size() + 8) << chars;
         for (const auto& c : filled->chunks) EXPECT_LE(c.chars, pool.routing.hierarchical_chunk_max_chars);
+        if (last_round <= 4) {
+            ++left;
+            EXPECT_EQ(gated->chunks.size(), natural->chunks.size()) << chars << ": a last round of " << last_round;
+        } else {
+            ++filled_gated;
+            EXPECT_EQ(gated->chunks.size(), filled->chunks.size()) << chars << ": a last round of " << last_round;
+        }
     }
     EXPECT_GE(checked, 3);
     EXPECT_GE(with_merges, 1);
+    EXPECT_GE(left, 1);
+    EXPECT_GE(filled_gated, 1);
 }
 
 TEST(Router, ExpectedMergesAreThoseThatBringThePartialsWithinHalfAFinalMerge) {

@@ -234,8 +234,6 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     const uint64_t watch = watchdog_->Add({&deadlines, &cancel, connection.get(), start, &last_line_ns, &stop_reason});
 
     GenerateResult result;
-    int status = 0;
-    std::string error_body;
     std::optional<Error> stream_error;
     bool final_seen = false;
     NdjsonReader reader;
@@ -282,19 +280,10 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     };
 
     const auto outcome = connection->Post(
-        "/api/generate", BuildGenerateBody(request), "application/x-ndjson",
-        [&](int response_status) {
-            status = response_status;
-            return !cancel.cancelled();
-        },
-        [&](const char* data, size_t length) {
-            if (status != 200) {
-                if (error_body.size() < 64 * 1024) error_body.append(data, length);
-                return true;
-            }
-            return reader.Feed(std::string_view(data, length), on_line);
-        });
+        "/api/generate", BuildGenerateBody(request), "application/x-ndjson", cancel,
+        [&](const char* data, size_t length) { return reader.Feed(std::string_view(data, length), on_line); });
     const bool sent = outcome.ok;
+    const int status = outcome.status;
     watchdog_->Remove(watch);
     // A response read to its end leaves the connection to the next call, whatever it said.
     pool_->Return(std::move(connection));
@@ -310,7 +299,7 @@ Result<GenerateResult> OllamaClient::GenerateOnce(const GenerateRequest& request
     if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled; upstream connection closed");
     if (stream_error) return *stream_error;
     if (reader.overflowed()) return MakeError(ErrorCode::kUpstreamError, "Ollama sent a line over 16 MiB", false);
-    if (status != 0 && status != 200) return ErrorFromOllamaStatus(status, error_body, request.model);
+    if (status != 0 && status != 200) return ErrorFromOllamaStatus(status, outcome.error_body, request.model);
     if (!sent) {
         if (status == 200) {
             return MakeError(ErrorCode::kUpstreamError,

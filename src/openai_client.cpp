@@ -346,8 +346,6 @@ Result<GenerateResult> OpenAiClient::Generate(const GenerateRequest& request, co
 
     StreamState s;
     SseReader reader;
-    int status = 0;
-    std::string error_body;
     const auto feed = [&](const std::vector<SseEvent>& events) {
         for (const auto& event : events) {
             last_piece_ns = std::max<int64_t>(1, static_cast<int64_t>(MsSince(start) * 1e6));
@@ -357,19 +355,10 @@ Result<GenerateResult> OpenAiClient::Generate(const GenerateRequest& request, co
     };
     const auto outcome = connection->Post(
         upstream_http::SplitUrl(options_.url).path_prefix + "/v1/chat/completions", BuildChatBody(request, info().flavor),
-        "text/event-stream",
-        [&](int response_status) {
-            status = response_status;
-            return !cancel.cancelled();
-        },
-        [&](const char* data, size_t length) {
-            if (status != 200) {
-                if (error_body.size() < 64 * 1024) error_body.append(data, length);
-                return true;
-            }
-            return feed(reader.Feed(std::string_view(data, length)));
-        });
+        "text/event-stream", cancel,
+        [&](const char* data, size_t length) { return feed(reader.Feed(std::string_view(data, length))); });
     const bool sent = outcome.ok;
+    const int status = outcome.status;
     watchdog_->Remove(watch);
     // A response read to its end leaves the connection to the next call, whatever it said.
     pool_->Return(std::move(connection));
@@ -379,7 +368,7 @@ Result<GenerateResult> OpenAiClient::Generate(const GenerateRequest& request, co
     if (auto stopped = upstream_http::StopError(stop_reason.load(), deadlines, who)) return *stopped;
     if (cancel.cancelled()) return MakeError(ErrorCode::kCancelled, "cancelled; upstream connection closed");
     if (s.error) return *s.error;
-    if (status != 0 && status != 200) return ErrorFromOpenAiStatus(status, error_body, who, request.model);
+    if (status != 0 && status != 200) return ErrorFromOpenAiStatus(status, outcome.error_body, who, request.model);
     if (!sent) {
         if (status == 200) {
             return MakeError(ErrorCode::kUpstreamError,

@@ -162,10 +162,7 @@ public:
     }
     template <class MutableBufferSequence>
     size_t read_some(const MutableBufferSequence& buffers) {
-        beast::error_code ec;
-        const size_t n = read_some(buffers, ec);
-        if (ec) throw boost::system::system_error(ec);
-        return n;
+        return OrThrow([&](beast::error_code& ec) { return read_some(buffers, ec); });
     }
 
     template <class ConstBufferSequence>
@@ -198,13 +195,19 @@ public:
     }
     template <class ConstBufferSequence>
     size_t write_some(const ConstBufferSequence& buffers) {
+        return OrThrow([&](beast::error_code& ec) { return write_some(buffers, ec); });
+    }
+
+private:
+    // The throwing forms the stream concepts ask for (Beast's algorithms used here take the error_code ones).
+    template <class F>
+    static size_t OrThrow(F f) {
         beast::error_code ec;
-        const size_t n = write_some(buffers, ec);
+        const size_t n = f(ec);
         if (ec) throw boost::system::system_error(ec);
         return n;
     }
 
-private:
     int fd_;
     size_t received_ = 0;
 };
@@ -339,7 +342,7 @@ void StreamConnection::Stop() {
 }
 
 StreamConnection::Outcome StreamConnection::Post(const std::string& path, const std::string& body, const char* accept,
-                                                 const StatusCallback& on_status, const BodyCallback& on_body) {
+                                                 const CancelToken& cancel, const BodyCallback& on_body) {
     reusable_ = false;
     Impl& c = *impl_;
     http::request<http::string_body> request{http::verb::post, path, 11};
@@ -382,9 +385,10 @@ StreamConnection::Outcome StreamConnection::Post(const std::string& path, const 
             outcome.detail = stopped ? "cancelled" : ec == http::error::end_of_stream ? "end of stream" : ec.message();
             return outcome;
         }
-        if (!on_status(static_cast<int>(parser.get().result_int()))) {
+        outcome.status = static_cast<int>(parser.get().result_int());
+        if (cancel.cancelled()) {
             c.Close();
-            outcome.detail = "ended by the caller";
+            outcome.detail = "cancelled";
             return outcome;
         }
         char piece[16 * 1024];
@@ -404,7 +408,9 @@ StreamConnection::Outcome StreamConnection::Post(const std::string& path, const 
                 return outcome;
             }
             const size_t n = sizeof piece - parser.get().body().size;
-            if (n > 0 && !on_body(piece, n)) {
+            if (n > 0 && outcome.status != 200) {
+                if (outcome.error_body.size() < kMaxErrorBody) outcome.error_body.append(piece, n);
+            } else if (n > 0 && !on_body(piece, n)) {
                 c.Close();
                 outcome.detail = "ended by the caller";
                 return outcome;

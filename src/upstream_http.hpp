@@ -117,17 +117,19 @@ public:
         bool ok = false;              // the whole response was read
         bool connect_failed = false;  // no connection could be made (nothing was sent)
         std::string detail;           // why not, when !ok: "connection refused", "end of stream", ...
+        int status = 0;               // the response's status; 0 when no head arrived
+        std::string error_body;       // the body of a status other than 200 (its first 64 KiB)
     };
-    // Called with the response's status once its head has arrived; false ends the call.
-    using StatusCallback = std::function<bool(int status)>;
-    // Called with each piece of the body as it arrives (chunked encoding removed); false ends the call.
+    // Called with each piece of a 200 answer's body as it arrives (chunked encoding removed); false
+    // ends the call.
     using BodyCallback = std::function<bool(const char* data, size_t size)>;
 
     // POSTs `body` (JSON) to `path` and reads the response. Connects first if need be; a kept-alive
     // connection the server has closed meanwhile (nothing of the response came back) is replaced by
-    // a new one and the request sent once more.
-    Outcome Post(const std::string& path, const std::string& body, const char* accept,
-                 const StatusCallback& on_status, const BodyCallback& on_body);
+    // a new one and the request sent once more. A call cancelled by the time the head arrives ends
+    // there (later, the watchdog's Stop() ends it).
+    Outcome Post(const std::string& path, const std::string& body, const char* accept, const CancelToken& cancel,
+                 const BodyCallback& on_body);
 
     // From any thread: shuts the socket down, so a blocked read or write returns at once; the call
     // fails and the connection is not reused.
@@ -137,6 +139,7 @@ public:
     bool reusable() const;
 
 private:
+    static constexpr size_t kMaxErrorBody = 64 * 1024;
     struct Impl;
     std::unique_ptr<Impl> impl_;
     bool reusable_ = false;

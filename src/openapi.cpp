@@ -333,7 +333,7 @@ std::string_view OpenApiDocument() {
           "event": {"type": "string", "enum": ["meta"]},
           "data": {"type": "object", "required": ["request_id", "route", "model", "chunks", "degraded"],
                    "properties": {"request_id": {"type": "string"}, "route": {"$ref": "#/components/schemas/Route"},
-                                  "model": {"type": "string"}, "chunks": {"type": "integer"},
+                                  "model": {"type": "string", "description": "The planned bucket's model; a call that then rides the larger bucket already loaded is named in done's model"}, "chunks": {"type": "integer"},
                                   "degraded": {"type": "boolean", "description": "true: the extractive fallback (a second meta follows an LLM route's when Ollama turned out unreachable)"}}}
         }
       },

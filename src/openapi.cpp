@@ -228,7 +228,7 @@ std::string_view OpenApiDocument() {
       }
     },
     "responses": {
-      "BadRequest": {"description": "`invalid_json`: the body is not JSON, a number is out of range, or nesting is deeper than 32 levels; `invalid_request`: a wrong, unknown or missing field (named in the message), blank text, invalid UTF-8, a control character, an unknown language, or query parameters with a JSON body", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+      "BadRequest": {"description": "`invalid_json`: the body is not JSON, a number is out of range, or nesting is deeper than 32 levels; `invalid_request`: a wrong, unknown or missing field (named in the message), blank text, invalid UTF-8, a control character, an unknown language, query parameters with a JSON body, or a multipart/form-data body that is not well-formed multipart", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "Unauthorized": {"description": "`unauthorized`: an API key is configured (server.api_key) and the request lacks `Authorization: Bearer <key>`",
                 "headers": {"WWW-Authenticate": {"$ref": "#/components/headers/WwwAuthenticate"}, "X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
@@ -240,7 +240,7 @@ std::string_view OpenApiDocument() {
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "PayloadTooLarge": {"description": "`payload_too_large`: the body is over server.max_body_bytes", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "UnsupportedMediaType": {"description": "`unsupported_media_type`: the Content-Type is neither application/json nor text/plain", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+      "UnsupportedMediaType": {"description": "`unsupported_media_type`: the Content-Type is neither application/json nor text/plain (a malformed multipart/form-data body is 400)", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "InputTooLarge": {"description": "`input_too_large`: strategy \"single\" and the text fits no bucket", "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},

@@ -235,6 +235,8 @@ struct StreamConnection::Impl {
     std::string host, port, host_header, api_key;
     int connect_timeout_ms = 3000;
 
+    std::unique_ptr<httplib::Client> tls;  // https: httplib's TLS client instead of the socket below
+
     std::mutex mutex;  // fd and stopped, between the owner's connect/close and Stop()
     int fd = -1;
     bool stopped = false;
@@ -326,6 +328,10 @@ StreamConnection::StreamConnection(const Endpoint& endpoint) : impl_(std::make_u
                                                                      : impl_->host + ":" + impl_->port;
     impl_->api_key = endpoint.api_key;
     impl_->connect_timeout_ms = endpoint.connect_timeout_ms;
+    if (endpoint.base_url.rfind("https://", 0) == 0) {
+        // Its read time-out only backs the watchdog up, which ends calls on its deadlines.
+        impl_->tls = MakeClient(endpoint, std::chrono::hours(24), /*keep_alive=*/true);
+    }
 }
 
 StreamConnection::~StreamConnection() { impl_->Close(); }
@@ -339,12 +345,46 @@ void StreamConnection::Stop() {
     std::lock_guard lock(impl_->mutex);
     impl_->stopped = true;
     if (impl_->fd >= 0) ::shutdown(impl_->fd, SHUT_RDWR);
+    if (impl_->tls) impl_->tls->stop();
+}
+
+StreamConnection::Outcome StreamConnection::PostTls(const std::string& path, const std::string& body,
+                                                    const char* accept, const CancelToken& cancel,
+                                                    const BodyCallback& on_body) {
+    Outcome outcome;
+    httplib::Request request;
+    request.method = "POST";
+    request.path = path;
+    request.body = body;
+    request.headers.emplace("Content-Type", "application/json");
+    request.headers.emplace("Accept", accept);
+    request.response_handler = [&](const httplib::Response& response) {
+        outcome.status = response.status;
+        return !cancel.cancelled();
+    };
+    request.content_receiver = [&](const char* data, size_t size, uint64_t, uint64_t) {
+        if (outcome.status != 200) {
+            if (outcome.error_body.size() < kMaxErrorBody) outcome.error_body.append(data, size);
+            return true;
+        }
+        return on_body(data, size);
+    };
+    httplib::Response response;
+    httplib::Error error = httplib::Error::Success;
+    outcome.ok = impl_->tls->send(request, response, error);
+    if (!outcome.ok) {
+        outcome.connect_failed = error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout;
+        outcome.detail = httplib::to_string(error);
+    }
+    reusable_ = outcome.ok;  // httplib keeps its connection alive, or opens a new one, itself
+    return outcome;
 }
 
 StreamConnection::Outcome StreamConnection::Post(const std::string& path, const std::string& body, const char* accept,
                                                  const CancelToken& cancel, const BodyCallback& on_body) {
     reusable_ = false;
     Impl& c = *impl_;
+    if (c.tls) return PostTls(path, body, accept, cancel, on_body);
     http::request<http::string_body> request{http::verb::post, path, 11};
     request.set(http::field::host, c.host_header);
     request.set(http::field::user_agent, "summarizer");

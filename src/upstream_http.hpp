@@ -102,7 +102,9 @@ private:
 // system calls and 2 TCP segments per call where this makes 2 (one sendmsg, one recv for a short
 // answer) and 1; on the service's hot path that was a third of its CPU per request (issue #16).
 // Time-outs are the watchdog's (first token, idle, total), which stops the connection; connecting has
-// its own (Endpoint::connect_timeout_ms).
+// its own (Endpoint::connect_timeout_ms). An https:// server (a gateway in front of a fleet) is
+// spoken to through httplib's TLS client, as before: TLS costs more per call than the system
+// calls this saves.
 //
 // Thread safety: one call at a time, on the owner's thread; Stop() from any thread.
 class StreamConnection {
@@ -139,6 +141,9 @@ public:
     bool reusable() const;
 
 private:
+    Outcome PostTls(const std::string& path, const std::string& body, const char* accept, const CancelToken& cancel,
+                    const BodyCallback& on_body);
+
     static constexpr size_t kMaxErrorBody = 64 * 1024;
     struct Impl;
     std::unique_ptr<Impl> impl_;

@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fake_ollama.hpp"
 #include "summarizer/ollama_client.hpp"
 
 namespace summarizer {
@@ -204,6 +205,19 @@ TEST(UpstreamConnection, AnErrorBodyIsReadAndTheConnectionKept) {
     ASSERT_TRUE(next.ok()) << next.error().message;
     EXPECT_EQ(next->text, "after the error");
     EXPECT_EQ(server.accepted(), 1);
+}
+
+// An https:// upstream (a gateway in front of a fleet) is spoken to over TLS, never in plain text:
+// against a plain-HTTP server on that port the handshake fails and no request reaches it.
+TEST(UpstreamConnection, AnHttpsUpstreamIsSpokenToOverTls) {
+    testing::FakeOllama fake;
+    std::string url = fake.url();
+    url.replace(0, 4, "https");
+    OllamaClient client(NoRetries(url));
+    auto result = client.Generate(Request(), nullptr, CancelToken{});
+    ASSERT_FALSE(result.ok()) << "a plain-HTTP server answered an https call: it went out in plain text";
+    EXPECT_TRUE(fake.Requests().empty());
+    EXPECT_NE(result.error().message.find("SSL"), std::string::npos) << result.error().message;
 }
 
 }  // namespace

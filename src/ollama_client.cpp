@@ -70,8 +70,7 @@ Error TransportError(bool connect_failed, const std::string& detail, const std::
 }
 
 Error TransportError(httplib::Error error, const std::string& url) {
-    return TransportError(error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout,
-                          httplib::to_string(error), url);
+    return TransportError(upstream_http::ConnectFailed(error), httplib::to_string(error), url);
 }
 
 Error TransportError(const upstream_http::StreamConnection::Outcome& outcome, const std::string& url) {

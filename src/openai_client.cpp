@@ -113,8 +113,7 @@ Error TransportError(bool connect_failed, const std::string& detail, const OpenA
 }
 
 Error TransportError(httplib::Error error, const OpenAiClientOptions& o) {
-    return TransportError(error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout,
-                          httplib::to_string(error), o);
+    return TransportError(upstream_http::ConnectFailed(error), httplib::to_string(error), o);
 }
 
 Error TransportError(const upstream_http::StreamConnection::Outcome& outcome, const OpenAiClientOptions& o) {

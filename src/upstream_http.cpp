@@ -46,6 +46,10 @@ std::unique_ptr<httplib::Client> MakeClient(const Endpoint& endpoint, std::chron
     return client;
 }
 
+bool ConnectFailed(httplib::Error error) {
+    return error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout;
+}
+
 Watchdog::Watchdog() : thread_([this] { Loop(); }) {}
 
 Watchdog::~Watchdog() {
@@ -243,6 +247,18 @@ struct StreamConnection::Impl {
     int calls = 0;  // responses read to their end on this connection
     beast::flat_buffer buffer;
 
+    bool Stopped() {
+        std::lock_guard lock(mutex);
+        return stopped;
+    }
+
+    // Closes the connection after a failed read or write, and says why it failed.
+    std::string CloseAfter(const beast::error_code& ec, bool was_stopped) {
+        Close();
+        if (was_stopped) return "cancelled";
+        return ec == http::error::end_of_stream ? "end of stream" : ec.message();
+    }
+
     void Close() {
         std::lock_guard lock(mutex);
         if (fd >= 0) ::close(fd);
@@ -272,12 +288,9 @@ struct StreamConnection::Impl {
             if (err == EINPROGRESS) {
                 err = ETIMEDOUT;
                 for (;;) {
-                    {
-                        std::lock_guard lock(mutex);
-                        if (stopped) {
-                            err = ECANCELED;
-                            break;
-                        }
+                    if (Stopped()) {
+                        err = ECANCELED;
+                        break;
                     }
                     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
                     if (left.count() <= 0) break;
@@ -373,7 +386,7 @@ StreamConnection::Outcome StreamConnection::PostTls(const std::string& path, con
     httplib::Error error = httplib::Error::Success;
     outcome.ok = impl_->tls->send(request, response, error);
     if (!outcome.ok) {
-        outcome.connect_failed = error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout;
+        outcome.connect_failed = ConnectFailed(error);
         outcome.detail = httplib::to_string(error);
     }
     reusable_ = outcome.ok;  // httplib keeps its connection alive, or opens a new one, itself
@@ -415,14 +428,10 @@ StreamConnection::Outcome StreamConnection::Post(const std::string& path, const 
         if (ec) {
             // A kept-alive connection the server closed while it sat idle: nothing came back. Once
             // more on a new one (the server saw no request, or at most one it could not answer).
-            bool stopped;
-            {
-                std::lock_guard lock(c.mutex);
-                stopped = c.stopped;
-            }
-            c.Close();
+            const bool stopped = c.Stopped();
+            std::string why = c.CloseAfter(ec, stopped);
             if (reused && attempt == 0 && stream.received() == 0 && !stopped) continue;
-            outcome.detail = stopped ? "cancelled" : ec == http::error::end_of_stream ? "end of stream" : ec.message();
+            outcome.detail = std::move(why);
             return outcome;
         }
         outcome.status = static_cast<int>(parser.get().result_int());
@@ -438,13 +447,7 @@ StreamConnection::Outcome StreamConnection::Post(const std::string& path, const 
             http::read_some(stream, c.buffer, parser, ec);
             if (ec == http::error::need_buffer) ec = {};
             if (ec) {
-                bool stopped;
-                {
-                    std::lock_guard lock(c.mutex);
-                    stopped = c.stopped;
-                }
-                c.Close();
-                outcome.detail = stopped ? "cancelled" : ec == http::error::end_of_stream ? "end of stream" : ec.message();
+                outcome.detail = c.CloseAfter(ec, c.Stopped());
                 return outcome;
             }
             const size_t n = sizeof piece - parser.get().body().size;

@@ -43,6 +43,10 @@ Endpoint SplitUrl(const std::string& url);
 std::unique_ptr<httplib::Client> MakeClient(const Endpoint& endpoint, std::chrono::milliseconds read_timeout,
                                             bool keep_alive = false);
 
+// Whether an httplib call failed before it connected (refused, timed out): the server is
+// unreachable, rather than broken off.
+bool ConnectFailed(httplib::Error error);
+
 class StreamConnection;
 
 // Why the watchdog closed a call's connection.

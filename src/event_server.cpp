@@ -1232,13 +1232,16 @@ Result<int> EventServer::Bind() {
         return MakeError(ErrorCode::kInternal, "cannot open a socket for " + where + ": " + ec.message());
     }
     s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);  // not SO_REUSEPORT: a second bind fails
+    // The message is taken before close(), which resets the error code ("Success").
     if (s.acceptor.bind(endpoint, ec); ec) {
+        const std::string why = ec.message();
         s.acceptor.close(ec);
-        return MakeError(ErrorCode::kInternal, "cannot bind " + where + ": " + ec.message());
+        return MakeError(ErrorCode::kInternal, "cannot bind " + where + ": " + why);
     }
     if (s.acceptor.listen(s.options.listen_backlog, ec); ec) {
+        const std::string why = ec.message();
         s.acceptor.close(ec);
-        return MakeError(ErrorCode::kInternal, "cannot listen on " + where + ": " + ec.message());
+        return MakeError(ErrorCode::kInternal, "cannot listen on " + where + ": " + why);
     }
     s.port = s.acceptor.local_endpoint(ec).port();
     s.state = Impl::State::kBound;

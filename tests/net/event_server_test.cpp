@@ -232,7 +232,7 @@ TEST(EventServerTest, SeveralIoThreadsServeManyConcurrentKeepAliveClients) {
         }
         return response;
     });
-    std::atomic<int> answered{0};
+    std::atomic<int> answered{0}, asked{0};
     std::vector<std::thread> clients;
     for (int c = 0; c < 16; ++c) {
         clients.emplace_back([&, c] {
@@ -528,6 +528,97 @@ TEST(EventServerTest, WriteDeadlineCutsAClientThatStopsReading) {
     std::printf("stalled reader cut after %.0f ms (write_timeout 300 ms)\n", MsSince(start));
     producer.thread.join();
     EXPECT_TRUE(saw_cancel);
+}
+
+// A whole response is written by the worker that ran its handler, as far as the socket takes it;
+// what the socket does not take is written on by the I/O thread as the client reads.
+std::string BigBody(size_t size) {
+    std::string body(size, ' ');
+    for (size_t i = 0; i < size; ++i) body[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+    return body;
+}
+
+TEST(EventServerTest, WholeResponseLargerThanTheSocketTakesReachesASlowReaderWhole) {
+    const std::string big = BigBody(8 * 1024 * 1024);
+    TestServer server(Options(), [&](HttpRequest& request) {
+        if (request.path != "/big") return Echo(request);
+        HttpResponse response;
+        response.body = big;
+        response.content_type = "application/octet-stream";
+        return response;
+    });
+    RawClient reader(server.port(), nullptr, 4096);
+    ASSERT_TRUE(reader.Send(Get("/big")));
+    std::this_thread::sleep_for(200ms);  // the worker has written what the socket took and left the rest
+    ASSERT_TRUE(reader.Send(Get("/after")));  // pipelined: answered after the big one, on the same connection
+    auto first = reader.ReadResponse(10000ms);
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->status, 200);
+    EXPECT_EQ(first->body.size(), big.size());
+    EXPECT_TRUE(first->body == big);
+    auto second = reader.ReadResponse();
+    ASSERT_TRUE(second);
+    EXPECT_EQ(json::parse(second->body)["path"], "/after");
+    EXPECT_EQ(server.stats().write_timeouts, 0u);
+}
+
+TEST(EventServerTest, WriteDeadlineCutsAClientThatStopsReadingAWholeResponse) {
+    auto options = Options();
+    options.write_timeout = 300ms;
+    const std::string big = BigBody(16 * 1024 * 1024);
+    std::promise<ResponseOutcome> outcome;
+    TestServer server(options, [&](HttpRequest&) {
+        HttpResponse response;
+        response.body = big;
+        response.on_complete = [&](const ResponseOutcome& o) { outcome.set_value(o); };
+        return response;
+    });
+    RawClient reader(server.port(), nullptr, 4096);  // reads nothing
+    ASSERT_TRUE(reader.Send(Get("/big")));
+    ASSERT_TRUE(Eventually([&] { return server.stats().write_timeouts == 1; }, 5000ms));
+    auto done = outcome.get_future();
+    ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+    EXPECT_FALSE(done.get().completed);
+}
+
+// Clients that leave while, or just after, their handler returns: the worker writing the response
+// and the I/O thread closing the connection take turns on it (run under ASan in CI).
+TEST(EventServerTest, ClientsLeavingAsTheirResponsesAreWrittenLeaveTheServerServing) {
+    std::atomic<int> handled{0};
+    TestServer server(Options(), [&](HttpRequest& request) {
+        ++handled;
+        std::this_thread::sleep_for(std::chrono::microseconds(request.path == "/slow" ? 300 : 0));
+        return Echo(request);
+    });
+    std::vector<std::thread> clients;
+    std::atomic<int> answered{0}, asked{0};
+    for (int t = 0; t < 4; ++t) {
+        clients.emplace_back([&, t] {
+            for (int i = 0; i < 100; ++i) {
+                RawClient client(server.port());
+                if (!client.Send(Get(i % 2 ? "/slow" : "/fast"))) continue;
+                if ((i + t) % 3 == 0) {
+                    ++asked;
+                    if (client.ReadResponse()) ++answered;
+                } else if ((i + t) % 3 == 1) {
+                    client.Close();
+                } else {
+                    std::this_thread::sleep_for(std::chrono::microseconds(150 * (i % 4)));
+                    client.Reset();
+                }
+            }
+        });
+    }
+    for (auto& client : clients) client.join();
+    EXPECT_EQ(answered.load(), asked.load());  // every client that waited got its answer
+    ASSERT_TRUE(Eventually([&] { return server.stats().open_connections == 0; }, 5000ms))
+        << server.stats().open_connections << " connections left open";
+    auto client = server.Client();
+    auto res = client.Get("/still-serving");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    // A request is handled unless its client's reset arrived before its bytes were read.
+    EXPECT_GE(handled.load(), asked.load());
 }
 
 // ---- A client that leaves cancels its request -----------------------------------------------------

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -71,6 +72,22 @@ nlohmann::json KeepAliveJson(const std::string& keep_alive);
 // it is when it has no such member, or one that is not an array of integers; else the rest, in
 // `scratch`.
 std::string_view WithoutOllamaContext(std::string_view line, std::string& scratch);
+
+// What the service reads of one /api/generate line (exposed for tests).
+struct OllamaLine {
+    std::optional<std::string> error;  // "error": its text (a non-string value as JSON)
+    std::string response;              // "response" when a string
+    bool done = false;
+    std::string done_reason;           // when a string
+    // Numbers as Ollama sends them (durations in ns); 0 when absent or not a number.
+    int64_t prompt_eval_count = 0, eval_count = 0;
+    int64_t total_duration = 0, load_duration = 0, prompt_eval_duration = 0, eval_duration = 0;
+};
+// Reads the members above from a line: only the object's own members (nested ones are skipped),
+// the last of a repeated name winning, without building a JSON document (Ollama sends a line per
+// token: a document per line was its map, keys and strings allocated for each). Errors: the
+// line is not JSON, not an object, or its "done" is not a boolean (kUpstreamError).
+Result<OllamaLine> ParseOllamaLine(std::string_view line);
 
 // Maps an Ollama error status and body ({"error": "..."}) to a typed Error.
 Error ErrorFromOllamaStatus(int status, const std::string& body, const std::string& model);

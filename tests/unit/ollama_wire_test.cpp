@@ -54,6 +54,60 @@ TEST(OllamaWire, TheFinalLinesContextIsCutBeforeParsing) {
     EXPECT_EQ(WithoutOllamaContext(other, scratch), other);
 }
 
+// The fields read from each line, without a JSON document: as the document's find()/value() read them.
+TEST(OllamaWire, LinesAreReadWithoutADocument) {
+    auto piece = ParseOllamaLine(R"({"model":"m","created_at":"t","response":"Hel\u006co \"x\"","done":false})");
+    ASSERT_TRUE(piece.ok()) << piece.error().message;
+    EXPECT_EQ(piece->response, "Hello \"x\"");
+    EXPECT_FALSE(piece->done);
+    EXPECT_FALSE(piece->error);
+
+    auto final_line = ParseOllamaLine(
+        R"({"model":"m","response":"","done":true,"done_reason":"length","total_duration":5000000000,)"
+        R"("load_duration":7,"prompt_eval_count":16384,"prompt_eval_duration":2.5e9,"eval_count":1200,)"
+        R"("eval_duration":18446744073709551615,"context":[1,2,3]})");
+    ASSERT_TRUE(final_line.ok()) << final_line.error().message;
+    EXPECT_TRUE(final_line->done);
+    EXPECT_EQ(final_line->done_reason, "length");
+    EXPECT_EQ(final_line->total_duration, 5000000000);
+    EXPECT_EQ(final_line->load_duration, 7);
+    EXPECT_EQ(final_line->prompt_eval_count, 16384);
+    EXPECT_EQ(final_line->prompt_eval_duration, 2500000000);  // a float, truncated as get<int64_t>() does
+    EXPECT_EQ(final_line->eval_count, 1200);
+
+    // Only the line's own members: a nested "response" or "done" is someone else's.
+    auto nested = ParseOllamaLine(R"({"meta":{"response":"no","done":true,"error":"no"},"list":[{"response":"no"}],"response":"yes"})");
+    ASSERT_TRUE(nested.ok());
+    EXPECT_EQ(nested->response, "yes");
+    EXPECT_FALSE(nested->done);
+    EXPECT_FALSE(nested->error);
+    // The last of a repeated member wins, whatever its type; a value of another type reads as absent.
+    auto repeated = ParseOllamaLine(R"({"response":"first","response":7,"eval_count":"x","done_reason":null})");
+    ASSERT_TRUE(repeated.ok());
+    EXPECT_EQ(repeated->response, "");
+    EXPECT_EQ(repeated->eval_count, 0);
+    EXPECT_EQ(repeated->done_reason, "");
+
+    // An error member, a string or not.
+    auto error = ParseOllamaLine(R"({"error":"model runner crashed"})");
+    ASSERT_TRUE(error.ok());
+    EXPECT_EQ(error->error, "model runner crashed");
+    EXPECT_EQ(ParseOllamaLine(R"({"error":{"code":500,"msg":"x"}})")->error, R"({"code":500,"msg":"x"})");
+    EXPECT_EQ(ParseOllamaLine(R"({"error":42})")->error, "42");
+    EXPECT_EQ(ParseOllamaLine(R"({"error":null})")->error, "null");
+
+    // What is no line of Ollama's.
+    for (const char* bad : {R"(["response"])", R"("text")", "42", R"({"response":"cut)", "{", R"({"a":1} {"b":2})",
+                            R"({"done":"yes"})", R"({"done":true,"done":1})"}) {
+        auto parsed = ParseOllamaLine(bad);
+        ASSERT_FALSE(parsed.ok()) << bad;
+        EXPECT_EQ(parsed.error().code, ErrorCode::kUpstreamError) << bad;
+    }
+    EXPECT_NE(ParseOllamaLine("[1]").error().message.find("not an object"), std::string::npos);
+    EXPECT_NE(ParseOllamaLine("{").error().message.find("malformed"), std::string::npos);
+    EXPECT_TRUE(ParseOllamaLine(R"({"done":"yes","done":false})").ok());
+}
+
 // Ollama reads a keep_alive string as a Go duration: "-1" or "90" as strings are refused ("missing
 // unit"), so bare seconds go out as JSON numbers.
 TEST(OllamaWire, BareSecondsKeepAliveIsANumber) {

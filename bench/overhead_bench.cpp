@@ -16,6 +16,12 @@
 // service less that per direct request (clients and fake are in both); with a separate service
 // process, also that process's own user + system time per request (/proc/PID/stat: what getrusage
 // reports inside it), which counts nothing but the service.
+// --ab OLD,NEW compares two builds instead: both run as `summarizer serve` children against the one
+// fake, and one client sends the JSON request to each by turns (--rounds batches each, the order
+// swapped every round), so that the machine's slow and fast spells hit both alike; printed per build
+// are the medians over rounds of its CPU per request (from /proc/PID/task/*/schedstat: nanoseconds,
+// where /proc/PID/stat counts 10 ms ticks), its context switches per request and its P50, and the
+// median of the per-round ratios NEW / OLD: the figure to compare builds by on a noisy machine.
 // Targets (issue #16, 2 cores): added CPU <= 150 us per request and added P50 <= 0.15 ms with 1
 // client, added P99 <= 1 ms at a paced 1,000 req/s from 32 clients, added TTFT <= 1 ms, >= 3,000
 // req/s flat out. Exit code 0 unless requests failed (or, with --assert, a target was missed).
@@ -31,6 +37,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -101,6 +108,30 @@ double OtherProcessCpuSeconds(pid_t pid) {
         }
     }
     return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Nanoseconds on a CPU and context switches of process `pid`, summed over its threads.
+struct ThreadTotals {
+    double cpu_s = 0;
+    double switches = 0;
+};
+ThreadTotals ProcessThreadTotals(pid_t pid) {
+    ThreadTotals totals;
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+        std::ifstream schedstat(task.path() / "schedstat");
+        double ns = 0;
+        if (schedstat >> ns) totals.cpu_s += ns / 1e9;
+        std::ifstream status(task.path() / "status");
+        std::string line;
+        while (std::getline(status, line)) {
+            if (line.rfind("voluntary_ctxt_switches:", 0) == 0 || line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+                totals.switches += std::stod(line.substr(line.find(':') + 1));
+            }
+        }
+    }
+    return totals;
 }
 
 // What one kind of request is: path, body, and the bytes that mean "the first token has arrived".
@@ -295,6 +326,12 @@ bool StartService(ServiceUnderTest& s, const std::string& mode, const std::strin
     return true;
 }
 
+double Median(std::vector<double> v) { return Percentile(v, 50).value_or(0); }
+
+// --ab: two builds by turns (see the file's comment).
+int RunAb(const std::string& old_binary, const std::string& new_binary, const std::string& ollama_url, int requests,
+          int warmup, int rounds, const Target& target);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -311,6 +348,7 @@ int main(int argc, char** argv) {
     std::string url;
     int server_pid = 0;
     int fake_port = 0;
+    std::vector<std::string> ab;
     app.add_option("--requests-1", requests_1, "measured requests with 1 client")->capture_default_str();
     app.add_option("--requests-32", requests_32, "measured requests with 32 clients (in total)")->capture_default_str();
     app.add_option("--warmup", warmup, "unmeasured requests per client first")->capture_default_str();
@@ -331,6 +369,11 @@ int main(int argc, char** argv) {
     app.add_option("--fake-port", fake_port, "port of the fake Ollama (0: any free one)");
     app.add_flag("--log-to-stderr", log_to_stderr, "in-process access log to stderr (default: /dev/null, the write kept)");
     app.add_flag("--assert", assert_targets, "exit 1 when a target is missed");
+    app.add_option("--ab", ab,
+                   "OLD,NEW: two summarizer binaries compared by turns on CPU per JSON request (1 client, "
+                   "--requests-1 each over --rounds rounds) instead of the overhead tables")
+        ->delimiter(',')
+        ->expected(2);
     CLI11_PARSE(app, argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -344,17 +387,23 @@ int main(int argc, char** argv) {
     behavior.piece_chars = 16;
     ollama.SetBehavior(behavior);
 
-    summarizer::Config config;
-    ServiceUnderTest service;
-    if (!StartService(service, mode, url, server_pid, config, ollama.url())) return 1;
-    const int port = service.port;
-
-    const std::string text =
+    const std::string ab_text =
         "The city council met on Tuesday to discuss the new tram line. After three hours of debate, the members "
         "voted to fund the first section, from the central station to the university, and asked the transport "
         "office to publish a timetable before the summer. Residents along the route raised concerns about noise "
         "during construction; the council promised that night work would be limited to two weeks and that "
         "affected households would be told a month in advance. The first trams are expected to run in three years.";
+    if (!ab.empty()) {
+        const Target ab_json{"service /summarize (JSON)", "/summarize", json{{"text", ab_text}}.dump(), ""};
+        return RunAb(ab[0], ab[1], ollama.url(), requests_1, warmup, rounds, ab_json);
+    }
+
+    summarizer::Config config;
+    ServiceUnderTest service;
+    if (!StartService(service, mode, url, server_pid, config, ollama.url())) return 1;
+    const int port = service.port;
+
+    const std::string& text = ab_text;
     // What the service sends upstream for this text, give or take the prompt's wording.
     const json generate = {{"model", "gemma3-4b-16k"},
                            {"prompt", "Summarize the document below.\n<document>\n" + text + "\n</document>"},
@@ -460,3 +509,68 @@ int main(int argc, char** argv) {
     if (failures) std::printf("%d request(s) FAILED\n", failures);
     return failures == 0 && (all_ok || !assert_targets) ? 0 : 1;
 }
+
+namespace {
+
+int RunAb(const std::string& old_binary, const std::string& new_binary, const std::string& ollama_url, int requests,
+          int warmup, int rounds, const Target& target) {
+    struct Build {
+        std::string name;
+        std::optional<summarizer::testing::ServeProcess> process;
+        std::vector<double> cpu_us, switches, p50_ms;
+        int failures = 0;
+    };
+    Build builds[2] = {{"old: " + old_binary, {}, {}, {}, {}, 0}, {"new: " + new_binary, {}, {}, {}, {}, 0}};
+    const std::string binaries[2] = {old_binary, new_binary};
+    for (int b = 0; b < 2; ++b) {
+        builds[b].process.emplace(summarizer::testing::ServeOptions{
+            .ollama_url = ollama_url,
+            .env = {"SUMMARIZER_MAX_INFLIGHT=64", "OLLAMA_NUM_PARALLEL=64", "SUMMARIZER_PREFILL_GATE=false",
+                    "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
+            .name = b == 0 ? "overhead_bench_old" : "overhead_bench_new",
+            .binary = binaries[b],
+            .inherit_environment = false});
+        if (!builds[b].process->WaitUp()) {
+            std::fprintf(stderr, "%s did not start:\n%s\n", binaries[b].c_str(), builds[b].process->Log().c_str());
+            return 1;
+        }
+    }
+    const int per_round = std::max(1, requests / rounds);
+    std::printf("summarizer-overhead-bench --ab: %d rounds of %d JSON requests from 1 client to each build, by "
+                "turns\n\n",
+                rounds, per_round);
+    std::vector<double> ratios;
+    for (int round = 0; round < rounds; ++round) {
+        double cpu[2] = {0, 0};
+        for (int turn = 0; turn < 2; ++turn) {
+            const int b = round % 2 == 0 ? turn : 1 - turn;
+            Build& build = builds[b];
+            const pid_t pid = build.process->pid();
+            const ThreadTotals before = ProcessThreadTotals(pid);
+            RunResult r = Run(build.process->port(), target, 1, per_round, round == 0 ? warmup : 1);
+            const ThreadTotals after = ProcessThreadTotals(pid);
+            const auto n = static_cast<double>(r.samples.size());
+            cpu[b] = (after.cpu_s - before.cpu_s) * 1e6 / n;
+            build.cpu_us.push_back(cpu[b]);
+            build.switches.push_back((after.switches - before.switches) / n);
+            build.p50_ms.push_back(Percentile(Latencies(r), 50).value_or(0));
+            build.failures += r.failures;
+        }
+        if (cpu[0] > 0) ratios.push_back(cpu[1] / cpu[0]);
+    }
+    std::printf("| build | CPU us/req (median of rounds) | min | max | context switches/req | P50 ms |\n"
+                "|---|---|---|---|---|---|\n");
+    for (const auto& build : builds) {
+        std::printf("| %s | %.0f | %.0f | %.0f | %.2f | %.3f |\n", build.name.c_str(), Median(build.cpu_us),
+                    *std::min_element(build.cpu_us.begin(), build.cpu_us.end()),
+                    *std::max_element(build.cpu_us.begin(), build.cpu_us.end()), Median(build.switches),
+                    Median(build.p50_ms));
+    }
+    std::printf("\nnew / old CPU per request, per round: median %.3f (min %.3f, max %.3f)\n", Median(ratios),
+                *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
+    const int failures = builds[0].failures + builds[1].failures;
+    if (failures) std::printf("%d request(s) FAILED\n", failures);
+    return failures == 0 ? 0 : 1;
+}
+
+}  // namespace

@@ -79,7 +79,8 @@ struct OllamaLine {
     std::string response;              // "response" when a string
     bool done = false;
     std::string done_reason;           // when a string
-    // Numbers as Ollama sends them (durations in ns); 0 when absent or not a number.
+    // Numbers as Ollama sends them (durations in ns); 0 when absent or not a number. A float is
+    // truncated; one beyond int64's range reads as 0.
     int64_t prompt_eval_count = 0, eval_count = 0;
     int64_t total_duration = 0, load_duration = 0, prompt_eval_duration = 0, eval_duration = 0;
 };

@@ -52,6 +52,11 @@ TEST(OllamaWire, TheFinalLinesContextIsCutBeforeParsing) {
     EXPECT_EQ(WithoutOllamaContext(piece, scratch), piece);
     const std::string other = R"({"context":[{"a":1}],"done":true})";
     EXPECT_EQ(WithoutOllamaContext(other, scratch), other);
+    // A key that ends in the same bytes, its first quote escaped, is not the member: cut there, the
+    // line read "done" as absent.
+    const std::string lookalike = R"({"\"context":[1,2],"done":true})";
+    EXPECT_EQ(WithoutOllamaContext(lookalike, scratch), lookalike);
+    EXPECT_TRUE(ParseOllamaLine(WithoutOllamaContext(lookalike, scratch))->done);
 }
 
 // The fields read from each line, without a JSON document: as the document's find()/value() read them.

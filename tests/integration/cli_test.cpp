@@ -17,6 +17,7 @@
 
 #include "fake_ollama.hpp"
 #include "serve_process.hpp"
+#include "temp_file.hpp"
 
 namespace summarizer::testing {
 namespace {
@@ -39,9 +40,7 @@ Outcome Execute(const std::string& command) {
 }
 
 std::string TempFile(const std::string& name, const std::string& content) {
-    auto path = std::filesystem::temp_directory_path() / ("summarizer_cli_" + name);
-    std::ofstream(path, std::ios::binary) << content;
-    return path.string();
+    return testing::WriteTempFile("summarizer_cli", name, content);
 }
 
 const std::string kBinary = SUMMARIZER_BINARY;

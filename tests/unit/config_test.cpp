@@ -5,13 +5,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_file.hpp"
+
 namespace summarizer {
 namespace {
 
 std::string WriteTemp(const std::string& name, const std::string& content) {
-    auto path = std::filesystem::temp_directory_path() / ("summarizer_config_test_" + name + ".json");
-    std::ofstream(path) << content;
-    return path.string();
+    return testing::WriteTempFile("summarizer_config_test", name + ".json", content);
 }
 
 TEST(Config, DefaultsAreTheDesignRecords) {

@@ -11,17 +11,13 @@
 #include <nlohmann/json.hpp>
 
 #include "summarizer/config.hpp"
+#include "temp_file.hpp"
 
 namespace summarizer {
 namespace {
 
-// One file per process: ctest runs each test in its own process, several at once, and the
-// parameterised cases below are built (files written) in every one of them.
 std::string WriteTemp(const std::string& name, const std::string& content) {
-    auto path = std::filesystem::temp_directory_path() /
-                ("summarizer_upstreams_test_" + name + "_" + std::to_string(::getpid()) + ".json");
-    std::ofstream(path) << content;
-    return path.string();
+    return testing::WriteTempFile("summarizer_upstreams_test", name + ".json", content);
 }
 
 TEST(ConfigUpstreams, OllamaHostAloneIsTheSingleUpstream) {

@@ -313,11 +313,26 @@ void ModelManager::ApplyLoadedLocked(const std::vector<LoadedModel>& loaded) {
     }
 }
 
+std::pair<uint64_t, Result<std::vector<LoadedModel>>> ModelManager::ReadLoaded() {
+    uint64_t ticket;
+    {
+        std::lock_guard lock(mutex_);
+        ticket = ++ps_tickets_;
+    }
+    return {ticket, host_.ListLoaded()};
+}
+
+void ModelManager::ApplyReadLocked(uint64_t ticket, const std::vector<LoadedModel>& loaded) {
+    if (ticket < ps_applied_) return;  // stale: a read asked later was applied already
+    ps_applied_ = ticket;
+    ApplyLoadedLocked(loaded);
+}
+
 void ModelManager::RefreshLoaded() {
-    auto loaded = host_.ListLoaded();
+    auto [ticket, loaded] = ReadLoaded();
     if (!loaded.ok()) return;
     std::lock_guard lock(mutex_);
-    ApplyLoadedLocked(*loaded);
+    ApplyReadLocked(ticket, *loaded);
 }
 
 RouteCosts ModelManager::CurrentCosts() const {
@@ -352,13 +367,13 @@ RouteCosts ModelManager::CurrentCosts() const {
 }
 
 ManagerStatus ModelManager::Status() {
-    auto loaded = host_.ListLoaded();
+    auto [ticket, loaded] = ReadLoaded();
     const RouteCosts costs = CurrentCosts();
     const double usable = config_.vram.budget_mb - config_.vram.reserve_mb;
     ManagerStatus s;
     std::lock_guard lock(mutex_);
     if (loaded.ok()) {
-        ApplyLoadedLocked(*loaded);
+        ApplyReadLocked(ticket, *loaded);
         s.ollama_reachable = true;
         s.loaded = *loaded;
     } else {

@@ -120,7 +120,8 @@ public:
     // Reads /api/ps now and returns everything /status shows.
     ManagerStatus Status();
 
-    // Reads /api/ps and updates the measured footprints and spill flags.
+    // Reads /api/ps and updates the measured footprints and spill flags (unless a read asked later
+    // has already done so).
     void RefreshLoaded();
 
     // Blocks until the worker has no queued or running task (tests, benchmarks).
@@ -150,6 +151,10 @@ private:
     // under the static rule; under the cost policy only when `index` spills to the CPU.
     bool RestoresAfterLocked(size_t index) const;
     bool HotKeptElsewhere() const;
+    // /api/ps now, with the ticket that orders it among the reads (see ps_tickets_).
+    std::pair<uint64_t, Result<std::vector<LoadedModel>>> ReadLoaded();
+    // Applies a read unless a later one was applied. Requires mutex_.
+    void ApplyReadLocked(uint64_t ticket, const std::vector<LoadedModel>& loaded);
 
     const Config& config_;
     ModelHost& host_;
@@ -166,6 +171,11 @@ private:
     std::string last_preload_;
     bool restore_queued_ = false;
     std::optional<size_t> runner_;  // bucket of the last call or load seen (not /api/ps: reads race calls)
+    // /api/ps reads run on the manager's thread and on /status's, at once: each takes a ticket before
+    // asking, and one whose ticket is older than the last applied one is stale (it was asked before a
+    // load the other already saw) and is not applied.
+    uint64_t ps_tickets_ = 0;
+    uint64_t ps_applied_ = 0;
     std::chrono::steady_clock::time_point other_activity_{};  // last start/end of a non-hot call
     std::vector<std::string> warnings_;
 

@@ -282,6 +282,67 @@ TEST(ModelManager, FlagsAndCountsASpillingBucketOncePerLoad) {
     EXPECT_NE(metrics.Render().find("summarizer_vram_spills_total{bucket=\"60k\"} 2"), std::string::npos);
 }
 
+// An /api/ps whose first read is held until released, answering what was loaded when it was asked.
+class HeldListBackend : public FakeLlmEngine {
+public:
+    Result<std::vector<LoadedModel>> ListLoaded() override {
+        std::unique_lock lock(mutex_);
+        std::vector<LoadedModel> snapshot = loaded;
+        if (hold_next_) {
+            hold_next_ = false;
+            held_ = true;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return !held_; });
+        }
+        return snapshot;
+    }
+    void HoldNext() {
+        std::lock_guard lock(mutex_);
+        hold_next_ = true;
+    }
+    void WaitHeld() {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return held_; });
+    }
+    void Release() {
+        std::lock_guard lock(mutex_);
+        held_ = false;
+        cv_.notify_all();
+    }
+    void SetLoaded(std::vector<LoadedModel> models) {
+        std::lock_guard lock(mutex_);
+        loaded = std::move(models);
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool hold_next_ = false;
+    bool held_ = false;
+};
+
+// The manager's own refresh asked /api/ps before the 60K bucket was loaded and answers after a
+// /status read saw it loaded: the older answer must not unload it (and, seen again, count its
+// spill a second time).
+TEST(ModelManager, AnOlderApiPsReadDoesNotOverwriteANewerOne) {
+    Config config;
+    HeldListBackend backend;
+    ModelManager manager(config, backend);
+    backend.HoldNext();
+    auto stale = std::async(std::launch::async, [&] { manager.RefreshLoaded(); });  // asks: nothing loaded
+    backend.WaitHeld();
+    backend.SetLoaded({LoadedModel{"gemma3-4b-60k:latest", 5'000'000'000, 4'000'000'000, 61440, ""}});
+    ManagerStatus first = manager.Status();  // asks later: the 60K bucket, spilling
+    EXPECT_TRUE(first.buckets[1].loaded);
+    EXPECT_EQ(first.buckets[1].spills_seen, 1);
+    backend.Release();
+    stale.get();
+    EXPECT_TRUE(manager.CurrentCosts().buckets[1].spilling);
+    ManagerStatus again = manager.Status();
+    EXPECT_TRUE(again.buckets[1].loaded);
+    EXPECT_EQ(again.buckets[1].spills_seen, 1);
+}
+
 TEST(ModelManager, EstimatedSpillCountsUntilMeasured) {
     Config config;
     config.ollama.num_parallel = 4;  // f16: the 60K bucket does not fit

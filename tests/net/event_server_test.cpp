@@ -232,7 +232,7 @@ TEST(EventServerTest, SeveralIoThreadsServeManyConcurrentKeepAliveClients) {
         }
         return response;
     });
-    std::atomic<int> answered{0}, asked{0};
+    std::atomic<int> answered{0};
     std::vector<std::thread> clients;
     for (int c = 0; c < 16; ++c) {
         clients.emplace_back([&, c] {

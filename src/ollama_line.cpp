@@ -27,7 +27,7 @@ std::string_view WithoutOllamaContext(std::string_view line, std::string& scratc
         if (!((c >= '0' && c <= '9') || c == ',' || c == '-' || c == ' ')) return line;
     }
     size_t begin = key, end = close + 1;
-    if (begin > 0 && line[begin - 1] == ',') {
+    if (line[begin - 1] == ',') {
         --begin;
     } else if (end < line.size() && line[end] == ',') {
         ++end;
@@ -58,12 +58,12 @@ public:
             if (key_ == Key::kError) out_.error = value ? "true" : "false";
         });
     }
-    bool number_integer(number_integer_t value) override { return Number(static_cast<int64_t>(value), json(value)); }
-    bool number_unsigned(number_unsigned_t value) override { return Number(static_cast<int64_t>(value), json(value)); }
+    bool number_integer(number_integer_t value) override { return Number(static_cast<int64_t>(value), value); }
+    bool number_unsigned(number_unsigned_t value) override { return Number(static_cast<int64_t>(value), value); }
     bool number_float(number_float_t value, const string_t&) override {
         // Truncated as get<int64_t>() would; beyond int64's range (where that cast is undefined): 0.
         const bool fits = std::isfinite(value) && std::fabs(value) < 9.2e18;
-        return Number(fits ? static_cast<int64_t>(value) : 0, json(value));
+        return Number(fits ? static_cast<int64_t>(value) : 0, value);
     }
     bool string(string_t& value) override {
         return Scalar([&] {
@@ -144,7 +144,9 @@ private:
             case Key::kOther: break;
         }
     }
-    bool Number(int64_t value, const json& as_json) {
+    // `raw`: the number as parsed, written out as JSON only for an "error" member.
+    template <typename Raw>
+    bool Number(int64_t value, Raw raw) {
         return Scalar([&] {
             switch (key_) {
                 case Key::kPromptEvalCount: out_.prompt_eval_count = value; break;
@@ -153,7 +155,7 @@ private:
                 case Key::kLoad: out_.load_duration = value; break;
                 case Key::kPrefill: out_.prompt_eval_duration = value; break;
                 case Key::kDecode: out_.eval_duration = value; break;
-                case Key::kError: out_.error = as_json.dump(); break;
+                case Key::kError: out_.error = json(raw).dump(); break;
                 default: break;
             }
         });
@@ -193,9 +195,10 @@ Result<OllamaLine> ParseOllamaLine(std::string_view line) {
     } catch (const json::exception&) {
         parsed = false;
     }
-    if (!parsed || !reader.object_seen()) {
-        // A bare value (a number, a string) stops the reader at once; tell it from broken JSON.
-        if (!parsed && !reader.object_seen() && json::accept(line.begin(), line.end())) {
+    // The reader refuses a bare value or array at once, so a parsed line is an object.
+    if (!parsed) {
+        // Tell a bare value or an array from broken JSON.
+        if (!reader.object_seen() && json::accept(line.begin(), line.end())) {
             return MakeError(ErrorCode::kUpstreamError, "Ollama sent a line that is not an object", true);
         }
         return MakeError(ErrorCode::kUpstreamError, "Ollama sent a malformed line: " + std::string(line.substr(0, 120)),

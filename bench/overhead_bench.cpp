@@ -387,23 +387,20 @@ int main(int argc, char** argv) {
     behavior.piece_chars = 16;
     ollama.SetBehavior(behavior);
 
-    const std::string ab_text =
+    const std::string text =
         "The city council met on Tuesday to discuss the new tram line. After three hours of debate, the members "
         "voted to fund the first section, from the central station to the university, and asked the transport "
         "office to publish a timetable before the summer. Residents along the route raised concerns about noise "
         "during construction; the council promised that night work would be limited to two weeks and that "
         "affected households would be told a month in advance. The first trams are expected to run in three years.";
-    if (!ab.empty()) {
-        const Target ab_json{"service /summarize (JSON)", "/summarize", json{{"text", ab_text}}.dump(), ""};
-        return RunAb(ab[0], ab[1], ollama.url(), requests_1, warmup, rounds, ab_json);
-    }
+    const Target service_json{"service /summarize (JSON)", "/summarize", json{{"text", text}}.dump(), ""};
+    if (!ab.empty()) return RunAb(ab[0], ab[1], ollama.url(), requests_1, warmup, rounds, service_json);
 
     summarizer::Config config;
     ServiceUnderTest service;
     if (!StartService(service, mode, url, server_pid, config, ollama.url())) return 1;
     const int port = service.port;
 
-    const std::string& text = ab_text;
     // What the service sends upstream for this text, give or take the prompt's wording.
     const json generate = {{"model", "gemma3-4b-16k"},
                            {"prompt", "Summarize the document below.\n<document>\n" + text + "\n</document>"},
@@ -412,7 +409,6 @@ int main(int argc, char** argv) {
                            {"truncate", false},
                            {"options", {{"num_ctx", 16384}, {"num_predict", 1200}, {"temperature", 0.15}}}};
     const Target direct{"direct /api/generate (stream)", "/api/generate", generate.dump(), "\"response\":\""};
-    const Target service_json{"service /summarize (JSON)", "/summarize", json{{"text", text}}.dump(), ""};
     const Target service_sse{"service /summarize (SSE)", "/summarize", json{{"text", text}, {"stream", true}}.dump(),
                              "event: delta"};
 
@@ -553,7 +549,7 @@ int RunAb(const std::string& old_binary, const std::string& new_binary, const st
             cpu[b] = (after.cpu_s - before.cpu_s) * 1e6 / n;
             build.cpu_us.push_back(cpu[b]);
             build.switches.push_back((after.switches - before.switches) / n);
-            build.p50_ms.push_back(Percentile(Latencies(r), 50).value_or(0));
+            build.p50_ms.push_back(Median(Latencies(r)));
             build.failures += r.failures;
         }
         if (cpu[0] > 0) ratios.push_back(cpu[1] / cpu[0]);

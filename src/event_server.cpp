@@ -309,9 +309,7 @@ struct ServerCore {
     size_t live_connections = 0;  // Connection objects alive (a running handler keeps its one)
 };
 
-// One client connection. Everything but the Post* entry points runs on its strand, under the
-// connection's mutex: a worker that finished a request's handler takes the mutex too and writes
-// a whole (not streamed) response itself (see RunHandler), so the I/O thread is not woken to do it.
+// One client connection. Everything but the Post* entry points runs on its strand.
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
     Connection(ServerCore& core, tcp::socket socket, const tcp::endpoint& remote)
@@ -352,7 +350,7 @@ private:
 
     template <typename F>
     void Post(F f) {
-        asio::post(executor_, [self = shared_from_this(), f] { self->Locked([&] { f(*self); }); });
+        asio::post(executor_, [self = shared_from_this(), f] { f(*self); });
     }
 
     void Begin() {
@@ -375,9 +373,7 @@ private:
         if (!parsing && buffer_.size() >= core_.options.max_header_bytes) return;  // read-ahead full: resumes later
         read_armed_ = true;
         socket_.async_wait(tcp::socket::wait_read,
-                           [self = shared_from_this()](beast::error_code ec) {
-                               self->Locked([&] { self->OnReadable(ec); });
-                           });
+                           [self = shared_from_this()](beast::error_code ec) { self->OnReadable(ec); });
     }
 
     void OnReadable(beast::error_code ec) {
@@ -539,16 +535,8 @@ private:
             response.SetHeader("X-Request-Id", id);
             response.body = ErrorBody(ErrorCode::kInternal, "internal error: " + what, id);
         }
-        if (!response.stream) {
-            // Written from this thread: the socket is non-blocking and a short response fits its
-            // buffer, so the I/O thread is not woken to write it (a wake-up and a sleep cost
-            // ~11 us of CPU on a VM: a tenth of a short request). What the socket does not take
-            // is written on by the I/O thread when it becomes writable.
-            Locked([&] { OnResponse(std::move(response)); });
-            return;
-        }
         asio::post(executor_, [self = shared_from_this(), response = std::move(response)]() mutable {
-            self->Locked([&] { self->OnResponse(std::move(response)); });
+            self->OnResponse(std::move(response));
         });
     }
 
@@ -621,10 +609,8 @@ private:
                 auto self = weak.lock();
                 if (!self || self->wake_pending_.exchange(true)) return;
                 asio::post(executor, [self] {
-                    self->Locked([&] {
-                        self->wake_pending_ = false;
-                        self->PumpStream();
-                    });
+                    self->wake_pending_ = false;
+                    self->PumpStream();
                 });
             });
             PumpStream();
@@ -647,7 +633,7 @@ private:
     // A response that will not be written: its producer and its owner are told.
     void Abandon(HttpResponse& response) {
         if (response.stream) response.stream->SetWakeup(nullptr);
-        if (response.on_complete) Report(std::move(response.on_complete), ResponseOutcome{false, 0});
+        if (response.on_complete) ReportOutcome(response.on_complete, ResponseOutcome{false, 0});
         response.on_complete = nullptr;
     }
 
@@ -681,7 +667,7 @@ private:
     }
 
     void FinishResponse() {
-        if (on_complete_) Report(std::move(on_complete_), ResponseOutcome{true, body_bytes_out_});
+        if (on_complete_) ReportOutcome(on_complete_, ResponseOutcome{true, body_bytes_out_});
         on_complete_ = nullptr;
         if (stream_) {
             stream_->SetWakeup(nullptr);
@@ -706,26 +692,7 @@ private:
         ArmRead();
     }
 
-    // Runs `f` under the connection's mutex, then the completion callbacks it reported, unlocked: they
-    // write the access log and the metrics, and the I/O thread must not wait for them to read the
-    // client's next request.
-    template <typename F>
-    void Locked(F&& f) {
-        std::vector<std::pair<std::function<void(const ResponseOutcome&)>, ResponseOutcome>> reports;
-        {
-            std::lock_guard lock(mutex_);
-            f();
-            reports.swap(reports_);
-        }
-        for (const auto& [callback, outcome] : reports) ReportOutcome(callback, outcome);
-    }
-
-    // Requires mutex_: the callback runs when the entry point has released it.
-    void Report(std::function<void(const ResponseOutcome&)> callback, const ResponseOutcome& outcome) {
-        reports_.emplace_back(std::move(callback), outcome);
-    }
-
-    static void ReportOutcome(const std::function<void(const ResponseOutcome&)>& callback, const ResponseOutcome& outcome) {
+    void ReportOutcome(const std::function<void(const ResponseOutcome&)>& callback, const ResponseOutcome& outcome) {
         try {
             callback(outcome);
         } catch (const std::exception& e) {
@@ -810,56 +777,39 @@ private:
         Flush();
     }
 
-    // Writes what the non-blocking socket takes now, on the calling thread (the I/O thread, or
-    // the worker that finished the handler); when it takes no more, waits until it is writable.
-    // As Asio's own speculative write, minus the completion posted back to the I/O thread.
     void WriteSome() {
-        for (;;) {
-            std::array<asio::const_buffer, 16> buffers{};
-            size_t count = 0;
-            for (size_t i = 0; i < out_.size() && count < buffers.size(); ++i) {
-                const size_t skip = i == 0 ? out_offset_ : 0;
-                buffers[count++] = asio::buffer(out_[i].data() + skip, out_[i].size() - skip);
-            }
-            beast::error_code ec;
-            size_t n = socket_.write_some(buffers, ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) {
-                socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code wait_ec) {
-                    self->Locked([&] { self->OnWritable(wait_ec); });
-                });
-                return;
-            }
-            if (ec) {  // the client is gone (reset, broken pipe)
-                Close();
-                return;
-            }
-            write_deadline_at_ = Clock::now() + core_.options.write_timeout;  // progress
-            while (n > 0) {
-                const size_t left = out_.front().size() - out_offset_;
-                if (n < left) {
-                    out_offset_ += n;
-                    break;
-                }
-                n -= left;
-                out_.pop_front();
-                out_offset_ = 0;
-            }
-            if (out_.empty()) break;
+        std::array<asio::const_buffer, 16> buffers{};
+        size_t count = 0;
+        for (size_t i = 0; i < out_.size() && count < buffers.size(); ++i) {
+            const size_t skip = i == 0 ? out_offset_ : 0;
+            buffers[count++] = asio::buffer(out_[i].data() + skip, out_[i].size() - skip);
         }
-        OnWritten();
+        socket_.async_write_some(buffers, [self = shared_from_this()](beast::error_code ec, size_t n) {
+            self->OnWritten(ec, n);
+        });
     }
 
-    void OnWritable(beast::error_code ec) {
+    void OnWritten(beast::error_code ec, size_t n) {
         if (closed_) return;
-        if (ec) {
+        if (ec) {  // the client is gone (reset, broken pipe)
             Close();
             return;
         }
-        WriteSome();
-    }
-
-    // Everything queued is written.
-    void OnWritten() {
+        write_deadline_at_ = Clock::now() + core_.options.write_timeout;  // progress
+        while (n > 0) {
+            const size_t left = out_.front().size() - out_offset_;
+            if (n < left) {
+                out_offset_ += n;
+                break;
+            }
+            n -= left;
+            out_.pop_front();
+            out_offset_ = 0;
+        }
+        if (!out_.empty()) {
+            WriteSome();
+            return;
+        }
         writing_ = false;
         write_deadline_active_ = false;
         switch (phase_) {
@@ -904,27 +854,16 @@ private:
         UpdateTimer();
     }
 
-    // While the handler runs, the timer stays armed (re-armed when it fires) no later than the
-    // keep-alive time-out from now: the deadlines set when the response is written (the write's,
-    // then the idle one) are never earlier, so a worker writing the response never moves the
-    // timer earlier. Moving it cancels its wait, and the cancelled wait's completion wakes the I/O
-    // thread: the wake-up that writing on the worker saves.
     void UpdateTimer() {
         std::optional<Clock::time_point> next;
         if (read_deadline_ != ReadDeadline::kNone) next = read_deadline_at_;
         if (write_deadline_active_) next = next ? std::min(*next, write_deadline_at_) : write_deadline_at_;
-        if (!next && phase_ == Phase::kHandling) {
-            next = Clock::now() + std::max<std::chrono::milliseconds>(core_.options.keep_alive_timeout,
-                                                                      std::chrono::milliseconds(1000));
-        }
         if (!next || (timer_armed_ && timer_at_ <= *next)) return;
         timer_armed_ = true;
         timer_at_ = *next;
         const uint64_t generation = ++timer_generation_;
         timer_.expires_at(*next);
-        timer_.async_wait([self = shared_from_this(), generation](beast::error_code) {
-            self->Locked([&] { self->OnTimer(generation); });
-        });
+        timer_.async_wait([self = shared_from_this(), generation](beast::error_code) { self->OnTimer(generation); });
     }
 
     void OnTimer(uint64_t generation) {
@@ -974,7 +913,7 @@ private:
             stream_->SetWakeup(nullptr);
             stream_.reset();
         }
-        if (on_complete_) Report(std::move(on_complete_), ResponseOutcome{false, body_bytes_out_});
+        if (on_complete_) ReportOutcome(on_complete_, ResponseOutcome{false, body_bytes_out_});
         on_complete_ = nullptr;
         beast::error_code ec;
         socket_.close(ec);
@@ -993,8 +932,6 @@ private:
     const int remote_port_;
     const Clock::time_point accepted_at_;
 
-    std::mutex mutex_;  // every member below; see the class comment
-    std::vector<std::pair<std::function<void(const ResponseOutcome&)>, ResponseOutcome>> reports_;  // see Locked()
     Phase phase_ = Phase::kReading;
     bool closed_ = false;
     bool read_armed_ = false;

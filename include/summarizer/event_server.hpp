@@ -11,16 +11,13 @@
 //
 // Threads and flow:
 // - `io_threads` I/O threads run every socket: accepting, reading a request's headers and body,
-//   writing streams (and what a worker could not write at once), and every deadline. None of it blocks; a waiting
+//   writing responses and streams, and every deadline. None of it blocks; a waiting
 //   connection is a socket, a timer and a few hundred bytes.
 // - A complete request goes to a pool of at most `worker_threads` threads that runs the
 //   HttpHandler (which may block for minutes). A connection has at most one request in the
 //   pool at a time (pipelined requests wait their turn), so the pool's queue is bounded by the
 //   number of connections.
-// - A whole response is written by the worker that ran the handler, as far as the non-blocking
-//   socket takes it (all of it for a short answer), so the I/O thread is not woken to write it;
-//   the rest is written on the I/O thread as the client reads. The connection's state is kept
-//   under its own mutex for this hand-over. A streamed response (HttpResponse::stream)
+// - The response is written back on the I/O thread. A streamed response (HttpResponse::stream)
 //   is sent with chunked transfer-encoding: the stream's wake-up callback posts to the
 //   connection, which writes whatever is queued as one chunk at once (no buffering, no
 //   compression); a slow reader holds only its socket (and what its producer has queued in

@@ -92,8 +92,7 @@ struct HttpResponse {
     // Set: the body is streamed from it (chunked, no Content-Length, never compressed) and `body`
     // is ignored. The transport calls client_gone.Cancel() on the request if the client leaves.
     std::shared_ptr<EventStream> stream;
-    // Set: called once, on a transport thread (the worker that ran the handler, when it wrote the
-    // whole response, or an I/O thread), when the response is done (for the access log and
+    // Set: called once, on a transport thread, when the response is done (for the access log and
     // metrics). Must not block for long.
     std::function<void(const ResponseOutcome&)> on_complete;
     // The connection is closed after this response (no keep-alive).

@@ -530,8 +530,7 @@ TEST(EventServerTest, WriteDeadlineCutsAClientThatStopsReading) {
     EXPECT_TRUE(saw_cancel);
 }
 
-// A whole response is written by the worker that ran its handler, as far as the socket takes it;
-// what the socket does not take is written on by the I/O thread as the client reads.
+// A whole response larger than the socket takes is written on as the client reads.
 std::string BigBody(size_t size) {
     std::string body(size, ' ');
     for (size_t i = 0; i < size; ++i) body[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
@@ -549,7 +548,7 @@ TEST(EventServerTest, WholeResponseLargerThanTheSocketTakesReachesASlowReaderWho
     });
     RawClient reader(server.port(), nullptr, 4096);
     ASSERT_TRUE(reader.Send(Get("/big")));
-    std::this_thread::sleep_for(200ms);  // the worker has written what the socket took and left the rest
+    std::this_thread::sleep_for(200ms);  // the socket has taken what it can; the rest waits for the reader
     ASSERT_TRUE(reader.Send(Get("/after")));  // pipelined: answered after the big one, on the same connection
     auto first = reader.ReadResponse(10000ms);
     ASSERT_TRUE(first);
@@ -581,8 +580,7 @@ TEST(EventServerTest, WriteDeadlineCutsAClientThatStopsReadingAWholeResponse) {
     EXPECT_FALSE(done.get().completed);
 }
 
-// Clients that leave while, or just after, their handler returns: the worker writing the response
-// and the I/O thread closing the connection take turns on it (run under ASan in CI).
+// Clients that leave while, or just after, their handler returns (run under ASan in CI).
 TEST(EventServerTest, ClientsLeavingAsTheirResponsesAreWrittenLeaveTheServerServing) {
     std::atomic<int> handled{0};
     TestServer server(Options(), [&](HttpRequest& request) {

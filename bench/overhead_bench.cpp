@@ -22,6 +22,14 @@
 // are the medians over rounds of its CPU per request (from /proc/PID/task/*/schedstat: nanoseconds,
 // where /proc/PID/stat counts 10 ms ticks), its context switches per request and its P50, and the
 // median of the per-round ratios NEW / OLD: the figure to compare builds by on a noisy machine.
+// --vs-nginx PATH measures against a yardstick instead: nginx (one process, upstream keep-alive,
+// proxy_buffering off, an access log line per request) proxying the direct request to the same fake,
+// the service answering the JSON summary, and the fake asked directly, by turns (the order rotated
+// every round), 1 client and a paced 32-client run each; printed per path are CPU per request (nginx's
+// and the service's, from schedstat), context switches, P50 and paced P99, and the medians of the
+// per-round ratios service / nginx: CPU per request, and latency added over the direct request. The
+// service does more than nginx (it reads the stream and answers one JSON document, plans the call
+// and builds the prompt), so parity is not expected; the ratio says what a machine's speed cannot.
 // Targets (issue #16, 2 cores): added CPU <= 150 us per request and added P50 <= 0.15 ms with 1
 // client, added P99 <= 1 ms at a paced 1,000 req/s from 32 clients, added TTFT <= 1 ms, >= 3,000
 // req/s flat out. Exit code 0 unless requests failed (or, with --assert, a target was missed).
@@ -54,6 +62,7 @@
 #include <spdlog/spdlog.h>
 
 #include "fake_ollama.hpp"
+#include "free_port.hpp"
 #include "serve_process.hpp"
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
@@ -332,6 +341,10 @@ double Median(std::vector<double> v) { return Percentile(v, 50).value_or(0); }
 int RunAb(const std::string& old_binary, const std::string& new_binary, const std::string& ollama_url, int requests,
           int warmup, int rounds, const Target& target);
 
+// --vs-nginx: the service against nginx proxying the direct request (see the file's comment).
+int RunVsNginx(const std::string& nginx_binary, int fake_port, int requests_1, int requests_32, double paced_rate,
+               int warmup, int rounds, const Target& direct, const Target& service_json);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -374,6 +387,13 @@ int main(int argc, char** argv) {
                    "--requests-1 each over --rounds rounds) instead of the overhead tables")
         ->delimiter(',')
         ->expected(2);
+    std::string nginx;
+    app.add_option("--vs-nginx", nginx,
+                   "PATH of an nginx binary (Debian: /usr/sbin/nginx, package nginx-light): the service's CPU and "
+                   "added latency against nginx proxying the direct request to the same fake, by turns, instead of "
+                   "the overhead tables")
+        ->check(CLI::ExistingFile)
+        ->excludes("--ab");
     CLI11_PARSE(app, argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -394,13 +414,6 @@ int main(int argc, char** argv) {
         "during construction; the council promised that night work would be limited to two weeks and that "
         "affected households would be told a month in advance. The first trams are expected to run in three years.";
     const Target service_json{"service /summarize (JSON)", "/summarize", json{{"text", text}}.dump(), ""};
-    if (!ab.empty()) return RunAb(ab[0], ab[1], ollama.url(), requests_1, warmup, rounds, service_json);
-
-    summarizer::Config config;
-    ServiceUnderTest service;
-    if (!StartService(service, mode, url, server_pid, config, ollama.url())) return 1;
-    const int port = service.port;
-
     // What the service sends upstream for this text, give or take the prompt's wording.
     const json generate = {{"model", "gemma3-4b-16k"},
                            {"prompt", "Summarize the document below.\n<document>\n" + text + "\n</document>"},
@@ -409,6 +422,17 @@ int main(int argc, char** argv) {
                            {"truncate", false},
                            {"options", {{"num_ctx", 16384}, {"num_predict", 1200}, {"temperature", 0.15}}}};
     const Target direct{"direct /api/generate (stream)", "/api/generate", generate.dump(), "\"response\":\""};
+    if (!ab.empty()) return RunAb(ab[0], ab[1], ollama.url(), requests_1, warmup, rounds, service_json);
+    if (!nginx.empty()) {
+        return RunVsNginx(nginx, ollama.port(), requests_1, requests_32, paced_rate, warmup, rounds, direct,
+                          service_json);
+    }
+
+    summarizer::Config config;
+    ServiceUnderTest service;
+    if (!StartService(service, mode, url, server_pid, config, ollama.url())) return 1;
+    const int port = service.port;
+
     const Target service_sse{"service /summarize (SSE)", "/summarize", json{{"text", text}, {"stream", true}}.dump(),
                              "event: delta"};
 
@@ -566,6 +590,166 @@ int RunAb(const std::string& old_binary, const std::string& new_binary, const st
                 *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
     const int failures = builds[0].failures + builds[1].failures;
     if (failures) std::printf("%d request(s) FAILED\n", failures);
+    return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+namespace {
+
+// nginx as the yardstick: one process (master_process off), proxying every request to the fake on
+// kept-alive upstream connections, passing the NDJSON stream through as it comes (proxy_buffering off,
+// as one sets it in front of Ollama), an access log line per request (the service writes one too).
+std::string NginxConfig(const std::filesystem::path& dir, int port, int fake_port) {
+    std::ostringstream conf;
+    conf << "daemon off;\nmaster_process off;\nworker_processes 1;\n"
+         << "pid " << (dir / "nginx.pid").string() << ";\n"
+         << "error_log " << (dir / "error.log").string() << " warn;\n"
+         << "events { worker_connections 1024; }\n"
+         << "http {\n"
+         << "  access_log " << (dir / "access.log").string() << ";\n"
+         << "  client_body_temp_path " << (dir / "body").string() << ";\n"
+         << "  proxy_temp_path " << (dir / "proxy").string() << ";\n"
+         << "  upstream fake { server 127.0.0.1:" << fake_port << "; keepalive 64; }\n"
+         << "  server {\n"
+         << "    listen 127.0.0.1:" << port << ";\n"
+         << "    location / {\n"
+         << "      proxy_pass http://fake;\n"
+         << "      proxy_http_version 1.1;\n"
+         << "      proxy_set_header Connection \"\";\n"
+         << "      proxy_buffering off;\n"
+         << "    }\n"
+         << "  }\n"
+         << "}\n";
+    return conf.str();
+}
+
+bool WaitAccepting(int port, std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+        httplib::Client c("127.0.0.1", port);
+        c.set_connection_timeout(std::chrono::milliseconds(200));
+        if (c.Get("/")) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+int RunVsNginx(const std::string& nginx_binary, int fake_port, int requests_1, int requests_32, double paced_rate,
+               int warmup, int rounds, const Target& direct, const Target& service_json) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("overhead_bench_nginx_" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    const int nginx_port = summarizer::testing::FreePort();
+    {
+        std::ofstream(dir / "nginx.conf") << NginxConfig(dir, nginx_port, fake_port);
+    }
+    summarizer::testing::ChildProcess nginx(summarizer::testing::ChildOptions{
+        .argv = {nginx_binary, "-p", dir.string(), "-c", (dir / "nginx.conf").string(), "-e",
+                 (dir / "error.log").string()},
+        .log_path = (dir / "stdout.log").string()});
+    summarizer::testing::ServeProcess service(summarizer::testing::ServeOptions{
+        .ollama_url = "http://127.0.0.1:" + std::to_string(fake_port),
+        .env = {"SUMMARIZER_MAX_INFLIGHT=64", "OLLAMA_NUM_PARALLEL=64", "SUMMARIZER_PREFILL_GATE=false",
+                "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
+        .name = "overhead_bench_vs_nginx",
+        .inherit_environment = false});
+    auto cleanup = [&] {
+        service.Terminate(std::chrono::seconds(10));
+        kill(nginx.pid(), SIGTERM);
+        std::error_code ignored;
+        fs::remove_all(dir, ignored);
+    };
+    if (!WaitAccepting(nginx_port, std::chrono::seconds(10))) {
+        auto read = [](const fs::path& path) {
+            std::ifstream in(path);
+            return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        };
+        std::fprintf(stderr, "%s did not start on port %d:\n%s%s\n", nginx_binary.c_str(), nginx_port,
+                     read(dir / "stdout.log").c_str(), read(dir / "error.log").c_str());
+        cleanup();
+        return 1;
+    }
+    if (!service.WaitUp()) {
+        std::fprintf(stderr, "summarizer serve did not start:\n%s\n", service.Log().c_str());
+        cleanup();
+        return 1;
+    }
+
+    // The same request to the fake itself, through nginx, and (as a summary) through the service.
+    struct Path {
+        std::string name;
+        int port;
+        pid_t pid;  // whose CPU is read (0: none: the fake is in this process)
+        const Target* target;
+        std::vector<double> cpu_us, switches, p50_ms, paced_p99_ms;
+    };
+    Path paths[3] = {{"direct to the fake", fake_port, 0, &direct, {}, {}, {}, {}},
+                     {"nginx proxy_pass", nginx_port, nginx.pid(), &direct, {}, {}, {}, {}},
+                     {"service /summarize (JSON)", service.port(), service.pid(), &service_json, {}, {}, {}, {}}};
+    const int per_round = std::max(1, requests_1 / rounds);
+    const int paced_per_client = std::max(1, requests_32 / rounds / 32);
+    std::printf("summarizer-overhead-bench --vs-nginx: %d rounds, each of %d requests from 1 client%s to each path "
+                "by turns (the order rotated every round)\n\n",
+                rounds, per_round, paced_rate > 0 ? " and a paced run of 32 clients" : "");
+    std::vector<double> cpu_ratio, p50_ratio, p99_ratio;
+    int failures = 0;
+    for (int round = 0; round < rounds; ++round) {
+        for (int turn = 0; turn < 3; ++turn) {
+            Path& path = paths[(turn + round) % 3];
+            const ThreadTotals before = ProcessThreadTotals(path.pid);
+            RunResult r = Run(path.port, *path.target, 1, per_round, round == 0 ? warmup : 1);
+            const ThreadTotals after = ProcessThreadTotals(path.pid);
+            const auto n = static_cast<double>(r.samples.size());
+            if (path.pid > 0) {
+                path.cpu_us.push_back((after.cpu_s - before.cpu_s) * 1e6 / n);
+                path.switches.push_back((after.switches - before.switches) / n);
+            }
+            path.p50_ms.push_back(Median(Latencies(r)));
+            failures += r.failures;
+            if (paced_rate > 0) {
+                RunResult paced = Run(path.port, *path.target, 32, paced_per_client, 2, paced_rate);
+                path.paced_p99_ms.push_back(Percentile(Latencies(paced), 99).value_or(0));
+                failures += paced.failures;
+            }
+        }
+        const size_t i = static_cast<size_t>(round);
+        cpu_ratio.push_back(paths[2].cpu_us[i] / paths[1].cpu_us[i]);
+        const double nginx_added = paths[1].p50_ms[i] - paths[0].p50_ms[i];
+        if (nginx_added > 0) p50_ratio.push_back((paths[2].p50_ms[i] - paths[0].p50_ms[i]) / nginx_added);
+        if (paced_rate > 0) {
+            const double nginx_p99 = paths[1].paced_p99_ms[i] - paths[0].paced_p99_ms[i];
+            if (nginx_p99 > 0) p99_ratio.push_back((paths[2].paced_p99_ms[i] - paths[0].paced_p99_ms[i]) / nginx_p99);
+        }
+    }
+    auto median_or_dash = [](const std::vector<double>& v, const char* format) {
+        if (v.empty()) return std::string("-");
+        char buf[32];
+        std::snprintf(buf, sizeof buf, format, Median(v));
+        return std::string(buf);
+    };
+    std::printf("| path | CPU us/req (median of rounds) | min | max | context switches/req | P50 ms, 1 client | P99 ms, "
+                "paced |\n|---|---|---|---|---|---|---|\n");
+    for (const Path& path : paths) {
+        const bool cpu = !path.cpu_us.empty();
+        std::printf("| %s | %s | %s | %s | %s | %.3f | %s |\n", path.name.c_str(),
+                    median_or_dash(path.cpu_us, "%.0f").c_str(),
+                    cpu ? std::to_string(static_cast<int>(*std::min_element(path.cpu_us.begin(), path.cpu_us.end())))
+                              .c_str()
+                        : "-",
+                    cpu ? std::to_string(static_cast<int>(*std::max_element(path.cpu_us.begin(), path.cpu_us.end())))
+                              .c_str()
+                        : "-",
+                    median_or_dash(path.switches, "%.2f").c_str(), Median(path.p50_ms),
+                    median_or_dash(path.paced_p99_ms, "%.3f").c_str());
+    }
+    std::printf("\nservice / nginx, median of the per-round ratios: CPU per request %s (min %.3f, max %.3f); "
+                "latency added over the direct request, 1 client P50 %s; paced P99 %s\n",
+                median_or_dash(cpu_ratio, "%.3f").c_str(), *std::min_element(cpu_ratio.begin(), cpu_ratio.end()),
+                *std::max_element(cpu_ratio.begin(), cpu_ratio.end()), median_or_dash(p50_ratio, "%.2f").c_str(),
+                median_or_dash(p99_ratio, "%.2f").c_str());
+    if (failures) std::printf("%d request(s) FAILED\n", failures);
+    cleanup();
     return failures == 0 ? 0 : 1;
 }
 

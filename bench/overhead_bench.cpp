@@ -337,6 +337,32 @@ bool StartService(ServiceUnderTest& s, const std::string& mode, const std::strin
 
 double Median(std::vector<double> v) { return Percentile(v, 50).value_or(0); }
 
+// True when something listens on 127.0.0.1:port (a connection to it is accepted). A bind test
+// would also fail on the TIME_WAIT of a fake stopped a moment ago, which does not share anything.
+bool PortInUse(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool in_use = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    return in_use;
+}
+
+// True when the service answers the second of two identical requests from its job store.
+bool AnswersFromCache(int port, const Target& target) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(std::chrono::seconds(30));
+    bool cached = false;
+    for (int i = 0; i < 2; ++i) {
+        auto res = client.Post(target.path, target.body, "application/json");
+        if (!res || res->status != 200) return false;  // the measured run reports the failure
+        cached = json::parse(res->body, nullptr, false).value("cached", false);
+    }
+    return cached;
+}
+
 // --ab: two builds by turns (see the file's comment).
 int RunAb(const std::string& old_binary, const std::string& new_binary, const std::string& ollama_url, int requests,
           int warmup, int rounds, const Target& target);
@@ -401,6 +427,13 @@ int main(int argc, char** argv) {
     if (!log_to_stderr) spdlog::set_default_logger(spdlog::basic_logger_mt("access", "/dev/null"));
 
     namespace fake = summarizer::testing;
+    if (fake_port != 0 && PortInUse(fake_port)) {
+        // httplib's listening socket has SO_REUSEPORT: a fake started on a port another process
+        // listens on would share the connections with it, and the CPU read would miss some calls.
+        std::fprintf(stderr, "--fake-port %d: another process listens there already; stop it (the service started "
+                     "by hand with --ollama-url pointing at this port needs the bench's own fake)\n", fake_port);
+        return 1;
+    }
     fake::FakeOllama ollama(fake_port);
     fake::FakeBehavior behavior;
     behavior.reply = "The council funded the first tram section; a timetable follows before summer.";
@@ -432,6 +465,11 @@ int main(int argc, char** argv) {
     ServiceUnderTest service;
     if (!StartService(service, mode, url, server_pid, config, ollama.url())) return 1;
     const int port = service.port;
+    if (!url.empty() && AnswersFromCache(port, service_json)) {
+        std::fprintf(stderr, "%s answers a repeated text from its job store (\"cached\": true), with no upstream call: "
+                     "start it with SUMMARIZER_JOBS_CACHE=false to measure it\n", url.c_str());
+        return 1;
+    }
 
     const Target service_sse{"service /summarize (SSE)", "/summarize", json{{"text", text}, {"stream", true}}.dump(),
                              "event: delta"};

@@ -290,6 +290,18 @@ struct ServiceUnderTest {
     }
 };
 
+// `summarizer serve` (`binary`) as a child, set up to measure its own cost: see StartService.
+summarizer::testing::ServeOptions MeasuredServe(const std::string& ollama_url, const std::string& name,
+                                                const std::string& binary = SUMMARIZER_BINARY) {
+    return summarizer::testing::ServeOptions{
+        .ollama_url = ollama_url,
+        .env = {"SUMMARIZER_MAX_INFLIGHT=64", "OLLAMA_NUM_PARALLEL=64", "SUMMARIZER_PREFILL_GATE=false",
+                "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
+        .name = name,
+        .binary = binary,
+        .inherit_environment = false};
+}
+
 // The service set up to measure its own cost: admission does not queue the 32 clients, the
 // upstream scheduler gives the instant fake as many slots as there are clients, no prefill gate
 // (no prompt to prefill), no preload; the access log is written (to /dev/null in process, to the
@@ -303,12 +315,7 @@ bool StartService(ServiceUnderTest& s, const std::string& mode, const std::strin
         return s.port > 0;
     }
     if (mode == "child") {
-        s.child.emplace(summarizer::testing::ServeOptions{
-            .ollama_url = ollama_url,
-            .env = {"SUMMARIZER_MAX_INFLIGHT=64", "OLLAMA_NUM_PARALLEL=64", "SUMMARIZER_PREFILL_GATE=false",
-                    "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
-            .name = "overhead_bench",
-            .inherit_environment = false});
+        s.child.emplace(MeasuredServe(ollama_url, "overhead_bench"));
         if (!s.child->WaitUp()) {
             std::fprintf(stderr, "summarizer serve did not start:\n%s\n", s.child->Log().c_str());
             return false;
@@ -336,6 +343,22 @@ bool StartService(ServiceUnderTest& s, const std::string& mode, const std::strin
 }
 
 double Median(std::vector<double> v) { return Percentile(v, 50).value_or(0); }
+
+// One batch of `requests` from 1 client, and what it cost process `pid` per request (0: no process).
+struct Turn {
+    double cpu_us = 0;
+    double switches = 0;
+    double p50_ms = 0;
+    int failures = 0;
+};
+Turn MeasureTurn(int port, pid_t pid, const Target& target, int requests, int warmup) {
+    const ThreadTotals before = ProcessThreadTotals(pid);
+    RunResult r = Run(port, target, 1, requests, warmup);
+    const ThreadTotals after = ProcessThreadTotals(pid);
+    const auto n = static_cast<double>(r.samples.size());
+    return {(after.cpu_s - before.cpu_s) * 1e6 / n, (after.switches - before.switches) / n, Median(Latencies(r)),
+            r.failures};
+}
 
 // True when something listens on 127.0.0.1:port (a connection to it is accepted). A bind test
 // would also fail on the TIME_WAIT of a fake stopped a moment ago, which does not share anything.
@@ -581,13 +604,8 @@ int RunAb(const std::string& old_binary, const std::string& new_binary, const st
     Build builds[2] = {{"old: " + old_binary, {}, {}, {}, {}, 0}, {"new: " + new_binary, {}, {}, {}, {}, 0}};
     const std::string binaries[2] = {old_binary, new_binary};
     for (int b = 0; b < 2; ++b) {
-        builds[b].process.emplace(summarizer::testing::ServeOptions{
-            .ollama_url = ollama_url,
-            .env = {"SUMMARIZER_MAX_INFLIGHT=64", "OLLAMA_NUM_PARALLEL=64", "SUMMARIZER_PREFILL_GATE=false",
-                    "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
-            .name = b == 0 ? "overhead_bench_old" : "overhead_bench_new",
-            .binary = binaries[b],
-            .inherit_environment = false});
+        builds[b].process.emplace(
+            MeasuredServe(ollama_url, b == 0 ? "overhead_bench_old" : "overhead_bench_new", binaries[b]));
         if (!builds[b].process->WaitUp()) {
             std::fprintf(stderr, "%s did not start:\n%s\n", binaries[b].c_str(), builds[b].process->Log().c_str());
             return 1;
@@ -603,16 +621,13 @@ int RunAb(const std::string& old_binary, const std::string& new_binary, const st
         for (int turn = 0; turn < 2; ++turn) {
             const int b = round % 2 == 0 ? turn : 1 - turn;
             Build& build = builds[b];
-            const pid_t pid = build.process->pid();
-            const ThreadTotals before = ProcessThreadTotals(pid);
-            RunResult r = Run(build.process->port(), target, 1, per_round, round == 0 ? warmup : 1);
-            const ThreadTotals after = ProcessThreadTotals(pid);
-            const auto n = static_cast<double>(r.samples.size());
-            cpu[b] = (after.cpu_s - before.cpu_s) * 1e6 / n;
-            build.cpu_us.push_back(cpu[b]);
-            build.switches.push_back((after.switches - before.switches) / n);
-            build.p50_ms.push_back(Median(Latencies(r)));
-            build.failures += r.failures;
+            const Turn t = MeasureTurn(build.process->port(), build.process->pid(), target, per_round,
+                                       round == 0 ? warmup : 1);
+            cpu[b] = t.cpu_us;
+            build.cpu_us.push_back(t.cpu_us);
+            build.switches.push_back(t.switches);
+            build.p50_ms.push_back(t.p50_ms);
+            build.failures += t.failures;
         }
         if (cpu[0] > 0) ratios.push_back(cpu[1] / cpu[0]);
     }
@@ -630,10 +645,6 @@ int RunAb(const std::string& old_binary, const std::string& new_binary, const st
     if (failures) std::printf("%d request(s) FAILED\n", failures);
     return failures == 0 ? 0 : 1;
 }
-
-}  // namespace
-
-namespace {
 
 // nginx as the yardstick: one process (master_process off), proxying every request to the fake on
 // kept-alive upstream connections, passing the NDJSON stream through as it comes (proxy_buffering off,
@@ -686,12 +697,8 @@ int RunVsNginx(const std::string& nginx_binary, int fake_port, int requests_1, i
         .argv = {nginx_binary, "-p", dir.string(), "-c", (dir / "nginx.conf").string(), "-e",
                  (dir / "error.log").string()},
         .log_path = (dir / "stdout.log").string()});
-    summarizer::testing::ServeProcess service(summarizer::testing::ServeOptions{
-        .ollama_url = "http://127.0.0.1:" + std::to_string(fake_port),
-        .env = {"SUMMARIZER_MAX_INFLIGHT=64", "OLLAMA_NUM_PARALLEL=64", "SUMMARIZER_PREFILL_GATE=false",
-                "SUMMARIZER_PRELOAD_HOT_BUCKET=false"},
-        .name = "overhead_bench_vs_nginx",
-        .inherit_environment = false});
+    summarizer::testing::ServeProcess service(
+        MeasuredServe("http://127.0.0.1:" + std::to_string(fake_port), "overhead_bench_vs_nginx"));
     auto cleanup = [&] {
         service.Terminate(std::chrono::seconds(10));
         kill(nginx.pid(), SIGTERM);
@@ -735,16 +742,13 @@ int RunVsNginx(const std::string& nginx_binary, int fake_port, int requests_1, i
     for (int round = 0; round < rounds; ++round) {
         for (int turn = 0; turn < 3; ++turn) {
             Path& path = paths[(turn + round) % 3];
-            const ThreadTotals before = ProcessThreadTotals(path.pid);
-            RunResult r = Run(path.port, *path.target, 1, per_round, round == 0 ? warmup : 1);
-            const ThreadTotals after = ProcessThreadTotals(path.pid);
-            const auto n = static_cast<double>(r.samples.size());
+            const Turn t = MeasureTurn(path.port, path.pid, *path.target, per_round, round == 0 ? warmup : 1);
             if (path.pid > 0) {
-                path.cpu_us.push_back((after.cpu_s - before.cpu_s) * 1e6 / n);
-                path.switches.push_back((after.switches - before.switches) / n);
+                path.cpu_us.push_back(t.cpu_us);
+                path.switches.push_back(t.switches);
             }
-            path.p50_ms.push_back(Median(Latencies(r)));
-            failures += r.failures;
+            path.p50_ms.push_back(t.p50_ms);
+            failures += t.failures;
             if (paced_rate > 0) {
                 RunResult paced = Run(path.port, *path.target, 32, paced_per_client, 2, paced_rate);
                 path.paced_p99_ms.push_back(Percentile(Latencies(paced), 99).value_or(0));
@@ -769,15 +773,12 @@ int RunVsNginx(const std::string& nginx_binary, int fake_port, int requests_1, i
     std::printf("| path | CPU us/req (median of rounds) | min | max | context switches/req | P50 ms, 1 client | P99 ms, "
                 "paced |\n|---|---|---|---|---|---|---|\n");
     for (const Path& path : paths) {
-        const bool cpu = !path.cpu_us.empty();
-        std::printf("| %s | %s | %s | %s | %s | %.3f | %s |\n", path.name.c_str(),
-                    median_or_dash(path.cpu_us, "%.0f").c_str(),
-                    cpu ? std::to_string(static_cast<int>(*std::min_element(path.cpu_us.begin(), path.cpu_us.end())))
-                              .c_str()
-                        : "-",
-                    cpu ? std::to_string(static_cast<int>(*std::max_element(path.cpu_us.begin(), path.cpu_us.end())))
-                              .c_str()
-                        : "-",
+        char cpu[64] = "- | - | -";  // median | min | max
+        if (!path.cpu_us.empty()) {
+            const auto [min, max] = std::minmax_element(path.cpu_us.begin(), path.cpu_us.end());
+            std::snprintf(cpu, sizeof cpu, "%.0f | %.0f | %.0f", Median(path.cpu_us), *min, *max);
+        }
+        std::printf("| %s | %s | %s | %.3f | %s |\n", path.name.c_str(), cpu,
                     median_or_dash(path.switches, "%.2f").c_str(), Median(path.p50_ms),
                     median_or_dash(path.paced_p99_ms, "%.3f").c_str());
     }

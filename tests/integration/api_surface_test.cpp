@@ -11,7 +11,7 @@ namespace {
 
 using json = nlohmann::json;
 
-const char* kText =
+const char* kApiSurfaceText =
     "The city council met on Tuesday to discuss the new tram line. After three hours of debate, members voted "
     "seven to four to fund the first phase.";
 
@@ -40,7 +40,7 @@ TEST_F(ServiceTest, UnknownPathsDoNotGrowTheRequestMetric) {
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 404);
     }
-    ASSERT_TRUE(PostJson({{"text", kText}}));
+    ASSERT_TRUE(PostJson({{"text", kApiSurfaceText}}));
     auto metrics = Http().Get("/metrics");
     ASSERT_TRUE(metrics);
     EXPECT_EQ(metrics->body.find("/summarize/a"), std::string::npos);
@@ -70,15 +70,15 @@ TEST_F(ServiceTest, CorsAllowsTheConfiguredOriginsAndForbidsOthers) {
 TEST_F(ServiceTest, AnApiKeyGuardsEverythingButHealthAndTheContract) {
     config.server.api_key = "s3cret";
     StartService();
-    auto anonymous = PostJson({{"text", kText}});
+    auto anonymous = PostJson({{"text", kApiSurfaceText}});
     ASSERT_TRUE(anonymous);
     EXPECT_EQ(anonymous->status, 401);
     EXPECT_EQ(anonymous->get_header_value("WWW-Authenticate"), "Bearer");
     EXPECT_EQ(json::parse(anonymous->body)["error"]["code"], "unauthorized");
-    auto wrong = PostJson({{"text", kText}}, {{"Authorization", "Bearer s3cre"}});
+    auto wrong = PostJson({{"text", kApiSurfaceText}}, {{"Authorization", "Bearer s3cre"}});
     ASSERT_TRUE(wrong);
     EXPECT_EQ(wrong->status, 401);
-    auto keyed = PostJson({{"text", kText}}, {{"Authorization", "Bearer s3cret"}});
+    auto keyed = PostJson({{"text", kApiSurfaceText}}, {{"Authorization", "Bearer s3cret"}});
     ASSERT_TRUE(keyed);
     EXPECT_EQ(keyed->status, 200) << keyed->body;
     for (const char* open : {"/healthz", "/openapi.json", "/"}) {
@@ -99,7 +99,7 @@ TEST_F(ServiceTest, ABusyOllamaIs503WithRetryAfter) {
     b.fail_message = "server busy, please try again.  maximum pending requests exceeded";
     fake.SetBehavior(b);
     StartService();
-    auto res = PostJson({{"text", kText}});
+    auto res = PostJson({{"text", kApiSurfaceText}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 503) << res->body;
     EXPECT_EQ(json::parse(res->body)["error"]["code"], "upstream_unavailable");
@@ -145,13 +145,13 @@ protected:
 
 std::string LongText() {
     std::string text;
-    for (int i = 0; i < 60; ++i) text += "Paragraph " + std::to_string(i) + ": " + kText + "\n\n";
+    for (int i = 0; i < 60; ++i) text += "Paragraph " + std::to_string(i) + ": " + kApiSurfaceText + "\n\n";
     return text;
 }
 
 TEST_F(ThrowingEngineTest, OnTheStreamingPathTheRequestFailsAndTheProcessServes) {
     std::string received;
-    auto error = StreamSummarize(port, {{"text", kText}, {"stream", true}}, received);
+    auto error = StreamSummarize(port, {{"text", kApiSurfaceText}, {"stream", true}}, received);
     EXPECT_EQ(error, httplib::Error::Success);
     auto events = ParseSse(received);
     ASSERT_FALSE(events.empty()) << received;
@@ -163,7 +163,7 @@ TEST_F(ThrowingEngineTest, OnTheStreamingPathTheRequestFailsAndTheProcessServes)
     EXPECT_EQ(health->status, 200);
     throwing = false;
     received.clear();
-    StreamSummarize(port, {{"text", kText}, {"stream", true}}, received);
+    StreamSummarize(port, {{"text", kApiSurfaceText}, {"stream", true}}, received);
     EXPECT_EQ(ParseSse(received).back().first, "done") << received;
 }
 

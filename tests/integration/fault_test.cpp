@@ -13,7 +13,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-const char* kText =
+const char* kFaultText =
     "The harbour authority announced a new ferry timetable on Monday. Boats will leave every twenty minutes "
     "from May onwards. The night service is extended until two in the morning on weekends.";
 
@@ -48,7 +48,7 @@ protected:
             futures.push_back(std::async(std::launch::async, [&] {
                 Outcome o;
                 const auto start = Clock::now();
-                auto res = PostJson({{"text", kText}});
+                auto res = PostJson({{"text", kFaultText}});
                 o.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
                 if (!res) return o;
                 o.status = res->status;
@@ -63,7 +63,7 @@ protected:
 
     void ExpectRecovered() {
         fake.SetBehavior(FakeBehavior{});
-        auto res = PostJson({{"text", kText}});
+        auto res = PostJson({{"text", kFaultText}});
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 200) << res->body;
     }
@@ -142,7 +142,7 @@ TEST_F(FaultTest, OllamaKilledMidStreamThenRestarted) {
         clients.push_back(std::async(std::launch::async, [&, i] {
             httplib::Client c("127.0.0.1", port);
             c.set_read_timeout(std::chrono::seconds(20));
-            auto res = c.Post("/summarize", json{{"text", kText}, {"stream", i % 2 == 0}}.dump(), "application/json");
+            auto res = c.Post("/summarize", json{{"text", kFaultText}, {"stream", i % 2 == 0}}.dump(), "application/json");
             return res ? std::make_pair(res->status, res->body) : std::make_pair(0, std::string());
         }));
     }

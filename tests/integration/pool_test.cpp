@@ -35,7 +35,7 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kText =
+constexpr const char* kPoolText =
     "The city council met on Tuesday to discuss the new tram line. After a long debate it voted to fund the "
     "first section, which will connect the central station with the university campus. Construction starts "
     "next spring and should take two years. Residents along the route raised concerns about noise.";
@@ -43,7 +43,7 @@ constexpr const char* kText =
 std::string LongText(size_t chars) {
     std::string text;
     int i = 0;
-    while (text.size() < chars) text += "[P" + std::to_string(i++) + "] " + std::string(kText) + "\n\n";
+    while (text.size() < chars) text += "[P" + std::to_string(i++) + "] " + std::string(kPoolText) + "\n\n";
     return text;
 }
 
@@ -169,7 +169,7 @@ TEST_F(PoolTest, ACallThatFailsOnOneHostIsRetriedOnAnother) {
     config.ollama.max_retries = 0;  // no second try on the same host: only the failover
     Start();
     for (int i = 0; i < 4; ++i) {
-        auto doc = Summarize({{"text", kText}});
+        auto doc = Summarize({{"text", kPoolText}});
         EXPECT_EQ(doc["route"], "16k");
     }
     EXPECT_GE(fakes[0]->Requests().size(), 1u);
@@ -195,7 +195,7 @@ TEST_F(PoolTest, ACallWhoseTextReachedTheClientIsNotRetriedElsewhere) {
     UseFakesAsPool();
     config.ollama.max_retries = 0;
     Start();
-    auto res = Http().Post("/summarize", json{{"text", kText}, {"stream", true}}.dump(), "application/json");
+    auto res = Http().Post("/summarize", json{{"text", kPoolText}, {"stream", true}}.dump(), "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
     EXPECT_NE(res->body.find("event: delta"), std::string::npos) << res->body;
@@ -210,7 +210,7 @@ TEST_F(PoolTest, AHostThatIsDownIsAvoidedAndUsedAgainWhenItComesBack) {
     UseFakesAsPool();
     fakes[0]->Stop();
     Start();
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(Summarize({{"text", kText}})["route"], "16k");
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(Summarize({{"text", kPoolText}})["route"], "16k");
     EXPECT_EQ(fakes[1]->Requests().size(), 3u);
     ASSERT_TRUE(Eventually([&] {
         auto s = json::parse(Http().Get("/status")->body);
@@ -228,7 +228,7 @@ TEST_F(PoolTest, AHostThatIsDownIsAvoidedAndUsedAgainWhenItComesBack) {
     }, 3000ms)) << "the probe sees it back";
     // Concurrent calls land on both hosts again.
     std::vector<std::future<json>> calls;
-    for (int i = 0; i < 6; ++i) calls.push_back(std::async(std::launch::async, [&] { return Summarize({{"text", kText}}); }));
+    for (int i = 0; i < 6; ++i) calls.push_back(std::async(std::launch::async, [&] { return Summarize({{"text", kPoolText}}); }));
     for (auto& c : calls) EXPECT_EQ(c.get()["route"], "16k");
     EXPECT_GE(fakes[0]->Requests().size(), 1u) << "the host that came back takes calls again";
 }
@@ -243,10 +243,10 @@ TEST_F(PoolTest, EveryHostDownIsTheExtractiveFallback) {
     fakes[0]->Stop();
     fakes[1]->Stop();
     Start();
-    auto first = Summarize({{"text", kText}});
+    auto first = Summarize({{"text", kPoolText}});
     EXPECT_EQ(first["route"], "extractive");
     EXPECT_EQ(first["degraded"], true);
-    auto second = Summarize({{"text", kText}});  // both circuits open: not even tried
+    auto second = Summarize({{"text", kPoolText}});  // both circuits open: not even tried
     EXPECT_EQ(second["route"], "extractive");
     EXPECT_NE(second["reason"].get<std::string>().find("every upstream"), std::string::npos) << second["reason"];
     auto ready = Http().Get("/readyz");
@@ -292,7 +292,7 @@ TEST_F(PoolTest, AVllmUpstreamStreamsStatesItsContextAndCountsTokens) {
     vllm.SetModels({{"google/gemma-3-4b-it", 32768}});
     UseFakesAsPool(/*slots=*/4);
     Start();
-    auto doc = Summarize({{"text", kText}});
+    auto doc = Summarize({{"text", kPoolText}});
     EXPECT_EQ(doc["route"], "16k");
     EXPECT_GT(doc["usage"]["prompt_tokens"].get<int>(), 0) << "from the usage chunk";
     EXPECT_GT(doc["usage"]["completion_tokens"].get<int>(), 0);
@@ -327,10 +327,10 @@ TEST_F(PoolTest, ASummaryStoppedAtItsLengthLimitSaysSo) {
         AddFake(api).SetBehavior(wordy);
         UseFakesAsPool(/*slots=*/2);
         Start();
-        auto cut = Summarize({{"text", kText}, {"max_tokens", 8}});
+        auto cut = Summarize({{"text", kPoolText}, {"max_tokens", 8}});
         EXPECT_NE(cut["reason"].get<std::string>().find("finish_reason \"length\": max_tokens 8"), std::string::npos)
             << cut["reason"];
-        auto whole = Summarize({{"text", kText}});
+        auto whole = Summarize({{"text", kPoolText}});
         EXPECT_EQ(whole["reason"].get<std::string>().find("cut off"), std::string::npos) << whole["reason"];
     }
 }
@@ -445,7 +445,7 @@ TEST_F(PoolTest, AnOllamaAndAVllmHostServeTheirOwnBuckets) {
     config.upstreams[0].buckets = {"16k"};
     config.upstreams[1].buckets = {"60k"};
     Start();
-    EXPECT_EQ(Summarize({{"text", kText}})["route"], "16k");
+    EXPECT_EQ(Summarize({{"text", kPoolText}})["route"], "16k");
     EXPECT_EQ(Summarize({{"text", LongText(80000)}})["route"], "60k");
     EXPECT_EQ(fakes[0]->Requests().size(), 1u);
     EXPECT_EQ(vllm.Requests().size(), 1u);

@@ -18,7 +18,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-const char* kText =
+const char* kReliabilityText =
     "The city council approved the new tram line on Tuesday. My neighbour's cat sleeps on the windowsill. "
     "The tram line will connect the central station with the university campus. Construction of the tram "
     "line starts next spring and costs 84 million euros. Council members argued for three hours about the "
@@ -56,11 +56,11 @@ TEST_F(ReliabilityTest, BeyondInflightAndQueueIs429WithRetryAfter) {
     fake.SetBehavior(Slow(20, 40));
     StartService();
     std::vector<int> statuses(2, 0);
-    std::thread first([&] { statuses[0] = PostJson({{"text", kText}})->status; });
+    std::thread first([&] { statuses[0] = PostJson({{"text", kReliabilityText}})->status; });
     ASSERT_TRUE(fake.WaitForRequests(1, 5s));
-    std::thread second([&] { statuses[1] = PostJson({{"text", kText}})->status; });
+    std::thread second([&] { statuses[1] = PostJson({{"text", kReliabilityText}})->status; });
     ASSERT_TRUE(Eventually([&] { return server->metrics().queued() == 1; }));
-    auto third = PostJson({{"text", kText}});
+    auto third = PostJson({{"text", kReliabilityText}});
     ASSERT_TRUE(third);
     EXPECT_EQ(third->status, 429) << third->body;
     EXPECT_EQ(json::parse(third->body)["error"]["code"], "overloaded");
@@ -79,10 +79,10 @@ TEST_F(ReliabilityTest, QueuedWaitIsBoundedByQueueTimeout) {
     config.server.queue_timeout_s = 1;
     fake.SetBehavior(Slow(40, 75));  // ~3 s
     StartService();
-    std::thread first([&] { EXPECT_EQ(PostJson({{"text", kText}})->status, 200); });
+    std::thread first([&] { EXPECT_EQ(PostJson({{"text", kReliabilityText}})->status, 200); });
     ASSERT_TRUE(fake.WaitForRequests(1, 5s));
     const auto start = Clock::now();
-    auto second = PostJson({{"text", kText}});
+    auto second = PostJson({{"text", kReliabilityText}});
     const auto waited = Clock::now() - start;
     ASSERT_TRUE(second);
     EXPECT_EQ(second->status, 429) << second->body;
@@ -98,16 +98,16 @@ TEST_F(ReliabilityTest, ClientThatHangsUpWhileQueuedFreesItsPlace) {
     config.server.max_queue = 1;
     fake.SetBehavior(Slow(50, 60));  // ~3 s
     StartService();
-    std::thread first([&] { EXPECT_EQ(PostJson({{"text", kText}})->status, 200); });
+    std::thread first([&] { EXPECT_EQ(PostJson({{"text", kReliabilityText}})->status, 200); });
     ASSERT_TRUE(fake.WaitForRequests(1, 5s));
-    int fd = RawPost(json{{"text", kText}}.dump());
+    int fd = RawPost(json{{"text", kReliabilityText}}.dump());
     ASSERT_GE(fd, 0);
     ASSERT_TRUE(Eventually([&] { return server->metrics().queued() == 1; }));
     close(fd);
     EXPECT_TRUE(Eventually([&] { return server->metrics().queued() == 0; }, 2000ms))
         << "the abandoned request still holds its place in the queue";
     // The place is usable again: this one queues (not 429) and is served after the first.
-    auto next = PostJson({{"text", kText}});
+    auto next = PostJson({{"text", kReliabilityText}});
     ASSERT_TRUE(next);
     EXPECT_EQ(next->status, 200) << next->body;
     first.join();
@@ -118,7 +118,7 @@ TEST_F(ReliabilityTest, OllamaDownGivesADegradedExtractiveSummary) {
     fake.Stop();
     config.ollama.max_retries = 0;
     StartService();
-    auto res = PostJson({{"text", kText}, {"max_tokens", 40}});
+    auto res = PostJson({{"text", kReliabilityText}, {"max_tokens", 40}});
     ASSERT_TRUE(res);
     ASSERT_EQ(res->status, 200) << res->body;
     auto doc = json::parse(res->body);
@@ -129,7 +129,7 @@ TEST_F(ReliabilityTest, OllamaDownGivesADegradedExtractiveSummary) {
     const std::string summary = doc["summary"];
     EXPECT_FALSE(summary.empty());
     EXPECT_LE(summary.size(), 160u);  // max_tokens 40 x ~4 chars
-    EXPECT_NE(std::string(kText).find(summary.substr(0, 20)), std::string::npos) << "sentences come from the text";
+    EXPECT_NE(std::string(kReliabilityText).find(summary.substr(0, 20)), std::string::npos) << "sentences come from the text";
     EXPECT_EQ(summary.find("cat"), std::string::npos) << summary;
     // Metrics count the degraded route: once the answer is written (the request's metrics are
     // recorded after its last byte, which the client may read first).
@@ -157,7 +157,7 @@ TEST_F(ReliabilityTest, WithoutFallbackOllamaDownIs503) {
     config.degraded.extractive_fallback = false;
     config.ollama.max_retries = 0;
     StartService();
-    auto res = PostJson({{"text", kText}});
+    auto res = PostJson({{"text", kReliabilityText}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 503);
     EXPECT_EQ(json::parse(res->body)["error"]["code"], "upstream_unavailable");
@@ -168,7 +168,7 @@ TEST_F(ReliabilityTest, MissingModelIsNotHiddenByTheFallback) {
     b.missing_models = {"gemma3-4b-16k"};
     fake.SetBehavior(b);
     StartService();
-    auto res = PostJson({{"text", kText}});
+    auto res = PostJson({{"text", kReliabilityText}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 503) << res->body;
 }
@@ -180,9 +180,9 @@ TEST_F(ReliabilityTest, CircuitOpensFailsFastShowsInReadyzAndRecovers) {
     config.ollama.circuit_open_ms = 800;
     fake.Stop();
     StartService();
-    for (int i = 0; i < 2; ++i) EXPECT_EQ(PostJson({{"text", kText}})->status, 503);
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(PostJson({{"text", kReliabilityText}})->status, 503);
     const auto start = Clock::now();
-    auto fast = PostJson({{"text", kText}});
+    auto fast = PostJson({{"text", kReliabilityText}});
     ASSERT_TRUE(fast);
     EXPECT_EQ(fast->status, 503);
     EXPECT_NE(fast->body.find("circuit is open"), std::string::npos) << fast->body;
@@ -198,7 +198,7 @@ TEST_F(ReliabilityTest, CircuitOpensFailsFastShowsInReadyzAndRecovers) {
 
     fake.Restart();
     std::this_thread::sleep_for(900ms);  // the open duration passes: the next call probes
-    auto recovered = PostJson({{"text", kText}});
+    auto recovered = PostJson({{"text", kReliabilityText}});
     ASSERT_TRUE(recovered);
     EXPECT_EQ(recovered->status, 200) << recovered->body;
     EXPECT_EQ(json::parse(recovered->body)["route"], "16k");
@@ -214,7 +214,7 @@ TEST_F(ReliabilityTest, OpenCircuitWithFallbackAnswersAtOnce) {
     config.ollama.circuit_open_ms = 60000;
     fake.Stop();
     StartService();
-    EXPECT_EQ(json::parse(PostJson({{"text", kText}})->body)["route"], "extractive");  // opens the circuit
+    EXPECT_EQ(json::parse(PostJson({{"text", kReliabilityText}})->body)["route"], "extractive");  // opens the circuit
     auto upstream_calls = [&] {
         auto m = Http().Get("/metrics");
         const std::string key = "summarizer_upstream_requests_total{outcome=\"unavailable\"} ";
@@ -222,7 +222,7 @@ TEST_F(ReliabilityTest, OpenCircuitWithFallbackAnswersAtOnce) {
         return at == std::string::npos ? -1 : std::atoi(m->body.c_str() + at + key.size());
     };
     EXPECT_EQ(upstream_calls(), 1);
-    auto res = PostJson({{"text", kText}});
+    auto res = PostJson({{"text", kReliabilityText}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
     EXPECT_EQ(json::parse(res->body)["degraded"], true);
@@ -249,7 +249,7 @@ TEST_F(ReliabilityTest, StreamingFallsBackWithMetaDeltaDone) {
     fake.Stop();
     StartService();
     // The first call finds Ollama down after the plan was announced: a second meta corrects the route.
-    auto events = StreamEvents(port, {{"text", kText}, {"stream", true}});
+    auto events = StreamEvents(port, {{"text", kReliabilityText}, {"stream", true}});
     ASSERT_EQ(events.size(), 4u);
     EXPECT_EQ(events[0].first, "meta");
     EXPECT_EQ(events[0].second["route"], "16k");
@@ -261,7 +261,7 @@ TEST_F(ReliabilityTest, StreamingFallsBackWithMetaDeltaDone) {
     EXPECT_EQ(events[3].second["degraded"], true);
     EXPECT_EQ(events[3].second["summary"], events[2].second["text"]);
     // With the circuit open, the stream is extractive from its first event.
-    auto open = StreamEvents(port, {{"text", kText}, {"stream", true}});
+    auto open = StreamEvents(port, {{"text", kReliabilityText}, {"stream", true}});
     ASSERT_EQ(open.size(), 3u);
     EXPECT_EQ(open[0].first, "meta");
     EXPECT_EQ(open[0].second["route"], "extractive");
@@ -288,7 +288,7 @@ TEST_P(UpstreamTimeouts, EndWith504InTime) {
     fake.SetBehavior(c.behavior);
     StartService();
     const auto start = Clock::now();
-    auto res = PostJson({{"text", kText}});
+    auto res = PostJson({{"text", kReliabilityText}});
     const auto took = Clock::now() - start;
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 504) << res->body;
@@ -401,7 +401,7 @@ TEST_F(ServiceTest, RetriesAreBoundedInCountAndTime) {
     fake.SetBehavior(b);
     StartService();
     const auto start = Clock::now();
-    auto res = PostJson({{"text", kText}});
+    auto res = PostJson({{"text", kReliabilityText}});
     const auto took = Clock::now() - start;
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 503) << res->body;  // Ollama busy: come back later

@@ -32,14 +32,14 @@ ServeProcess Serve(const std::string& ollama_url, int grace_s) {
                         {"--config", SUMMARIZER_SOURCE_DIR "/config/summarizer.json"}, "shutdown");
 }
 
-const char* kText = "The museum reopens on Saturday after two years of work. Entry is free for the first week.";
+const char* kShutdownText = "The museum reopens on Saturday after two years of work. Entry is free for the first week.";
 
 // Asks for a summary as JSON in the background: (status, body), status 0 when nothing came back.
 std::future<std::pair<int, std::string>> StartPlain(int port) {
     return std::async(std::launch::async, [port] {
         httplib::Client client("127.0.0.1", port);
         client.set_read_timeout(std::chrono::seconds(30));
-        auto res = client.Post("/summarize", json{{"text", kText}}.dump(), "application/json");
+        auto res = client.Post("/summarize", json{{"text", kShutdownText}}.dump(), "application/json");
         return res ? std::make_pair(res->status, res->body) : std::make_pair(0, std::string());
     });
 }
@@ -49,7 +49,7 @@ std::future<std::string> StartStream(int port, std::promise<void>& first_delta) 
     return std::async(std::launch::async, [port, &first_delta] {
         std::string body;
         bool signalled = false;
-        StreamSummarize(port, {{"text", kText}, {"stream", true}}, body, [&](const std::string& so_far) {
+        StreamSummarize(port, {{"text", kShutdownText}, {"stream", true}}, body, [&](const std::string& so_far) {
             if (!signalled && so_far.find("event: delta") != std::string::npos) {
                 signalled = true;
                 first_delta.set_value();

@@ -8,7 +8,7 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-const char* kText =
+const char* kStreamingText =
     "The library will close for renovation from the first of June to the end of August. During that time, "
     "books can be borrowed from the temporary branch in the town hall, which opens every weekday from nine to five.";
 
@@ -19,7 +19,7 @@ TEST_F(ServiceTest, StreamsMetaDeltasAndDone) {
     fake.SetBehavior(b);
     StartService();
     std::string body;
-    ASSERT_EQ(StreamSummarize(port, {{"text", kText}, {"stream", true}}, body), httplib::Error::Success);
+    ASSERT_EQ(StreamSummarize(port, {{"text", kStreamingText}, {"stream", true}}, body), httplib::Error::Success);
     auto events = ParseSse(body);
     ASSERT_GE(events.size(), 4u) << body;
     EXPECT_EQ(events.front().first, "meta");
@@ -44,7 +44,7 @@ TEST_F(ServiceTest, StreamsMetaDeltasAndDone) {
 TEST_F(ServiceTest, AcceptEventStreamAlsoStreams) {
     StartService();
     std::string body;
-    StreamSummarize(port, {{"text", kText}}, body, nullptr, {{"Accept", "text/event-stream"}});
+    StreamSummarize(port, {{"text", kStreamingText}}, body, nullptr, {{"Accept", "text/event-stream"}});
     auto events = ParseSse(body);
     ASSERT_FALSE(events.empty()) << body;
     EXPECT_EQ(events.front().first, "meta");
@@ -61,7 +61,7 @@ TEST_F(ServiceTest, FirstDeltaLeavesWithOllamasFirstToken) {
     std::string body;
     auto start = Clock::now();
     std::optional<Clock::duration> first_delta;
-    StreamSummarize(port, {{"text", kText}, {"stream", true}}, body, [&](const std::string& so_far) {
+    StreamSummarize(port, {{"text", kStreamingText}, {"stream", true}}, body, [&](const std::string& so_far) {
         if (!first_delta && so_far.find("event: delta") != std::string::npos) first_delta = Clock::now() - start;
         return true;
     });
@@ -78,7 +78,7 @@ TEST_F(ServiceTest, DisconnectCancelsTheUpstreamWithinATokensTime) {
     StartService();
     std::string body;
     Clock::time_point disconnected;
-    StreamSummarize(port, {{"text", kText}, {"stream", true}}, body, [&](const std::string& so_far) {
+    StreamSummarize(port, {{"text", kStreamingText}, {"stream", true}}, body, [&](const std::string& so_far) {
         if (so_far.find("event: delta") == std::string::npos) return true;
         disconnected = Clock::now();
         return false;  // the client goes away after its first delta
@@ -103,7 +103,7 @@ TEST_F(ServiceTest, DisconnectDuringSilentPrefillCancelsToo) {
     StartService();
     std::string body;
     Clock::time_point disconnected;
-    StreamSummarize(port, {{"text", kText}, {"stream", true}}, body, [&](const std::string& so_far) {
+    StreamSummarize(port, {{"text", kStreamingText}, {"stream", true}}, body, [&](const std::string& so_far) {
         if (so_far.find("event: meta") == std::string::npos) return true;
         // `meta` goes out before the upstream call starts: leave once it is under way (a client
         // gone before it starts is never sent upstream at all, which the fake cannot see).
@@ -127,7 +127,7 @@ TEST_F(ServiceTest, UpstreamFailureMidStreamEndsWithAnErrorEvent) {
     fake.SetBehavior(b);
     StartService();
     std::string body;
-    StreamSummarize(port, {{"text", kText}, {"stream", true}}, body);
+    StreamSummarize(port, {{"text", kStreamingText}, {"stream", true}}, body);
     auto events = ParseSse(body);
     ASSERT_FALSE(events.empty()) << body;
     EXPECT_EQ(events.back().first, "error");
@@ -139,7 +139,7 @@ TEST_F(ServiceTest, MapReduceStreamsProgress) {
     config.routing.hierarchical_chunk_max_chars = 1000;
     StartService();
     std::string text;
-    while (text.size() < 4000) text += std::string(kText) + "\n\n";
+    while (text.size() < 4000) text += std::string(kStreamingText) + "\n\n";
     std::string body;
     StreamSummarize(port, {{"text", text}, {"stream", true}, {"strategy", "map_reduce"}}, body);
     auto events = ParseSse(body);

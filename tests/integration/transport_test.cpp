@@ -17,7 +17,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-const char* kText = "The ferry leaves at noon. It returns at six, unless the wind is too strong for the crossing.";
+const char* kTransportText = "The ferry leaves at noon. It returns at six, unless the wind is too strong for the crossing.";
 
 std::string PostHead(const std::string& path, const std::string& content_type, size_t length) {
     return "POST " + path + " HTTP/1.1\r\nHost: test\r\nContent-Type: " + content_type +
@@ -73,7 +73,7 @@ TEST_F(TransportTest, ABodyAtAnUploadRateIsReadWhileATrickleIsCut) {
     StartService();
     // 96 KiB at ~48 KiB/s: 2 s, longer than body_timeout_s, but above the minimum rate.
     std::string text;
-    while (text.size() < 96 * 1024) text += std::string(kText) + "\n";
+    while (text.size() < 96 * 1024) text += std::string(kTransportText) + "\n";
     RawClient upload(port);
     ASSERT_TRUE(upload.Send(PostHead("/summarize/plan", "text/plain", text.size())));
     for (size_t sent = 0; sent < text.size(); sent += 4800) {
@@ -111,7 +111,7 @@ TEST_F(TransportTest, ARunningStreamWhoseClientReadsOutlivesEveryDeadline) {
     StartService();
     std::string body;
     const auto start = Clock::now();
-    ASSERT_EQ(StreamSummarize(port, {{"text", kText}, {"stream", true}}, body), httplib::Error::Success);
+    ASSERT_EQ(StreamSummarize(port, {{"text", kTransportText}, {"stream", true}}, body), httplib::Error::Success);
     EXPECT_GE(Clock::now() - start, 2500ms);
     const auto events = ParseSse(body);
     ASSERT_FALSE(events.empty());
@@ -127,7 +127,7 @@ TEST_F(TransportTest, ASilentStreamGetsHeartbeatComments) {
     fake.SetBehavior(b);
     StartService();
     std::string body;
-    ASSERT_EQ(StreamSummarize(port, {{"text", kText}, {"stream", true}}, body), httplib::Error::Success);
+    ASSERT_EQ(StreamSummarize(port, {{"text", kTransportText}, {"stream", true}}, body), httplib::Error::Success);
     const size_t first_delta = body.find("event: delta");
     ASSERT_NE(first_delta, std::string::npos) << body;
     const std::string silence = body.substr(0, first_delta);
@@ -153,7 +153,7 @@ TEST_F(TransportTest, AStreamThatKeepsSendingGetsNoHeartbeat) {
     fake.SetBehavior(b);
     StartService();
     std::string body;
-    ASSERT_EQ(StreamSummarize(port, {{"text", kText}, {"stream", true}}, body), httplib::Error::Success);
+    ASSERT_EQ(StreamSummarize(port, {{"text", kTransportText}, {"stream", true}}, body), httplib::Error::Success);
     EXPECT_EQ(body.find(": heartbeat"), std::string::npos) << body;
     EXPECT_NE(body.find("event: done"), std::string::npos);
 }

@@ -10,7 +10,7 @@
 namespace summarizer {
 namespace {
 
-std::string WriteTemp(const std::string& name, const std::string& content) {
+std::string WriteConfig(const std::string& name, const std::string& content) {
     return testing::WriteTempFile("summarizer_config_test", name + ".json", content);
 }
 
@@ -40,7 +40,7 @@ TEST(Config, ShippedFileLoadsAndEqualsDefaults) {
 }
 
 TEST(Config, PrecedenceFlagsOverEnvOverFile) {
-    std::string file = WriteTemp("precedence", R"({"server": {"port": 9001, "host": "0.0.0.0"},
+    std::string file = WriteConfig("precedence", R"({"server": {"port": 9001, "host": "0.0.0.0"},
                                                   "routing": {"hierarchical_threshold_chars": 1000}})");
     ConfigSources sources{.file = file,
                           .env = {{"SUMMARIZER_PORT", "9002"}, {"HIERARCHICAL_THRESHOLD_CHARS", "2000"}},
@@ -99,16 +99,16 @@ TEST_P(ConfigRejects, NamingTheKeyAndItsSource) {
 INSTANTIATE_TEST_SUITE_P(
     BadValues, ConfigRejects,
     ::testing::Values(
-        BadValue{"UnknownKey", {.file = WriteTemp("unknown", R"({"server": {"prot": 1}})")}, "unknown key 'server.prot'"},
-        BadValue{"MalformedFile", {.file = WriteTemp("malformed", R"({"server": )")}, "malformed JSON"},
-        BadValue{"NumberOverflowInFile", {.file = WriteTemp("overflow", R"({"server": {"port": 1e999}})")},
+        BadValue{"UnknownKey", {.file = WriteConfig("unknown", R"({"server": {"prot": 1}})")}, "unknown key 'server.prot'"},
+        BadValue{"MalformedFile", {.file = WriteConfig("malformed", R"({"server": )")}, "malformed JSON"},
+        BadValue{"NumberOverflowInFile", {.file = WriteConfig("overflow", R"({"server": {"port": 1e999}})")},
                  "malformed JSON"},
         BadValue{"MissingFile", {.file = std::string("/nonexistent/summarizer.json")}, "/nonexistent/summarizer.json"},
         BadValue{"NegativeSize", {.env = {{"HIERARCHICAL_CHUNK_MAX_CHARS", "-5"}}}, "env HIERARCHICAL_CHUNK_MAX_CHARS"},
         BadValue{"NotANumber", {.env = {{"SUMMARIZER_PORT", "80a"}}}, "env SUMMARIZER_PORT"},
         BadValue{"BadKeepAlive", {.env = {{"SUMMARIZER_BUCKET_60K_KEEP_ALIVE", "soon"}}},
                  "env SUMMARIZER_BUCKET_60K_KEEP_ALIVE"},
-        BadValue{"WrongTypeInFile", {.file = WriteTemp("wrongtype", R"({"generation": {"temperature": "hot"}})")},
+        BadValue{"WrongTypeInFile", {.file = WriteConfig("wrongtype", R"({"generation": {"temperature": "hot"}})")},
                  "generation.temperature"},
         // Named as it was given: `--set generation.temperature=9` (there is no --generation.temperature flag).
         BadValue{"OutOfRangeFlag", {.flags = {{"generation.temperature", "9"}}}, "flag --set generation.temperature"},
@@ -119,7 +119,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"UnknownFlag", {.flags = {{"routing.nope", "1"}}}, "routing.nope"},
         BadValue{"BucketsOutOfOrder", {.env = {{"SUMMARIZER_BUCKET_60K_NUM_CTX", "8192"}}}, "buckets.60k.num_ctx"},
         // The per-read time-out of the old transport: a file naming it is told what replaced it.
-        BadValue{"RetiredReadTimeoutInFile", {.file = WriteTemp("retired", R"({"server": {"read_timeout_s": 30}})")},
+        BadValue{"RetiredReadTimeoutInFile", {.file = WriteConfig("retired", R"({"server": {"read_timeout_s": 30}})")},
                  "replaced by server.header_timeout_s"},
         BadValue{"RetiredReadTimeoutFlag", {.flags = {{"server.read_timeout_s", "30"}}}, "server.body_timeout_s"},
         BadValue{"ZeroHeaderTimeout", {.env = {{"SUMMARIZER_HEADER_TIMEOUT_S", "0"}}}, "env SUMMARIZER_HEADER_TIMEOUT_S"},
@@ -181,7 +181,7 @@ namespace summarizer {
 namespace {
 
 TEST(ConfigBuckets, AFileListsAnyNumberOfBucketsSmallestFirst) {
-    std::string file = WriteTemp("three_buckets", R"({"buckets": {
+    std::string file = WriteConfig("three_buckets", R"({"buckets": {
         "8k": {"model": "gemma3-4b-8k", "num_ctx": 8192, "keep_alive": "24h", "hot": true},
         "16k": {"hot": false},
         "60k": {},
@@ -195,7 +195,7 @@ TEST(ConfigBuckets, AFileListsAnyNumberOfBucketsSmallestFirst) {
     EXPECT_EQ(config->buckets[1].model, "gemma3-4b-16k");  // the default's other fields stay
 
     // A bucket the defaults lack is placed by its size among them; a file's own list must be in order.
-    auto added = LoadConfig({.file = WriteTemp("added", R"({"buckets": {
+    auto added = LoadConfig({.file = WriteConfig("added", R"({"buckets": {
         "120k": {"model": "m", "num_ctx": 122880, "keep_alive": "5m"}, "4k": {"model": "s", "num_ctx": 4096,
         "keep_alive": "5m"}}})")});
     ASSERT_FALSE(added.ok());
@@ -203,7 +203,7 @@ TEST(ConfigBuckets, AFileListsAnyNumberOfBucketsSmallestFirst) {
               std::string::npos)
         << added.error().message;
     EXPECT_NE(added.error().message.find("smallest context first"), std::string::npos);
-    auto one = LoadConfig({.file = WriteTemp("added_one", R"({"buckets": {
+    auto one = LoadConfig({.file = WriteConfig("added_one", R"({"buckets": {
         "120k": {"model": "m", "num_ctx": 122880, "keep_alive": "5m"}}})")});
     ASSERT_TRUE(one.ok()) << one.error().message;
     names.clear();
@@ -212,7 +212,7 @@ TEST(ConfigBuckets, AFileListsAnyNumberOfBucketsSmallestFirst) {
 }
 
 TEST(ConfigBuckets, NullRemovesADefaultBucketAndTheHotOneIsWhereMapReduceRuns) {
-    std::string file = WriteTemp("one_bucket", R"({"buckets": {"60k": null, "16k": {"num_ctx": 32768}}})");
+    std::string file = WriteConfig("one_bucket", R"({"buckets": {"60k": null, "16k": {"num_ctx": 32768}}})");
     auto config = LoadConfig({.file = file});
     ASSERT_TRUE(config.ok()) << config.error().message;
     ASSERT_EQ(config->buckets.size(), 1u);
@@ -220,7 +220,7 @@ TEST(ConfigBuckets, NullRemovesADefaultBucketAndTheHotOneIsWhereMapReduceRuns) {
     EXPECT_EQ(config->MapBucket().name, "16k");
     EXPECT_EQ(config->HotBucket(), &config->buckets[0]);
 
-    std::string three = WriteTemp("hot_middle", R"({"buckets": {
+    std::string three = WriteConfig("hot_middle", R"({"buckets": {
         "8k": {"model": "m8", "num_ctx": 8192, "keep_alive": "5m"}, "16k": {"hot": false}, "60k": {"hot": true}}})");
     auto hot60 = LoadConfig({.file = three});
     ASSERT_TRUE(hot60.ok()) << hot60.error().message;
@@ -229,7 +229,7 @@ TEST(ConfigBuckets, NullRemovesADefaultBucketAndTheHotOneIsWhereMapReduceRuns) {
 }
 
 TEST(ConfigBuckets, BucketsAreSetFromFlagsAndEnvironmentByName) {
-    std::string file = WriteTemp("new_bucket", R"({"buckets": {"120k": {"model": "big", "num_ctx": 122880,
+    std::string file = WriteConfig("new_bucket", R"({"buckets": {"120k": {"model": "big", "num_ctx": 122880,
                                                                       "keep_alive": "5m"}}})");
     auto config = LoadConfig({.file = file,
                               .env = {{"SUMMARIZER_BUCKET_120K_KEEP_ALIVE", "1m"}},
@@ -255,7 +255,7 @@ TEST(ConfigBuckets, BadBucketsAreRejectedNamingTheKey) {
              {R"({"buckets": {"16k": {"color": "red"}}})", "unknown key 'buckets.16k.color'"},
              {R"({"buckets": ["16k"]})", "buckets must be an object"},
          }) {
-        auto config = LoadConfig({.file = WriteTemp("bad_bucket", c.json)});
+        auto config = LoadConfig({.file = WriteConfig("bad_bucket", c.json)});
         ASSERT_FALSE(config.ok()) << c.json;
         EXPECT_NE(config.error().message.find(c.needle), std::string::npos) << config.error().message;
     }

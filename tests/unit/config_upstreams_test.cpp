@@ -16,7 +16,7 @@
 namespace summarizer {
 namespace {
 
-std::string WriteTemp(const std::string& name, const std::string& content) {
+std::string WriteUpstreamsConfig(const std::string& name, const std::string& content) {
     return testing::WriteTempFile("summarizer_upstreams_test", name + ".json", content);
 }
 
@@ -53,7 +53,7 @@ TEST(ConfigUpstreams, TheEnvironmentShortFormListsThePool) {
 }
 
 TEST(ConfigUpstreams, FlagsOverTheEnvironmentOverTheFileKeepingDetailsByName) {
-    const std::string file = WriteTemp("precedence", R"({"upstreams": {
+    const std::string file = WriteUpstreamsConfig("precedence", R"({"upstreams": {
         "gpu1": {"kind": "ollama", "url": "http://10.0.0.5:11434", "slots": 4, "api_key": "k1", "buckets": ["16k"]},
         "gpu2": {"kind": "ollama", "url": "http://10.0.0.6:11434", "buckets": ["60k"]}}})");
     auto from_file = LoadConfig({.file = file});
@@ -150,14 +150,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadPool{"UnreachableScheme", {.upstream_flags = {"v=openai@ftp://a:21"}},
                 "upstreams.v.url = ftp://a:21 (flag --upstream): the scheme must be http or https"},
         BadPool{"BucketNobodyServes",
-                {.file = WriteTemp("unserved", R"({"upstreams": {"a": {"url": "http://a:11434", "buckets": ["16k"]}}})")},
+                {.file = WriteUpstreamsConfig("unserved", R"({"upstreams": {"a": {"url": "http://a:11434", "buckets": ["16k"]}}})")},
                 "upstreams.a.buckets = 16k (file"},
         BadPool{"UnknownBucket",
-                {.file = WriteTemp("unknown_bucket", R"({"upstreams": {"a": {"url": "http://a:11434", "buckets": ["8k"]}}})")},
+                {.file = WriteUpstreamsConfig("unknown_bucket", R"({"upstreams": {"a": {"url": "http://a:11434", "buckets": ["8k"]}}})")},
                 "8k is not a bucket"},
         BadPool{"ModelOnAnOllamaUpstream", {.flags = {{"upstreams.a.model", "m"}}, .upstream_flags = {"a=ollama@http://a:1"}},
                 "only for kind openai"},
-        BadPool{"NoUrl", {.file = WriteTemp("no_url", R"({"upstreams": {"a": {"kind": "openai"}}})")},
+        BadPool{"NoUrl", {.file = WriteUpstreamsConfig("no_url", R"({"upstreams": {"a": {"kind": "openai"}}})")},
                 "upstreams.a.url: must be set"},
         BadPool{"BadSlots", {.flags = {{"upstreams.a.slots", "-2"}}, .upstream_flags = {"a=ollama@http://a:1"}},
                 "upstreams.a.slots"}),

@@ -405,10 +405,9 @@ Result<SummarizeResponse> Jobs::Summarize(const SummarizeRequest& request, const
     return RunSynchronously(*admitted, request, events, force_new, arrival);
 }
 
-// Waits for another run of the same content and answers with its result.
 Result<SummarizeResponse> Jobs::Await(const std::string& id, const SummarizeRequest& request,
                                       const SummarizeEvents& events, const CancelToken& client_gone,
-                                      Clock::time_point arrival) {
+                                      Clock::time_point arrival, bool own_run) {
     int64_t seen_seq = 0;
     for (;;) {
         const uint64_t seen_news = news();
@@ -423,15 +422,24 @@ Result<SummarizeResponse> Jobs::Await(const std::string& id, const SummarizeRequ
             } catch (const json::exception& e) {
                 return EndedWithoutResult(id, std::string("its result is not readable: ") + e.what());
             }
-            // Its summary and what it cost when it was written; this answer's own timings.
-            r.cached = true;
             r.request_id = request.request_id;
             const double ms = std::chrono::duration<double, std::milli>(Clock::now() - arrival).count();
-            r.timings.total_ms = r.timings.ttft_ms = r.timings.queue_ms = ms;
-            r.timings.load_ms = 0;
+            if (own_run) {
+                // This request's own work, run by a runner: its timings, from this request's arrival
+                // (the wait for the runner is queueing).
+                const double before_run = std::max(0.0, ms - r.timings.total_ms);
+                r.timings.queue_ms += before_run;
+                r.timings.ttft_ms += before_run;
+                r.timings.total_ms = ms;
+            } else {
+                // Its summary and what it cost when it was written; this answer's own timings.
+                r.cached = true;
+                r.timings.total_ms = r.timings.ttft_ms = r.timings.queue_ms = ms;
+                r.timings.load_ms = 0;
+                ++cache_hits_;
+            }
             if (events.on_plan) events.on_plan(PlanOf(r));
             if (events.on_delta) events.on_delta(r.summary);
-            ++cache_hits_;
             return r;
         }
         if (IsFinished(job->state)) return EndedWithoutResult(id, "it " + std::string(JobStateName(job->state)));
@@ -455,7 +463,11 @@ Result<SummarizeResponse> Jobs::Await(const std::string& id, const SummarizeRequ
                 }
             }
         }
-        if (client_gone.cancelled()) return MakeError(ErrorCode::kCancelled, "the client went away");
+        if (client_gone.cancelled()) {
+            // Its own run stops, as it does when run here (requests that share it summarize anew).
+            if (own_run) (void)Cancel(id);
+            return MakeError(ErrorCode::kCancelled, "the client went away");
+        }
         if (service_.stopping()) {
             return MakeError(ErrorCode::kUpstreamUnavailable, "summarizer is shutting down; retry the request");
         }
@@ -499,8 +511,9 @@ Result<SummarizeResponse> Jobs::RunSynchronously(const WorkTicket& ticket, const
         return in_memory("cannot claim job " + id + " (" + DescribeStoreError(claimed.error()) + ")");
     }
     if (!*claimed) {
-        // A runner took it between the two calls: wait for it instead.
-        auto answer = Await(id, request, events, ticket.cancel(), arrival);
+        // A runner took it between the two calls: wait for it instead (this request's own work if
+        // it created the job).
+        auto answer = Await(id, request, events, ticket.cancel(), arrival, submitted->created());
         if (answer.ok() || answer.error().code != ErrorCode::kConflict) return answer;
         return service_.Summarize(ticket, request, events, arrival);
     }

@@ -142,9 +142,12 @@ private:
     void NotifyNews();
     std::shared_ptr<Held> Hold(const std::string& id, const CancelToken& parent, bool sync);
     void Drop(const std::string& id);
+    // Waits for job `id` and answers with its result: an earlier or concurrent run of the same
+    // content ("cached": true), or, `own_run`, the job this very request submitted, which a runner
+    // claimed before the request could ("cached": false, the run's own timings).
     Result<SummarizeResponse> Await(const std::string& id, const SummarizeRequest& request,
                                     const SummarizeEvents& events, const CancelToken& client_gone,
-                                    Clock::time_point arrival);
+                                    Clock::time_point arrival, bool own_run = false);
     Result<SummarizeResponse> RunSynchronously(const WorkTicket& ticket, const SummarizeRequest& request,
                                                const SummarizeEvents& events, bool force_new,
                                                Clock::time_point arrival);

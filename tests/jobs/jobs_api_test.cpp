@@ -5,8 +5,11 @@
 // making one job, and the store in /status and /metrics.
 #include <atomic>
 #include <future>
+#include <mutex>
+#include <stdexcept>
 #include <set>
 
+#include "forwarding_job_store.hpp"
 #include "jobs_fixture.hpp"
 
 namespace summarizer::testing {
@@ -97,7 +100,7 @@ TEST_F(JobsTest, LiveEventsArriveWhileTheJobRuns) {
 
 TEST_F(JobsTest, UnknownJobsAre404AndBadIdsToo) {
     StartJobs();
-    for (const std::string& path :
+    for (const char* path :
          {"/jobs/0123456789abcdef0123456789abcdef", "/jobs/nope", "/jobs/0123456789abcdef0123456789abcdef/events"}) {
         auto res = Http().Get(path);
         ASSERT_TRUE(res);
@@ -286,6 +289,83 @@ TEST_F(JobsTest, RepeatedSummarizeIsAnsweredFromTheCacheWithoutAnUpstreamCall) {
     ASSERT_TRUE(bullets);
     EXPECT_EQ(json::parse(bullets->body)["cached"], false);
     EXPECT_EQ(fake.Requests().size(), 3u);
+}
+
+// POST /summarize submits its job, then claims it; a runner polling the store can claim it in
+// between. This store's Claim waits until the runner has (the race made certain) and remembers the job.
+class RunnerClaimsFirstStore : public ForwardingJobStore {
+public:
+    using ForwardingJobStore::ForwardingJobStore;
+    StoreResult<std::optional<Job>> Claim(const std::string& job_id, const std::string& owner,
+                                          std::chrono::milliseconds lease) override {
+        {
+            std::lock_guard lock(mutex_);
+            job_id_ = job_id;
+        }
+        runner_first = Eventually([&] {
+            auto job = inner().GetJob(job_id);
+            return job.ok() && job->state != JobState::kQueued;
+        });
+        return ForwardingJobStore::Claim(job_id, owner, lease);
+    }
+    std::string job_id() {
+        std::lock_guard lock(mutex_);
+        return job_id_;
+    }
+    std::atomic<bool> runner_first{false};
+
+private:
+    std::mutex mutex_;
+    std::string job_id_;
+};
+
+// The job store at `db_path` with the race above.
+std::unique_ptr<RunnerClaimsFirstStore> RunnerClaimsFirst(const std::string& db_path) {
+    auto opened = OpenSqliteJobStore(db_path);
+    if (!opened.ok()) throw std::runtime_error(opened.error().message);
+    return std::make_unique<RunnerClaimsFirstStore>(std::move(opened.value()));
+}
+
+TEST_F(JobsTest, SummarizeWhoseJobARunnerClaimedFirstIsAnsweredAsFreshWork) {
+    auto store = RunnerClaimsFirst(db_path);
+    RunnerClaimsFirstStore& racing = *store;
+    StartJobs(std::move(store));
+    auto first = PostJson({{"text", kShort}});
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->status, 200) << first->body;
+    ASSERT_TRUE(racing.runner_first) << "the runner did not claim the request's job";
+    const json answer = json::parse(first->body);
+    EXPECT_EQ(answer["cached"], false) << "this request's own work, run by a runner, is no cached answer";
+    EXPECT_EQ(answer["summary"], "Summary: " + std::string(kShort).substr(0, 60));
+    EXPECT_EQ(answer["usage"]["upstream_requests"], 1);
+    EXPECT_GE(answer["timings"]["total_ms"].get<double>(), answer["timings"]["ttft_ms"].get<double>());
+    EXPECT_EQ(GetJob(racing.job_id())["state"], "done");
+    EXPECT_EQ(fake.Requests().size(), 1u);
+    // The next one is the cached answer.
+    auto second = PostJson({{"text", kShort}});
+    ASSERT_TRUE(second);
+    EXPECT_EQ(json::parse(second->body)["cached"], true);
+    EXPECT_EQ(fake.Requests().size(), 1u);
+}
+
+TEST_F(JobsTest, SummarizeWhoseJobARunnerClaimedFirstIsCancelledWhenItsClientGoesAway) {
+    FakeBehavior slow;
+    slow.reply = "A summary that takes its time, piece after piece, while nobody waits for it any more.";
+    slow.piece_chars = 4;
+    slow.piece_delay_ms = 100;
+    fake.SetBehavior(slow);
+    auto store = RunnerClaimsFirst(db_path);
+    RunnerClaimsFirstStore& racing = *store;
+    StartJobs(std::move(store));
+    httplib::Client client = Http();
+    client.set_read_timeout(std::chrono::milliseconds(600));
+    auto gave_up = client.Post("/summarize", json{{"text", kShort}}.dump(), "application/json");
+    EXPECT_FALSE(gave_up) << "the client was meant to give up before the answer";
+    ASSERT_TRUE(racing.runner_first) << "the runner did not claim the request's job";
+    const json job = WaitFinished(racing.job_id(), 5s);
+    EXPECT_EQ(job["state"], "cancelled") << job.dump();
+    EXPECT_TRUE(Eventually([&] { return fake.ActiveCalls() == 0; }, 2s)) << "its upstream call was closed";
+    EXPECT_EQ(fake.ClientDisconnects(), 1);
 }
 
 TEST_F(JobsTest, IdenticalSummarizeRequestsAtOnceShareOneRun) {

@@ -697,18 +697,24 @@ struct FakeOllama::Impl {
         }
         c.record->finished = Clock::now();
         c.record->pieces_sent = c.pieces;
+        // With the end of the call, so that whoever sees it end (ActiveCalls) sees how it ended.
+        if (c.disconnected) RecordDisconnectLocked(c);
         cv.notify_all();
+    }
+
+    void RecordDisconnectLocked(Call& c) {
+        if (std::exchange(c.record->client_disconnected, true)) return;
+        ++disconnects;
     }
 
     // httplib's releaser: runs when the response is over, however it ended (maybe before Serve() ran).
     void Finish(Call& c) {
-        Release(c);
         // Not completed, not dropped on purpose, not stopped: the client went away.
         if (!c.completed && !c.dropped && !c.stopped && !stopping) c.disconnected = true;
+        Release(c);
         if (!c.disconnected) return;
         std::lock_guard lock(mu);
-        c.record->client_disconnected = true;
-        ++disconnects;
+        RecordDisconnectLocked(c);  // when Serve() had released the call before its last write failed
     }
 
     void HandleTags(httplib::Response& res) {

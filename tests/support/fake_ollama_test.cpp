@@ -482,6 +482,9 @@ std::vector<json> Concurrently(int port, const std::vector<json>& requests) {
 TEST_F(FakeOllamaTest, GpuSlotsServeTwoCallsAndQueueTheThird) {
     fake::FakeGpuModel gpu = FastGpu();
     gpu.slots = 2;
+    // 1 simulated second = 100 ms: the third call's thread starting late by d shortens its wait by
+    // d x time_scale (at 50x, ~10 ms late on a busy machine took 0.48 s off the second asserted below).
+    gpu.time_scale = 10;
     server.SetGpuModel(gpu);
     const json request = Generate("gemma3-4b-16k", std::string(1200, 'a'));
     const auto finals = Concurrently(server.port(), {request, request, request});

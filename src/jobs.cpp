@@ -34,6 +34,8 @@ std::string MakeOwnerId() {
 
 std::chrono::milliseconds Lease(const Config& config) { return std::chrono::milliseconds(config.jobs.lease_ms); }
 std::chrono::milliseconds Poll(const Config& config) { return std::chrono::milliseconds(config.jobs.poll_ms); }
+// How often a request waiting for its own job, run by a runner, looks whether its client went away.
+constexpr std::chrono::milliseconds kClientGoneCheck{20};
 
 // Logs a store failure at most once per `every` per place, so a store that is down for minutes
 // does not flood the log.
@@ -471,7 +473,9 @@ Result<SummarizeResponse> Jobs::Await(const std::string& id, const SummarizeRequ
         if (service_.stopping()) {
             return MakeError(ErrorCode::kUpstreamUnavailable, "summarizer is shutting down; retry the request");
         }
-        WaitForNews(seen_news, Poll(config_));
+        // Its own run is cancelled when its client goes away, and the flag is only seen here: that
+        // must not wait for jobs.poll_ms (500 ms by default).
+        WaitForNews(seen_news, own_run ? std::min(Poll(config_), kClientGoneCheck) : Poll(config_));
     }
 }
 

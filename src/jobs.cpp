@@ -473,9 +473,15 @@ Result<SummarizeResponse> Jobs::Await(const std::string& id, const SummarizeRequ
         if (service_.stopping()) {
             return MakeError(ErrorCode::kUpstreamUnavailable, "summarizer is shutting down; retry the request");
         }
-        // Its own run is cancelled when its client goes away, and the flag is only seen here: that
-        // must not wait for jobs.poll_ms (500 ms by default).
-        WaitForNews(seen_news, own_run ? std::min(Poll(config_), kClientGoneCheck) : Poll(config_));
+        // Until news or jobs.poll_ms (or shutdown, when WaitForNews no longer waits). Its own run
+        // is cancelled when its client goes away, and the flag is only seen here: meanwhile, that
+        // is looked at every kClientGoneCheck (the store is read at the pace of news and polls only).
+        const auto until = Clock::now() + Poll(config_);
+        for (auto now = Clock::now(); now < until && news() == seen_news; now = Clock::now()) {
+            if ((own_run && client_gone.cancelled()) || stopping_) break;
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now) + 1ms;
+            WaitForNews(seen_news, own_run ? std::min(left, kClientGoneCheck) : left);
+        }
     }
 }
 

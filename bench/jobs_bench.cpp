@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "fake_ollama.hpp"
+#include "forwarding_job_store.hpp"
 #include "serve_process.hpp"
 #include "summarizer/config.hpp"
 #include "summarizer/http_server.hpp"
@@ -104,10 +105,11 @@ std::string TempDir(const std::string& name) {
     return pattern;
 }
 
-// A JobStore that adds up the time spent in its calls (what persistence costs the executor).
-class TimedStore : public JobStore {
+// A JobStore that adds up the time spent in its writes (what persistence costs the executor); the
+// other calls go to the real store untimed.
+class TimedStore : public summarizer::testing::ForwardingJobStore {
 public:
-    explicit TimedStore(std::unique_ptr<JobStore> inner) : inner_(std::move(inner)) {}
+    using ForwardingJobStore::ForwardingJobStore;
     double seconds() const { return static_cast<double>(nanos_.load()) / 1e9; }
     int64_t calls() const { return calls_.load(); }
     void Reset() { nanos_ = 0, calls_ = 0; }
@@ -121,59 +123,32 @@ public:
         return r;
     }
 
-    std::string Describe() const override { return inner_->Describe(); }
     StoreResult<Submission> Submit(const NewJob& j) override {
-        return Time([&] { return inner_->Submit(j); });
-    }
-    StoreResult<Job> GetJob(const std::string& id, JobView v) override { return inner_->GetJob(id, v); }
-    StoreResult<std::optional<Job>> FindByContentHash(const std::string& h) override {
-        return inner_->FindByContentHash(h);
-    }
-    StoreResult<std::vector<Step>> ListSteps(const std::string& id) override { return inner_->ListSteps(id); }
-    StoreResult<std::vector<Event>> ListEvents(const std::string& id, int64_t after, int limit) override {
-        return inner_->ListEvents(id, after, limit);
+        return Time([&] { return ForwardingJobStore::Submit(j); });
     }
     StoreResult<int64_t> AppendEvent(const std::string& id, const NewEvent& e) override {
-        return Time([&] { return inner_->AppendEvent(id, e); });
-    }
-    StoreResult<std::optional<Job>> ClaimNext(const std::string& o, std::chrono::milliseconds l) override {
-        return inner_->ClaimNext(o, l);
+        return Time([&] { return ForwardingJobStore::AppendEvent(id, e); });
     }
     StoreResult<std::optional<Job>> Claim(const std::string& id, const std::string& o,
                                           std::chrono::milliseconds l) override {
-        return Time([&] { return inner_->Claim(id, o, l); });
+        return Time([&] { return ForwardingJobStore::Claim(id, o, l); });
     }
-    StoreResult<LeaseState> RenewLease(const std::string& id, const std::string& o,
-                                       std::chrono::milliseconds l) override {
-        return inner_->RenewLease(id, o, l);
-    }
-    StoreStatus ReleaseLease(const std::string& id, const std::string& o) override {
-        return inner_->ReleaseLease(id, o);
-    }
-    StoreResult<JobState> RequestCancel(const std::string& id) override { return inner_->RequestCancel(id); }
-    StoreResult<bool> IsCancelRequested(const std::string& id) override { return inner_->IsCancelRequested(id); }
-    StoreResult<int64_t> ExpireLeases(const std::string& o) override { return inner_->ExpireLeases(o); }
     StoreStatus SavePlan(const std::string& id, const std::string& o, const PlanUpdate& p) override {
-        return Time([&] { return inner_->SavePlan(id, o, p); });
+        return Time([&] { return ForwardingJobStore::SavePlan(id, o, p); });
     }
     StoreStatus UpdateProgress(const std::string& id, const std::string& o, const JobProgress& p) override {
-        return Time([&] { return inner_->UpdateProgress(id, o, p); });
+        return Time([&] { return ForwardingJobStore::UpdateProgress(id, o, p); });
     }
     StoreResult<int64_t> RecordStep(const std::string& id, const std::string& o, const Step& s,
                                     const std::optional<NewEvent>& e, const std::optional<JobProgress>& p) override {
-        return Time([&] { return inner_->RecordStep(id, o, s, e, p); });
+        return Time([&] { return ForwardingJobStore::RecordStep(id, o, s, e, p); });
     }
     StoreResult<int64_t> Finish(const std::string& id, const std::string& o, const JobOutcome& out,
                                 const std::optional<NewEvent>& e) override {
-        return Time([&] { return inner_->Finish(id, o, out, e); });
+        return Time([&] { return ForwardingJobStore::Finish(id, o, out, e); });
     }
-    StoreResult<RetentionReport> EnforceRetention(std::chrono::milliseconds a, int64_t b) override {
-        return inner_->EnforceRetention(a, b);
-    }
-    StoreResult<StoreStats> Stats() override { return inner_->Stats(); }
 
 private:
-    std::unique_ptr<JobStore> inner_;
     std::atomic<int64_t> nanos_{0}, calls_{0};
 };
 

@@ -6,8 +6,8 @@
 #include <atomic>
 #include <future>
 #include <mutex>
-#include <stdexcept>
 #include <set>
+#include <stdexcept>
 
 #include "forwarding_job_store.hpp"
 #include "jobs_fixture.hpp"

@@ -512,7 +512,9 @@ TEST(EventServerTest, SlowStreamReaderDoesNotBlockOtherConnections) {
     std::printf("20 requests beside a stalled stream reader: worst %.2f ms\n", worst_ms);
     EXPECT_LT(worst_ms, 1000.0);
     reader.Reset();
-    EXPECT_TRUE(Eventually([&] { return server.stats().clients_gone == 1; }, 5000ms));
+    EXPECT_TRUE(Eventually([&] { return server.stats().clients_gone == 1; }, 5000ms))
+        << "clients_gone " << server.stats().clients_gone << ", open connections " << server.stats().open_connections
+        << ", write time-outs " << server.stats().write_timeouts;
 }
 
 TEST(EventServerTest, WriteDeadlineCutsAClientThatStopsReading) {

@@ -233,6 +233,19 @@ private:
 
 class Connection;
 
+// Counts a write that may end a response while it and its completion callback run (see
+// ServerCore::completions_in_flight).
+class CompletionInFlight {
+public:
+    explicit CompletionInFlight(std::atomic<int>& count) : count_(count) { count_.fetch_add(1, std::memory_order_acq_rel); }
+    ~CompletionInFlight() { count_.fetch_sub(1, std::memory_order_release); }
+    CompletionInFlight(const CompletionInFlight&) = delete;
+    CompletionInFlight& operator=(const CompletionInFlight&) = delete;
+
+private:
+    std::atomic<int>& count_;
+};
+
 // Which connections go first when a cap is reached.
 enum class ConnectionClass {
     kFresh,  // has not completed a request and is not being answered: closed first, oldest first
@@ -844,11 +857,13 @@ private:
         const bool blocked = write_depth_ >= kMaxWritesInATurn;
         // The last bytes of a response: its completion callback runs (in OnWritten) before a
         // handler may start (AwaitCompletionsInFlight).
-        const bool may_end_response = !blocked && phase_ == Phase::kResponding && (!stream_ || last_chunk_queued_);
-        if (may_end_response) core_.completions_in_flight.fetch_add(1, std::memory_order_acq_rel);
+        std::optional<CompletionInFlight> in_flight;  // released on every way out, an exception's too
+        if (!blocked && phase_ == Phase::kResponding && (!stream_ || last_chunk_queued_)) {
+            in_flight.emplace(core_.completions_in_flight);
+        }
         if (!blocked) n = socket_.write_some(std::span<const asio::const_buffer>(buffers.data(), count), ec);
         if (blocked || ec == asio::error::would_block || ec == asio::error::try_again) {
-            if (may_end_response) core_.completions_in_flight.fetch_sub(1, std::memory_order_release);
+            in_flight.reset();
             if (!write_deadline_active_) {
                 write_deadline_active_ = true;
                 write_deadline_at_ = Clock::now() + core_.options.write_timeout;
@@ -865,9 +880,11 @@ private:
             return;
         }
         ++write_depth_;
+        struct DepthGuard {
+            int& depth;
+            ~DepthGuard() { --depth; }
+        } depth_guard{write_depth_};
         OnWritten(ec, n);
-        --write_depth_;
-        if (may_end_response) core_.completions_in_flight.fetch_sub(1, std::memory_order_release);
     }
 
     void OnWritten(beast::error_code ec, size_t n) {

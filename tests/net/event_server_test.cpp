@@ -444,6 +444,60 @@ TEST(EventServerTest, StreamDeliversEachPushAsItIsPushed) {
     EXPECT_EQ(o.bytes_out, response->body.size());
 }
 
+// A handler runs on the I/O thread that read its request; the completion callback of a response
+// (the access log, the metrics) still runs before any request sent after that response was read
+// is handled, even on another connection: a client reading /metrics right after its request sees
+// it counted. The callback here is slow on purpose, so a handler that did not wait would see it
+// unfinished.
+TEST(EventServerTest, AResponsesCompletionRunsBeforeARequestSentAfterItWasRead) {
+    std::atomic<int> completed{0};
+    TestServer server(Options(), [&](HttpRequest& request) {
+        if (request.path == "/count") return JsonResponse(200, {{"completed", completed.load()}});
+        HttpResponse response = Echo(request);
+        response.on_complete = [&](const ResponseOutcome&) {
+            std::this_thread::sleep_for(30ms);
+            ++completed;
+        };
+        return response;
+    });
+    RawClient first(server.port());
+    RawClient second(server.port());
+    for (int i = 1; i <= 3; ++i) {
+        ASSERT_TRUE(first.Send(Get("/work")));
+        ASSERT_TRUE(first.ReadResponse(5000ms));
+        ASSERT_TRUE(second.Send(Get("/count")));
+        auto count = second.ReadResponse(5000ms);
+        ASSERT_TRUE(count);
+        EXPECT_EQ(json::parse(count->body)["completed"], i) << "request " << i;
+    }
+}
+
+// The end of a stream is recorded in the turn that writes it: a client that closes as soon as it
+// has read the last chunk has had a completed response, not one it walked away from.
+TEST(EventServerTest, AStreamReadToItsEndIsCompletedThoughTheClientClosesAtOnce) {
+    int incomplete = 0;
+    for (int round = 0; round < 100; ++round) {
+        std::promise<ResponseOutcome> outcome;
+        TestServer server(Options(), [&](HttpRequest&) {
+            HttpResponse response;
+            response.content_type = "text/event-stream";
+            response.stream = std::make_shared<EventStream>();
+            response.stream->Push("data: all of it\n\n");
+            response.stream->Finish();
+            response.on_complete = [&](const ResponseOutcome& o) { outcome.set_value(o); };
+            return response;
+        });
+        RawClient client(server.port());
+        ASSERT_TRUE(client.Send(Get("/stream")));
+        ASSERT_TRUE(client.ReadResponse(5000ms));
+        client.Close();
+        auto done = outcome.get_future();
+        ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+        if (!done.get().completed) ++incomplete;
+    }
+    EXPECT_EQ(incomplete, 0) << "of 100 streams read to their end";
+}
+
 TEST(EventServerTest, StreamThatOutlivesEveryDeadlineIsNotCutWhileTheClientReads) {
     auto options = Options();
     options.header_timeout = 200ms;

@@ -24,11 +24,11 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/defer.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/defer.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -56,8 +56,8 @@ using Executor = asio::any_io_executor;
 
 constexpr size_t kHeaderReadSize = 4 * 1024;   // per read while headers arrive: a header fits, a trickle costs little
 constexpr size_t kBodyReadSize = 64 * 1024;    // per read of a body: few wake-ups for a large upload
-constexpr size_t kReservedDescriptors = 128;
-constexpr int kMaxWritesInATurn = 8;           // nested writes of a stream in one turn of a connection   // for everything but client connections (logs, upstream, ...)
+constexpr size_t kReservedDescriptors = 128;   // for everything but client connections (logs, upstream, ...)
+constexpr int kMaxWritesInATurn = 8;           // nested writes of a stream in one turn of a connection
 
 std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
 

@@ -48,11 +48,10 @@ void ServerKnobs(const KnobAdder& add) {
     add("server.max_body_bytes", "SUMMARIZER_MAX_BODY_BYTES",
         [](Config& c) { return Ref{&c.server.max_body_bytes}; }, 1024, kBig, "request body limit (413 above)");
     add("server.threads", "SUMMARIZER_THREADS", [](Config& c) { return Ref{&c.server.threads}; }, 0, 4096,
-        "request handlers running at once, each on a thread (a JSON summary holds one while it runs or "
-        "queues; waiting connections hold none); 0 = max_inflight + max_queue + 16");
+        "threads running request handlers (a JSON summary holds one while it runs or queues; waiting "
+        "connections hold none); 0 = max_inflight + max_queue + 16");
     add("server.io_threads", "SUMMARIZER_IO_THREADS", [](Config& c) { return Ref{&c.server.io_threads}; }, 1,
-        64, "threads kept free to run every socket (accept, read, write, deadlines) while handlers run; one "
-        "serves thousands of connections");
+        64, "threads running every socket (accept, read, write, deadlines); one serves thousands of connections");
     add("server.header_timeout_s", "SUMMARIZER_HEADER_TIMEOUT_S",
         [](Config& c) { return Ref{&c.server.header_timeout_s}; }, 1, 3600,
         "a request's line and headers must all arrive within this many seconds (however steadily they trickle)");

@@ -17,15 +17,12 @@
 #include <mutex>
 #include <optional>
 #include <random>
-#include <span>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
-#include <boost/asio/defer.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -57,7 +54,6 @@ using Executor = asio::any_io_executor;
 constexpr size_t kHeaderReadSize = 4 * 1024;   // per read while headers arrive: a header fits, a trickle costs little
 constexpr size_t kBodyReadSize = 64 * 1024;    // per read of a body: few wake-ups for a large upload
 constexpr size_t kReservedDescriptors = 128;   // for everything but client connections (logs, upstream, ...)
-constexpr int kMaxWritesInATurn = 8;           // nested writes of a stream in one turn of a connection
 
 std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
 
@@ -145,106 +141,64 @@ struct GrowingStringBody {
 };
 using RequestParser = http::request_parser<GrowingStringBody>;
 
-// Runs the handlers on the I/O threads themselves (leader/followers): the thread that read a
-// complete request runs its handler as soon as the I/O handler that parsed it returns, and
-// writes the response from there, so a short request is not handed to another thread and back
-// (two wake-ups, each tens of microseconds on a loaded machine). While a handler runs (it may
-// block for minutes), the other threads run the sockets: before one starts, another thread is
-// started if fewer than `spare` would be left free. At most `max_running` handlers run at once;
-// the rest wait in arrival order and are run by the threads whose handler returns. Threads are
-// kept until JoinAll().
-class HandlerThreads {
+// Runs tasks on at most `max_threads` threads, started when a task finds none idle and kept
+// until Shutdown().
+class WorkerPool {
 public:
-    HandlerThreads(asio::io_context& io, size_t spare, size_t max_running, std::function<void()> run_io)
-        : io_(io), spare_(std::max<size_t>(1, spare)), max_running_(std::max<size_t>(1, max_running)),
-          run_io_(std::move(run_io)) {}
-    ~HandlerThreads() { JoinAll(); }
-    HandlerThreads(const HandlerThreads&) = delete;
-    HandlerThreads& operator=(const HandlerThreads&) = delete;
+    explicit WorkerPool(size_t max_threads) : max_threads_(std::max<size_t>(1, max_threads)) {}
+    ~WorkerPool() { Shutdown(); }
+    WorkerPool(const WorkerPool&) = delete;
+    WorkerPool& operator=(const WorkerPool&) = delete;
 
-    // Starts the threads kept free for the sockets.
-    void Start() {
-        std::lock_guard lock(mutex_);
-        while (threads_.size() < spare_) threads_.emplace_back(run_io_);
-    }
-
-    // Called on an I/O thread. `task` runs on this thread once the current I/O handler has
-    // returned (asio::defer: this thread's own queue, no wake-up), or on whichever I/O thread
-    // takes it first.
     void Submit(std::function<void()> task) {
         {
             std::lock_guard lock(mutex_);
-            if (running_ >= max_running_) {
-                pending_.push_back(std::move(task));
-                return;
-            }
-            ++running_;
-            KeepSpareLocked();
+            if (shutdown_) return;
+            tasks_.push_back(std::move(task));
+            if (idle_ < tasks_.size() && threads_.size() < max_threads_) threads_.emplace_back([this] { Loop(); });
         }
-        asio::defer(io_, [this, task = std::move(task)]() mutable { Run(std::move(task)); });
+        cv_.notify_one();
     }
 
-    // After io_context::stop(): joins every thread.
-    void JoinAll() {
+    // Runs what is queued, then joins every thread.
+    void Shutdown() {
         std::vector<std::thread> threads;
         {
             std::lock_guard lock(mutex_);
+            shutdown_ = true;
             threads.swap(threads_);
         }
+        cv_.notify_all();
         for (auto& thread : threads) thread.join();
     }
 
 private:
-    void Run(std::function<void()> task) {
+    void Loop() {
+        std::unique_lock lock(mutex_);
         for (;;) {
+            ++idle_;
+            cv_.wait(lock, [this] { return shutdown_ || !tasks_.empty(); });
+            --idle_;
+            if (tasks_.empty()) return;
+            std::function<void()> task = std::move(tasks_.front());
+            tasks_.pop_front();
+            lock.unlock();
             task();
-            task = nullptr;  // drop what it holds (its connection) before taking the next
-            std::lock_guard lock(mutex_);
-            if (pending_.empty()) {
-                --running_;
-                return;
-            }
-            task = std::move(pending_.front());
-            pending_.pop_front();
+            task = nullptr;  // drop what it holds before waiting again
+            lock.lock();
         }
     }
 
-    void KeepSpareLocked() {
-        while (threads_.size() < running_ + spare_) {
-            try {
-                threads_.emplace_back(run_io_);
-            } catch (const std::system_error& e) {
-                // The sockets are served again when a handler returns.
-                spdlog::error("cannot start an I/O thread ({} running): {}", threads_.size(), e.what());
-                return;
-            }
-        }
-    }
-
-    asio::io_context& io_;
-    const size_t spare_;
-    const size_t max_running_;
-    const std::function<void()> run_io_;
+    const size_t max_threads_;
     std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> tasks_;
     std::vector<std::thread> threads_;
-    std::deque<std::function<void()>> pending_;
-    size_t running_ = 0;
+    size_t idle_ = 0;
+    bool shutdown_ = false;
 };
 
 class Connection;
-
-// Counts a write that may end a response while it and its completion callback run (see
-// ServerCore::completions_in_flight).
-class CompletionInFlight {
-public:
-    explicit CompletionInFlight(std::atomic<int>& count) : count_(count) { count_.fetch_add(1, std::memory_order_acq_rel); }
-    ~CompletionInFlight() { count_.fetch_sub(1, std::memory_order_release); }
-    CompletionInFlight(const CompletionInFlight&) = delete;
-    CompletionInFlight& operator=(const CompletionInFlight&) = delete;
-
-private:
-    std::atomic<int>& count_;
-};
 
 // Which connections go first when a cap is reached.
 enum class ConnectionClass {
@@ -326,11 +280,8 @@ struct Counters {
 
 // What every connection shares.
 struct ServerCore {
-    ServerCore(const EventServerOptions& options, HttpHandler handler, asio::io_context& io, std::function<void()> run_io)
-        : options(options),
-          handler(std::move(handler)),
-          handlers(io, static_cast<size_t>(std::max(1, options.io_threads)), static_cast<size_t>(options.worker_threads),
-                   std::move(run_io)) {}
+    ServerCore(const EventServerOptions& options, HttpHandler handler)
+        : options(options), handler(std::move(handler)), workers(static_cast<size_t>(options.worker_threads)) {}
 
     void ConnectionCreated() {
         std::lock_guard lock(live_mutex);
@@ -348,12 +299,7 @@ struct ServerCore {
 
     const EventServerOptions& options;
     const HttpHandler handler;
-    HandlerThreads handlers;
-    // Writes that may end a response, between their write and their completion callback (the
-    // access log and the request metrics). A handler waits until none is left before it starts,
-    // so that a request sent after another's response was read sees that response counted and
-    // logged (a client reading /metrics right after its request), as when one thread did both.
-    std::atomic<int> completions_in_flight{0};
+    WorkerPool workers;
     ConnectionRegistry registry;
     Counters counters;
     std::atomic<bool> stopping{false};
@@ -565,13 +511,11 @@ private:
         SetReadDeadline(ReadDeadline::kNone, {});
         core_.registry.SetClass(*this, ConnectionClass::kBusy);
         ++core_.counters.requests;
-        core_.handlers.Submit([self = shared_from_this(), request] { self->RunHandler(*request); });
+        core_.workers.Submit([self = shared_from_this(), request] { self->RunHandler(*request); });
     }
 
-    // On an I/O thread, outside the connection's strand (which goes on noticing a client that
-    // leaves).
+    // On a worker thread.
     void RunHandler(HttpRequest& request) {
-        AwaitCompletionsInFlight();
         HttpResponse response;
         std::string what;
         try {
@@ -591,19 +535,9 @@ private:
             response.SetHeader("X-Request-Id", id);
             response.body = ErrorBody(ErrorCode::kInternal, "internal error: " + what, id);
         }
-        // On this thread when the strand is free (the usual case): the response is written
-        // without waking another thread.
-        asio::dispatch(executor_, [self = shared_from_this(), response = std::move(response)]() mutable {
+        asio::post(executor_, [self = shared_from_this(), response = std::move(response)]() mutable {
             self->OnResponse(std::move(response));
         });
-    }
-
-    // Waits for the writes that may have ended a response to finish their completion callbacks:
-    // a few microseconds, unless the thread doing one was preempted right after its write.
-    void AwaitCompletionsInFlight() {
-        for (int spins = 0; core_.completions_in_flight.load(std::memory_order_acquire) > 0; ++spins) {
-            if (spins >= 100) std::this_thread::yield();
-        }
     }
 
     // ---- Responding -------------------------------------------------------------------------
@@ -832,6 +766,9 @@ private:
     void Flush() {
         if (closed_ || writing_ || out_.empty()) return;
         writing_ = true;
+        write_deadline_active_ = true;
+        write_deadline_at_ = Clock::now() + core_.options.write_timeout;
+        UpdateTimer();
         WriteSome();
     }
 
@@ -840,11 +777,6 @@ private:
         Flush();
     }
 
-    // Writes what the socket takes now (it is non-blocking) and handles the result at once, in
-    // this turn of the connection: the end of a response is recorded before anything the client
-    // does after reading it (closing) can be seen. What the socket does not take is written when
-    // it is writable again, under the write deadline. A stream whose producer keeps ahead of the
-    // writes is let through the event loop every few writes rather than recursing.
     void WriteSome() {
         std::array<asio::const_buffer, 16> buffers{};
         size_t count = 0;
@@ -852,39 +784,9 @@ private:
             const size_t skip = i == 0 ? out_offset_ : 0;
             buffers[count++] = asio::buffer(out_[i].data() + skip, out_[i].size() - skip);
         }
-        beast::error_code ec;
-        size_t n = 0;
-        const bool blocked = write_depth_ >= kMaxWritesInATurn;
-        // The last bytes of a response: its completion callback runs (in OnWritten) before a
-        // handler may start (AwaitCompletionsInFlight).
-        std::optional<CompletionInFlight> in_flight;  // released on every way out, an exception's too
-        if (!blocked && phase_ == Phase::kResponding && (!stream_ || last_chunk_queued_)) {
-            in_flight.emplace(core_.completions_in_flight);
-        }
-        if (!blocked) n = socket_.write_some(std::span<const asio::const_buffer>(buffers.data(), count), ec);
-        if (blocked || ec == asio::error::would_block || ec == asio::error::try_again) {
-            in_flight.reset();
-            if (!write_deadline_active_) {
-                write_deadline_active_ = true;
-                write_deadline_at_ = Clock::now() + core_.options.write_timeout;
-                UpdateTimer();
-            }
-            socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code wait_ec) {
-                if (self->closed_) return;
-                if (wait_ec) {
-                    self->Close();  // the socket failed
-                    return;
-                }
-                self->WriteSome();
-            });
-            return;
-        }
-        ++write_depth_;
-        struct DepthGuard {
-            int& depth;
-            ~DepthGuard() { --depth; }
-        } depth_guard{write_depth_};
-        OnWritten(ec, n);
+        socket_.async_write_some(buffers, [self = shared_from_this()](beast::error_code ec, size_t n) {
+            self->OnWritten(ec, n);
+        });
     }
 
     void OnWritten(beast::error_code ec, size_t n) {
@@ -893,7 +795,7 @@ private:
             Close();
             return;
         }
-        if (write_deadline_active_) write_deadline_at_ = Clock::now() + core_.options.write_timeout;  // progress
+        write_deadline_at_ = Clock::now() + core_.options.write_timeout;  // progress
         while (n > 0) {
             const size_t left = out_.front().size() - out_offset_;
             if (n < left) {
@@ -1060,7 +962,6 @@ private:
     std::deque<std::string> out_;  // to write, in order; the front ones may be in flight
     size_t out_offset_ = 0;        // bytes of out_.front() already written
     bool writing_ = false;
-    int write_depth_ = 0;  // WriteSome() -> OnWritten() -> ... -> WriteSome() nesting in this turn
     std::shared_ptr<EventStream> stream_;
     bool chunked_ = false;
     bool last_chunk_queued_ = false;
@@ -1189,13 +1090,18 @@ rlim_t RaiseOpenFileLimit(bool raise) {
 struct EventServer::Impl {
     Impl(EventServerOptions opts, HttpHandler handler)
         : options(std::move(opts)),
-          core(options, std::move(handler), io_context, [this] { RunIo(); }),
+          io_context(std::max(1, options.io_threads)),
+          core(options, std::move(handler)),
           accept_strand(NewConnectionExecutor()),
           acceptor(accept_strand),
           accept_retry(accept_strand) {}
 
-    // Several threads run the io_context (handlers run on them): each connection is a strand.
-    Executor NewConnectionExecutor() { return asio::make_strand(io_context); }
+    // A strand when several I/O threads run handlers; with one, the io_context itself (a strand
+    // would only add a lock per handler).
+    Executor NewConnectionExecutor() {
+        if (options.io_threads > 1) return asio::make_strand(io_context);
+        return io_context.get_executor();
+    }
 
     void DoAccept() {
         acceptor.async_accept(NewConnectionExecutor(),
@@ -1278,6 +1184,7 @@ struct EventServer::Impl {
     tcp::acceptor acceptor;
     asio::steady_timer accept_retry;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::vector<std::thread> io_threads;
 
     std::mutex state_mutex;
     std::condition_variable state_cv;
@@ -1347,7 +1254,7 @@ Status EventServer::Start() {
     if (s.state != Impl::State::kBound) return MakeError(ErrorCode::kInternal, "EventServer::Start() needs a Bind() first");
     s.work.emplace(s.io_context.get_executor());
     asio::post(s.accept_strand, [&s] { s.DoAccept(); });
-    s.core.handlers.Start();
+    for (int i = 0; i < std::max(1, s.options.io_threads); ++i) s.io_threads.emplace_back([&s] { s.RunIo(); });
     s.state = Impl::State::kRunning;
     return OkStatus();
 }
@@ -1385,7 +1292,9 @@ void EventServer::Stop(std::chrono::milliseconds grace) {
 
     s.work.reset();
     s.io_context.stop();
-    s.core.handlers.JoinAll();
+    for (auto& thread : s.io_threads) thread.join();
+    s.io_threads.clear();
+    s.core.workers.Shutdown();
 
     std::lock_guard lock(s.state_mutex);
     s.state = Impl::State::kStopped;

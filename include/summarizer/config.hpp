@@ -59,11 +59,10 @@ struct ServerConfig {
     int port = 8080;
     int64_t max_body_bytes = 16 * 1024 * 1024;  // 413 above this
     // The transport (docs/ARCHITECTURE.md, threads): waiting connections cost no thread; a complete request runs
-    // its handler on the I/O thread that read it, at most `threads` at once, which may block for a
-    // whole summary (JSON) or its wait in the admission queue. 0: max_inflight + max_queue + 16
-    // (room for /healthz and friends).
+    // its handler on one of `threads`, which may block for a whole summary (JSON) or its wait in
+    // the admission queue. 0: max_inflight + max_queue + 16 (room for /healthz and friends).
     int threads = 0;
-    int io_threads = 1;               // threads kept free to run every socket while handlers run
+    int io_threads = 1;               // threads running every socket; one handles thousands of connections
     int header_timeout_s = 10;        // the request line and headers must arrive within this, as a whole
     int body_timeout_s = 10;          // the body: this long plus the time its bytes take at the rate below
     int body_min_bytes_per_s = 16384; // slowest body upload not cut (16 KiB/s = 128 kbit/s); a trickle is

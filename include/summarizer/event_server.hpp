@@ -10,21 +10,18 @@
 // this header shows none of it.
 //
 // Threads and flow:
-// - I/O threads run every socket: accepting, reading a request's headers and body, writing
-//   responses and streams, and every deadline. None of it blocks; a waiting connection is a
-//   socket, a timer and a few hundred bytes.
-// - A complete request's handler (which may block for minutes) runs on the I/O thread that read
-//   it, once the I/O handler that parsed it returns, and that thread writes the response: a
-//   short request is never handed to another thread and back. While handlers run, the other
-//   threads serve the sockets: before a handler starts, another I/O thread is started if fewer
-//   than `io_threads` would be left free, and threads are kept. At most `worker_threads`
-//   handlers run at once; requests beyond it wait in arrival order. A connection has at most one
-//   request in a handler at a time (pipelined requests wait their turn), so that queue is
-//   bounded by the number of connections.
-// - A streamed response (HttpResponse::stream) is sent with chunked transfer-encoding: the
-//   stream's wake-up callback posts to the connection, which writes whatever is queued as one
-//   chunk at once (no buffering, no compression); a slow reader holds only its socket (and what
-//   its producer has queued in the EventStream meanwhile), never a thread.
+// - `io_threads` I/O threads run every socket: accepting, reading a request's headers and body,
+//   writing responses and streams, and every deadline. None of it blocks; a waiting
+//   connection is a socket, a timer and a few hundred bytes.
+// - A complete request goes to a pool of at most `worker_threads` threads that runs the
+//   HttpHandler (which may block for minutes). A connection has at most one request in the
+//   pool at a time (pipelined requests wait their turn), so the pool's queue is bounded by the
+//   number of connections.
+// - The response is written back on the I/O thread. A streamed response (HttpResponse::stream)
+//   is sent with chunked transfer-encoding: the stream's wake-up callback posts to the
+//   connection, which writes whatever is queued as one chunk at once (no buffering, no
+//   compression); a slow reader holds only its socket (and what its producer has queued in
+//   the EventStream meanwhile), never a thread.
 // - While the handler runs and while the response is written, the connection keeps reading:
 //   end of stream or a reset cancels HttpRequest::client_gone at once (as does a failed write
 //   of a stream). A client that shuts down its sending side while it waits is taken as gone,
@@ -70,13 +67,13 @@ struct EventServerOptions {
     // net.core.somaxconn).
     int listen_backlog = 1024;
 
-    // I/O threads kept free to run the sockets while handlers run (each handler runs on an I/O
-    // thread of its own, started when needed and kept). One is enough for thousands of
-    // connections (they only parse and copy); more only if a profile shows it busy.
+    // Threads that run every socket. One is enough for thousands of connections (they only
+    // parse and copy); more only if a profile shows the I/O thread busy.
     int io_threads = 1;
-    // At most this many handlers run at once. Requests beyond it wait in arrival order. Size it
-    // above what the handler can block at once (the service's admission: max_inflight +
-    // max_queue) plus room for the quick endpoints, which otherwise wait behind blocked summaries.
+    // At most this many handlers run at once; threads are started as needed and kept. Requests
+    // beyond it wait in arrival order. Size it above what the handler can block at once (the
+    // service's admission: max_inflight + max_queue) plus room for the quick endpoints, which
+    // otherwise wait behind blocked summaries.
     int worker_threads = 128;
 
     // Total time, from the moment a connection is accepted (or the first byte of a later
@@ -151,7 +148,7 @@ struct EventServerStats {
 
 class EventServer {
 public:
-    // `handler` is called on I/O threads (outside any connection's turn), concurrently.
+    // `handler` is called on worker threads, concurrently.
     EventServer(EventServerOptions options, HttpHandler handler);
     // Stops with no grace if still running.
     ~EventServer();

@@ -93,9 +93,7 @@ struct HttpResponse {
     // is ignored. The transport calls client_gone.Cancel() on the request if the client leaves.
     std::shared_ptr<EventStream> stream;
     // Set: called once, on a transport thread, when the response is done (for the access log and
-    // metrics), and before the handler of any request sent after the client read the response
-    // starts (on any connection: a client reading /metrics next sees this one counted). Must not
-    // block for long: such handlers wait for it.
+    // metrics). Must not block for long.
     std::function<void(const ResponseOutcome&)> on_complete;
     // The connection is closed after this response (no keep-alive).
     bool close_connection = false;
@@ -104,7 +102,7 @@ struct HttpResponse {
     std::string Header(std::string_view name) const;
 };
 
-// The handler a transport calls for every complete request, on a thread of its own. It may block
+// The handler a transport calls for every complete request, on a worker thread. It may block
 // (summarizing a text takes seconds to minutes); it must not throw (the routes have their own
 // exception boundary, and a transport still catches and answers 500).
 using HttpHandler = std::function<HttpResponse(HttpRequest& request)>;

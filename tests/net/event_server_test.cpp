@@ -444,11 +444,11 @@ TEST(EventServerTest, StreamDeliversEachPushAsItIsPushed) {
     EXPECT_EQ(o.bytes_out, response->body.size());
 }
 
-// A handler runs on the I/O thread that read its request; the completion callback of a response
-// (the access log, the metrics) still runs before any request sent after that response was read
-// is handled, even on another connection: a client reading /metrics right after its request sees
-// it counted. The callback here is slow on purpose, so a handler that did not wait would see it
-// unfinished.
+// The completion callback of a response (the access log, the metrics) runs before any request
+// sent after that response was read is handled, even on another connection: a client reading
+// /metrics right after its request sees it counted (the I/O thread runs the callback before it
+// reads anything else). The callback here is slow on purpose, so a design that let a handler start
+// meanwhile would be seen.
 TEST(EventServerTest, AResponsesCompletionRunsBeforeARequestSentAfterItWasRead) {
     std::atomic<int> completed{0};
     TestServer server(Options(), [&](HttpRequest& request) {
@@ -472,8 +472,8 @@ TEST(EventServerTest, AResponsesCompletionRunsBeforeARequestSentAfterItWasRead) 
     }
 }
 
-// The end of a stream is recorded in the turn that writes it: a client that closes as soon as it
-// has read the last chunk has had a completed response, not one it walked away from.
+// A client that closes as soon as it has read a stream's last chunk has had a completed response,
+// not one it walked away from: the end of the stream is recorded before its close is read.
 TEST(EventServerTest, AStreamReadToItsEndIsCompletedThoughTheClientClosesAtOnce) {
     int incomplete = 0;
     for (int round = 0; round < 100; ++round) {

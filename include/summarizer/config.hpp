@@ -58,9 +58,10 @@ struct ServerConfig {
     std::string host = "127.0.0.1";   // bind address; 0.0.0.0 only behind a firewall/proxy
     int port = 8080;
     int64_t max_body_bytes = 16 * 1024 * 1024;  // 413 above this
-    // The transport (docs/ARCHITECTURE.md, threads): waiting connections cost no thread; a complete request runs
-    // its handler on one of `threads`, which may block for a whole summary (JSON) or its wait in
-    // the admission queue. 0: max_inflight + max_queue + 16 (room for /healthz and friends).
+    // The transport (docs/ARCHITECTURE.md, threads): waiting connections cost no thread; a
+    // complete request runs its handler on one of `threads`, which may block for a whole summary
+    // (JSON) or its wait in the admission queue. 0: max_inflight + max_queue + 16 (room for
+    // /healthz and friends).
     int threads = 0;
     int io_threads = 1;               // threads running every socket; one handles thousands of connections
     int header_timeout_s = 10;        // the request line and headers must arrive within this, as a whole

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <sstream>
+#include <tuple>
 
 #include "summarizer/tokens.hpp"
 
@@ -29,15 +32,37 @@ std::string RouteName(const Plan& plan) {
     return plan.bucket;
 }
 
-int64_t SinglePromptOverheadTokens(const PromptOptions& options) {
-    Prompt p = BuildSinglePrompt("", options);
+namespace {
+
+// The templates' estimates depend on the options alone, and estimating them was a tenth of a
+// short request's instructions: each is computed once per (template, language, style, cap).
+template <typename Build>
+int64_t TemplateOverheadTokens(char kind, const PromptOptions& options, Build build) {
+    using Key = std::tuple<char, std::string, int, int>;
+    static std::mutex mutex;
+    static std::map<Key, int64_t> known;
+    Key key{kind, options.language, static_cast<int>(options.style), options.max_tokens};
+    {
+        std::lock_guard lock(mutex);
+        if (auto it = known.find(key); it != known.end()) return it->second;
+    }
+    const Prompt p = build();
     // + Gemma's turn markers and the template's own tokens.
-    return EstimateTokens(p.system) + EstimateTokens(p.prompt) + 16;
+    const int64_t tokens = EstimateTokens(p.system) + EstimateTokens(p.prompt) + 16;
+    std::lock_guard lock(mutex);
+    if (known.size() >= 4096) known.clear();  // bounded whatever requests ask for
+    known.emplace(std::move(key), tokens);
+    return tokens;
+}
+
+}  // namespace
+
+int64_t SinglePromptOverheadTokens(const PromptOptions& options) {
+    return TemplateOverheadTokens('s', options, [&] { return BuildSinglePrompt("", options); });
 }
 
 int64_t MapPromptOverheadTokens(const PromptOptions& options) {
-    Prompt p = BuildMapPrompt("", 999, 999, options);
-    return EstimateTokens(p.system) + EstimateTokens(p.prompt) + 16;
+    return TemplateOverheadTokens('m', options, [&] { return BuildMapPrompt("", 999, 999, options); });
 }
 
 namespace {

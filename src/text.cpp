@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 
 namespace summarizer {
 namespace {
@@ -220,34 +221,53 @@ bool IsBlank(std::string_view text) {
     return true;
 }
 
+namespace {
+
+// The counter of TextStats a character adds to (newlines aside).
+enum class StatClass : uint8_t { kWhitespace, kLatin, kDigit, kPunctuation, kCjk, kOther };
+
+StatClass StatClassOf(char32_t cp) {
+    // U+3000 is in the CJK punctuation block but is a space: whitespace wins, as in IsBlank.
+    if (IsUnicodeWhitespace(cp)) return StatClass::kWhitespace;
+    if (IsLatinLetter(cp)) return StatClass::kLatin;
+    if (IsAsciiDigit(cp)) return StatClass::kDigit;
+    if (IsAsciiPunctuation(cp) || IsLatinPunctuation(cp)) return StatClass::kPunctuation;
+    if (IsCjk(cp)) return StatClass::kCjk;
+    return StatClass::kOther;
+}
+
+// ASCII by table, from the same function: every request's text goes through this loop (twice).
+const std::array<StatClass, 128> kAsciiStatClasses = [] {
+    std::array<StatClass, 128> table{};
+    for (char32_t cp = 0; cp < 128; ++cp) table[cp] = StatClassOf(cp);
+    return table;
+}();
+
+}  // namespace
+
 TextStats ComputeTextStats(std::string_view text) {
+    std::array<size_t, 6> counts{};
     TextStats stats;
     stats.bytes = text.size();
     size_t pos = 0;
     char32_t previous = 0;
     while (pos < text.size()) {
-        const char32_t cp = DecodeCodePoint(text, pos);
+        const auto byte = static_cast<unsigned char>(text[pos]);
+        const char32_t cp = byte < 0x80 ? text[pos++] : DecodeCodePoint(text, pos);
         ++stats.chars;
         // "\r\n" is one line break; a lone "\r" (old Mac files) is one too.
         if (cp == '\n' ? previous != '\r' : cp == '\r') {
             ++stats.newlines;
         }
         previous = cp;
-        // U+3000 is in the CJK punctuation block but is a space: whitespace wins, as in IsBlank.
-        if (IsUnicodeWhitespace(cp)) {
-            ++stats.whitespace;
-        } else if (IsLatinLetter(cp)) {
-            ++stats.latin;
-        } else if (IsAsciiDigit(cp)) {
-            ++stats.digits;
-        } else if (IsAsciiPunctuation(cp) || IsLatinPunctuation(cp)) {
-            ++stats.punctuation;
-        } else if (IsCjk(cp)) {
-            ++stats.cjk;
-        } else {
-            ++stats.other;
-        }
+        ++counts[static_cast<size_t>(cp < 0x80 ? kAsciiStatClasses[cp] : StatClassOf(cp))];
     }
+    stats.whitespace = counts[static_cast<size_t>(StatClass::kWhitespace)];
+    stats.latin = counts[static_cast<size_t>(StatClass::kLatin)];
+    stats.digits = counts[static_cast<size_t>(StatClass::kDigit)];
+    stats.punctuation = counts[static_cast<size_t>(StatClass::kPunctuation)];
+    stats.cjk = counts[static_cast<size_t>(StatClass::kCjk)];
+    stats.other = counts[static_cast<size_t>(StatClass::kOther)];
     return stats;
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "summarizer/json_text.hpp"
 #include "summarizer/sse.hpp"
 #include "upstream_http.hpp"
 
@@ -301,10 +302,8 @@ Error ErrorFromOpenAiStatus(int status, const std::string& body, const std::stri
 }
 
 std::string BuildChatBody(const GenerateRequest& request, OpenAiFlavor flavor) {
-    const std::string content = request.system.empty() ? request.prompt : request.system + "\n\n" + request.prompt;
     json body = {
         {"model", request.model},
-        {"messages", json::array({{{"role", "user"}, {"content", content}}})},
         {"stream", true},
         // The usage chunk (choices: []) before [DONE]: the token counts.
         {"stream_options", {{"include_usage", true}}},
@@ -317,7 +316,13 @@ std::string BuildChatBody(const GenerateRequest& request, OpenAiFlavor flavor) {
     } else if (flavor == OpenAiFlavor::kVllm || flavor == OpenAiFlavor::kSglang) {
         body["repetition_penalty"] = request.repeat_penalty;
     }
-    return body.dump(-1, ' ', false, json::error_handler_t::replace);
+    // The one message first, its content (the prompt: most of the bytes) without a document.
+    std::string out = "{\"messages\":[{\"content\":";
+    out.reserve(request.system.size() + request.prompt.size() + 256);
+    AppendJsonString(out, request.system.empty() ? request.prompt : request.system + "\n\n" + request.prompt);
+    out += ",\"role\":\"user\"}],";
+    out += std::string_view(body.dump(-1, ' ', false, json::error_handler_t::replace)).substr(1);
+    return out;
 }
 
 OpenAiClient::OpenAiClient(OpenAiClientOptions options)

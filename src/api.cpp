@@ -265,28 +265,32 @@ double Round1(double v) { return std::round(v * 10.0) / 10.0; }
 }  // namespace
 
 json ResponseJson(const SummarizeResponse& r) {
-    return json{
-        {"summary", r.summary},
-        {"route", r.route},
-        {"model", r.model},
-        {"chunks", r.chunks},
-        {"levels", r.levels},
-        {"degraded", r.degraded},
-        {"usage",
-         {{"prompt_tokens", r.usage.prompt_tokens},
-          {"completion_tokens", r.usage.completion_tokens},
-          {"upstream_requests", r.usage.upstream_requests}}},
-        {"timings",
-         {{"total_ms", Round1(r.timings.total_ms)},
-          {"queue_ms", Round1(r.timings.queue_ms)},
-          {"ttft_ms", Round1(r.timings.ttft_ms)},
-          {"load_ms", Round1(r.timings.load_ms)},
-          {"prefill_tokens_per_s", Round1(r.timings.prefill_tokens_per_s)},
-          {"decode_tokens_per_s", Round1(r.timings.decode_tokens_per_s)}}},
-        {"request_id", r.request_id},
-        {"reason", r.reason},
-        {"cached", r.cached},
-    };
+    // Member by member: an initializer list copies every value it holds once more (nlohmann's
+    // json_ref), which made building this document cost as much as writing it out.
+    json usage = json::object();
+    usage["prompt_tokens"] = r.usage.prompt_tokens;
+    usage["completion_tokens"] = r.usage.completion_tokens;
+    usage["upstream_requests"] = r.usage.upstream_requests;
+    json timings = json::object();
+    timings["total_ms"] = Round1(r.timings.total_ms);
+    timings["queue_ms"] = Round1(r.timings.queue_ms);
+    timings["ttft_ms"] = Round1(r.timings.ttft_ms);
+    timings["load_ms"] = Round1(r.timings.load_ms);
+    timings["prefill_tokens_per_s"] = Round1(r.timings.prefill_tokens_per_s);
+    timings["decode_tokens_per_s"] = Round1(r.timings.decode_tokens_per_s);
+    json doc = json::object();
+    doc["summary"] = r.summary;
+    doc["route"] = r.route;
+    doc["model"] = r.model;
+    doc["chunks"] = r.chunks;
+    doc["levels"] = r.levels;
+    doc["degraded"] = r.degraded;
+    doc["usage"] = std::move(usage);
+    doc["timings"] = std::move(timings);
+    doc["request_id"] = r.request_id;
+    doc["reason"] = r.reason;
+    doc["cached"] = r.cached;
+    return doc;
 }
 
 SummarizeResponse ResponseFromJson(const json& doc) {

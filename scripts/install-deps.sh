@@ -6,7 +6,8 @@ set -euo pipefail
 build_packages=(build-essential cmake ninja-build pkg-config git ca-certificates curl
                 libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
                 libsqlite3-dev libpq-dev              # the job store: SQLite, PostgreSQL's client
-                libboost-dev)                         # Boost.Asio and Boost.Beast, header-only: src/event_server.cpp
+                libboost-dev                          # Boost.Asio and Boost.Beast, header-only: src/event_server.cpp
+                libsimdjson-dev)                      # Ollama's NDJSON lines: src/ollama_line.cpp
 test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3-yaml shellcheck
                postgresql                           # the store tests' server: scripts/lib/postgres.sh
                clang-14 libclang-rt-14-dev llvm-14  # libFuzzer and llvm-symbolizer: scripts/check-fuzz.sh

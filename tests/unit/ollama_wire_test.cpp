@@ -57,6 +57,11 @@ TEST(OllamaWire, TheFinalLinesContextIsCutBeforeParsing) {
     const std::string lookalike = R"({"\"context":[1,2],"done":true})";
     EXPECT_EQ(WithoutOllamaContext(lookalike, scratch), lookalike);
     EXPECT_TRUE(ParseOllamaLine(WithoutOllamaContext(lookalike, scratch))->done);
+    // Whitespace after the array (not Ollama's compact JSON, found by the fuzzer): left whole, or
+    // the cut left "{\t,..." behind, which does not parse.
+    const std::string spaced = "{\"context\":[13,2]\t,\"done\":true}";
+    EXPECT_EQ(WithoutOllamaContext(spaced, scratch), spaced);
+    EXPECT_TRUE(ParseOllamaLine(WithoutOllamaContext(spaced, scratch))->done);
 }
 
 // The fields read from each line, without a JSON document: as the document's find()/value() read them.

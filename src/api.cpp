@@ -6,6 +6,7 @@
 #include <random>
 #include <cmath>
 
+#include "summarizer/json_text.hpp"
 #include "summarizer/text.hpp"
 
 namespace summarizer {
@@ -178,7 +179,8 @@ Result<ParsedRequest> ParseSummarizeRequest(const HttpInput& input, const Config
         }
         json doc;
         try {
-            doc = json::parse(input.body);
+            auto fast = ParseJsonFast(input.body);
+            doc = fast ? std::move(*fast) : json::parse(input.body);
         } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
             return MakeError(ErrorCode::kInvalidJson, std::string("malformed JSON: ") + e.what() +
                                                           ". Send an object like {\"text\": \"...\"}");
@@ -291,6 +293,99 @@ json ResponseJson(const SummarizeResponse& r) {
     doc["reason"] = r.reason;
     doc["cached"] = r.cached;
     return doc;
+}
+
+namespace {
+
+// Small writers for ResponseJsonText: the bytes nlohmann writes for these values.
+void AppendMember(std::string& out, std::string_view name) {
+    out += '"';
+    out += name;  // the names below need no escaping
+    out += "\":";
+}
+void AppendInteger(std::string& out, int64_t value) {
+    char buf[24];
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, value).ptr);
+}
+// A Round1 value: tenths, written as "12.0" and "0.3" (a non-finite one as null, as nlohmann does).
+void AppendTenths(std::string& out, double value) {
+    const double rounded = Round1(value);
+    if (!std::isfinite(rounded)) {
+        out += "null";
+        return;
+    }
+    char buf[64];
+    const auto written = std::to_chars(buf, buf + sizeof buf, rounded, std::chars_format::fixed, 1);
+    if (written.ec != std::errc{}) {
+        out += json(rounded).dump();
+        return;
+    }
+    out.append(buf, written.ptr);
+}
+void AppendBool(std::string& out, bool value) { out += value ? "true" : "false"; }
+
+}  // namespace
+
+std::string ResponseJsonText(const SummarizeResponse& r) {
+    // The members in the order nlohmann keeps them (sorted), as ResponseJson writes out.
+    std::string out;
+    out.reserve(r.summary.size() + r.reason.size() + 512);
+    out += '{';
+    AppendMember(out, "cached");
+    AppendBool(out, r.cached);
+    out += ',';
+    AppendMember(out, "chunks");
+    AppendInteger(out, r.chunks);
+    out += ',';
+    AppendMember(out, "degraded");
+    AppendBool(out, r.degraded);
+    out += ',';
+    AppendMember(out, "levels");
+    AppendInteger(out, r.levels);
+    out += ',';
+    AppendMember(out, "model");
+    AppendJsonString(out, r.model);
+    out += ',';
+    AppendMember(out, "reason");
+    AppendJsonString(out, r.reason);
+    out += ',';
+    AppendMember(out, "request_id");
+    AppendJsonString(out, r.request_id);
+    out += ',';
+    AppendMember(out, "route");
+    AppendJsonString(out, r.route);
+    out += ',';
+    AppendMember(out, "summary");
+    AppendJsonString(out, r.summary);
+    out += ",\"timings\":{";
+    AppendMember(out, "decode_tokens_per_s");
+    AppendTenths(out, r.timings.decode_tokens_per_s);
+    out += ',';
+    AppendMember(out, "load_ms");
+    AppendTenths(out, r.timings.load_ms);
+    out += ',';
+    AppendMember(out, "prefill_tokens_per_s");
+    AppendTenths(out, r.timings.prefill_tokens_per_s);
+    out += ',';
+    AppendMember(out, "queue_ms");
+    AppendTenths(out, r.timings.queue_ms);
+    out += ',';
+    AppendMember(out, "total_ms");
+    AppendTenths(out, r.timings.total_ms);
+    out += ',';
+    AppendMember(out, "ttft_ms");
+    AppendTenths(out, r.timings.ttft_ms);
+    out += "},\"usage\":{";
+    AppendMember(out, "completion_tokens");
+    AppendInteger(out, r.usage.completion_tokens);
+    out += ',';
+    AppendMember(out, "prompt_tokens");
+    AppendInteger(out, r.usage.prompt_tokens);
+    out += ',';
+    AppendMember(out, "upstream_requests");
+    AppendInteger(out, r.usage.upstream_requests);
+    out += "}}";
+    return out;
 }
 
 SummarizeResponse ResponseFromJson(const json& doc) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "summarizer/utf8.hpp"
 
@@ -32,7 +33,63 @@ struct EscapeTable {
 };
 const EscapeTable kEscapes;
 
+constexpr size_t kFastJsonMax = 32 * 1024;
+
+// simdjson's element as nlohmann's parser would have built it; false where they could differ.
+bool Convert(const simdjson::dom::element& element, nlohmann::json& out) {
+    switch (element.type()) {
+        case simdjson::dom::element_type::OBJECT: {
+            out = nlohmann::json::object();
+            for (const simdjson::dom::key_value_pair member : simdjson::dom::object(element)) {
+                // operator[]: a repeated name keeps its last value, as nlohmann's parser does.
+                if (!Convert(member.value, out[std::string(member.key)])) return false;
+            }
+            return true;
+        }
+        case simdjson::dom::element_type::ARRAY: {
+            out = nlohmann::json::array();
+            for (const simdjson::dom::element item : simdjson::dom::array(element)) {
+                out.push_back(nullptr);
+                if (!Convert(item, out.back())) return false;
+            }
+            return true;
+        }
+        case simdjson::dom::element_type::INT64: {
+            // nlohmann reads a literal without '-' as unsigned ("-0" is signed there, 0 here: the
+            // same number either way).
+            const int64_t value = int64_t(element);
+            if (value >= 0) {
+                out = static_cast<uint64_t>(value);
+            } else {
+                out = value;
+            }
+            return true;
+        }
+        case simdjson::dom::element_type::UINT64: out = uint64_t(element); return true;
+        case simdjson::dom::element_type::DOUBLE: return false;
+        case simdjson::dom::element_type::STRING: out = std::string(std::string_view(element)); return true;
+        case simdjson::dom::element_type::BOOL: out = bool(element); return true;
+        case simdjson::dom::element_type::NULL_VALUE: out = nullptr; return true;
+    }
+    return false;
+}
+
 }  // namespace
+
+std::optional<nlohmann::json> ParseJsonFast(std::string_view text) {
+    // Short texts only, where the parse is a share of the work worth the trouble: each thread's
+    // parser and buffer keep the largest capacity they needed, bounded so.
+    if (text.size() > kFastJsonMax) return std::nullopt;
+    thread_local simdjson::dom::parser parser;
+    thread_local std::string padded;
+    padded.assign(text);
+    padded.resize(text.size() + simdjson::SIMDJSON_PADDING, '\0');
+    simdjson::dom::element root;
+    if (parser.parse(padded.data(), text.size(), false).get(root) != simdjson::SUCCESS) return std::nullopt;
+    nlohmann::json out;
+    if (!Convert(root, out)) return std::nullopt;
+    return out;
+}
 
 void AppendJsonString(std::string& out, std::string_view text) {
     if (FindInvalidUtf8(text) != std::string_view::npos) {

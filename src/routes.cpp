@@ -328,7 +328,9 @@ HttpResponse ApiRoutes::SummaryResponse(const Result<SummarizeResponse>& result,
     context.line.route = result->route;
     context.line.ttft_ms = result->timings.ttft_ms;
     service_.metrics().ObserveTtft(result->route, result->timings.ttft_ms / 1000.0);
-    return JsonResponse(200, ResponseJson(*result));
+    HttpResponse res;
+    res.body = ResponseJsonText(*result);
+    return res;
 }
 
 }  // namespace summarizer

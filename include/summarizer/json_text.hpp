@@ -1,11 +1,13 @@
-// JSON text the hot paths write without building a document: a string member's literal, the bytes
-// nlohmann::json would write for it. The prompt sent upstream is most of a short request's bytes,
-// and nlohmann's serializer walks a string through its UTF-8 automaton one byte at a time (a sixth
-// of a short request's instructions, measured with callgrind: docs/PERFORMANCE.md).
+// JSON text on the hot paths, where nlohmann's lexer and serializer walk a string one byte at a
+// time (docs/PERFORMANCE.md, "Instructions per request"): a string member's literal written
+// without a document, and a request body read by simdjson into the document nlohmann would build.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 namespace summarizer {
 
@@ -14,5 +16,12 @@ namespace summarizer {
 // ("\"", "\\", the short escapes \b \t \n \f \r, \u00xx for the other control characters, every
 // other byte as is; ill-formed UTF-8 replaced by U+FFFD as nlohmann replaces it).
 void AppendJsonString(std::string& out, std::string_view text);
+
+// The document `nlohmann::json::parse(text)` returns, read by simdjson (Debian's libsimdjson-dev)
+// when it can: the same values and types (a non-negative integer unsigned, a negative one signed, a
+// repeated member's last value, members sorted as nlohmann keeps them). nullopt for a text over
+// 32 KiB, when simdjson refuses the text, or where it reads a value this does not mirror (a fraction or exponent: nlohmann's float
+// parsing is its own); the caller parses with nlohmann then, which also words the error.
+std::optional<nlohmann::json> ParseJsonFast(std::string_view text);
 
 }  // namespace summarizer

@@ -10,7 +10,8 @@
 // Without a blank line the whole input is a JSON body. Checked: an accepted request holds
 // exactly what was sent (text/plain: the body; JSON: the "text" member) and only text a summary
 // can be made of; option values are within the contract; an error has one of the three codes the
-// contract lists for a bad request, and its JSON body can always be serialised.
+// contract lists for a bad request, and its JSON body can always be serialised. And the body's
+// document as simdjson reads it (ParseJsonFast) is nlohmann's whenever simdjson reads it.
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -22,6 +23,7 @@
 
 #include "fuzz_check.hpp"
 #include "summarizer/api.hpp"
+#include "summarizer/json_text.hpp"
 #include "summarizer/line_framer.hpp"
 #include "summarizer/text.hpp"
 
@@ -100,6 +102,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         summarizer::LineFramer head;
         head.Feed(raw.substr(0, head_end), on_head_line);
         on_head_line(head.TakePending());
+    }
+
+    // The body's document read by simdjson is nlohmann's, or not read at all (json_text.hpp).
+    if (const auto fast = summarizer::ParseJsonFast(input.body)) {
+        const json reference = json::parse(input.body, nullptr, false);
+        FUZZ_CHECK(!reference.is_discarded(), "simdjson reads only what nlohmann reads");
+        FUZZ_CHECK(*fast == reference, "simdjson's document is nlohmann's");
+        FUZZ_CHECK(fast->dump() == reference.dump(), "and writes out the same");
     }
 
     std::string media = Lower(std::string_view(input.content_type).substr(0, input.content_type.find(';')));

@@ -9,8 +9,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -124,14 +126,34 @@ json KeepAliveJson(const std::string& keep_alive) {
     return trimmed;
 }
 
+namespace {
+
+// The "options" object's text. A bucket's options are the same on every call, so each thread keeps
+// the last one it wrote (building and writing the document, two doubles included, was half of the
+// body's cost once the prompt was written without one).
+const std::string& GenerateOptionsText(const GenerateRequest& request) {
+    using Key = std::tuple<int64_t, int64_t, int64_t, double, double>;
+    thread_local std::optional<Key> last_key;
+    thread_local std::string last_text;
+    const Key key{request.context_tokens, request.max_output_tokens, request.num_batch, request.temperature,
+                  request.repeat_penalty};
+    if (last_key != key) {
+        const json options = {
+            {"num_ctx", request.context_tokens},
+            {"num_predict", request.max_output_tokens},
+            {"num_batch", request.num_batch},
+            {"temperature", request.temperature},
+            {"repeat_penalty", request.repeat_penalty},
+        };
+        last_text = options.dump();
+        last_key = key;
+    }
+    return last_text;
+}
+
+}  // namespace
+
 std::string BuildGenerateBody(const GenerateRequest& request) {
-    const json options = {
-        {"num_ctx", request.context_tokens},
-        {"num_predict", request.max_output_tokens},
-        {"num_batch", request.num_batch},
-        {"temperature", request.temperature},
-        {"repeat_penalty", request.repeat_penalty},
-    };
     // Written member by member, in the order a json object's dump gives (sorted), the prompt and
     // system without a document (json_text.hpp): they are most of the bytes.
     std::string body;
@@ -141,7 +163,7 @@ std::string BuildGenerateBody(const GenerateRequest& request) {
     body += ",\"model\":";
     AppendJsonString(body, request.model);
     body += ",\"options\":";
-    body += options.dump();
+    body += GenerateOptionsText(request);
     body += ",\"prompt\":";
     AppendJsonString(body, request.prompt);
     body += ",\"stream\":true";

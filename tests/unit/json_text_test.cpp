@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
@@ -213,6 +214,21 @@ TEST(JsonText, TheGenerateBodyIsByteForByteTheDocumentsDump) {
     for (const std::string system : {"", "be brief", "cut \xe6\x97"}) {
         const GenerateRequest g = WireTestRequest(system);
         EXPECT_EQ(BuildGenerateBody(g), GenerateBodyAsADocument(g)) << system;
+    }
+    // The options' text is kept per thread for the next call: each change of any of them is seen.
+    GenerateRequest g = WireTestRequest("");
+    for (int round = 0; round < 2; ++round) {
+        for (auto change : std::vector<std::function<void(GenerateRequest&)>>{
+                 [](GenerateRequest& r) { r.context_tokens = 61440; },
+                 [](GenerateRequest& r) { r.max_output_tokens = 300; },
+                 [](GenerateRequest& r) { r.num_batch = 512; },
+                 [](GenerateRequest& r) { r.temperature = 0.7; },
+                 [](GenerateRequest& r) { r.repeat_penalty = 1.0; },
+                 [](GenerateRequest& r) { r = WireTestRequest(""); },
+             }) {
+            change(g);
+            EXPECT_EQ(BuildGenerateBody(g), GenerateBodyAsADocument(g));
+        }
     }
 }
 

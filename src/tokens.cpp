@@ -155,6 +155,23 @@ public:
         }
     }
 
+    // The ASCII letters from `pos` on, the first one included, as Add would take them one by one
+    // (one Add for the first, which may end the run before; the rest extend a Latin run): English
+    // is mostly such runs, and this loop is most of the estimate's time. Returns where they end.
+    size_t AddAsciiLetters(std::string_view text, size_t pos) {
+        const auto first = static_cast<unsigned char>(text[pos]);
+        Add(CharClass::kLatin, first);
+        for (++pos; pos < text.size(); ++pos) {
+            const auto c = static_cast<unsigned char>(text[pos]);
+            const bool lower = c >= 'a' && c <= 'z';
+            if (!lower && !(c >= 'A' && c <= 'Z')) break;
+            ++length_;
+            if (previous_was_lower_ && !lower) ++humps_;
+            previous_was_lower_ = lower;
+        }
+        return pos;
+    }
+
     // Ends the last run: nothing follows it.
     void Finish() {
         if (length_ > 0) {
@@ -292,8 +309,13 @@ double EstimateTokenCost(std::string_view text) {
     while (pos < text.size()) {
         const auto byte = static_cast<unsigned char>(text[pos]);
         if (byte < 0x80) {
+            const CharClass cls = kAsciiClasses.classes[byte];
+            if (cls == CharClass::kLatin) {
+                pos = coster.AddAsciiLetters(text, pos);
+                continue;
+            }
             ++pos;
-            coster.Add(kAsciiClasses.classes[byte], byte);
+            coster.Add(cls, byte);
             continue;
         }
         const char32_t cp = DecodeCodePoint(text, pos);

@@ -261,7 +261,7 @@ grep -Eq '^build$' .dockerignore || fail ".dockerignore does not exclude build (
 # ---- shellcheck ------------------------------------------------------------------------------
 if command -v shellcheck >/dev/null 2>&1; then
   shopt -s nullglob
-  scripts=(docker/*.sh scripts/*.sh)
+  scripts=(docker/*.sh scripts/*.sh bench/*.sh)
   if shellcheck "${scripts[@]}"; then
     ok "shellcheck: ${scripts[*]}"
   else

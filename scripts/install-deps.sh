@@ -11,7 +11,8 @@ build_packages=(build-essential cmake ninja-build pkg-config git ca-certificates
 test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3-yaml shellcheck
                postgresql                           # the store tests' server: scripts/lib/postgres.sh
                clang-14 libclang-rt-14-dev llvm-14  # libFuzzer and llvm-symbolizer: scripts/check-fuzz.sh
-               chromium prometheus)                 # scripts/check-web.sh, scripts/check-metrics.sh
+               chromium prometheus                  # scripts/check-web.sh, scripts/check-metrics.sh
+               valgrind)                            # bench/count-instructions.sh (callgrind)
 # Node (18 on Debian 12) for tools/web-test and tools/openapi-lint, unless a node with npm is already
 # installed: Debian's npm conflicts with other nodejs packages (e.g. NodeSource's, which bundles npm).
 command -v npm >/dev/null 2>&1 || test_packages+=(nodejs npm)

@@ -4,13 +4,16 @@
 #include <atomic>
 #include <exception>
 #include <memory>
+#include <system_error>
 
 #include <spdlog/spdlog.h>
 
 namespace summarizer {
 
-TaskPool::TaskPool(std::string name, int max_threads)
-    : name_(std::move(name)), max_threads_(static_cast<size_t>(std::max(1, max_threads))) {}
+TaskPool::TaskPool(std::string name, int max_threads, ThreadStarter start)
+    : name_(std::move(name)),
+      max_threads_(static_cast<size_t>(std::max(1, max_threads))),
+      start_(start ? std::move(start) : [](std::function<void()> body) { return std::thread(std::move(body)); }) {}
 
 TaskPool::~TaskPool() {
     std::vector<std::thread> threads;
@@ -27,10 +30,20 @@ void TaskPool::Post(std::function<void()> job) {
     std::lock_guard lock(mutex_);
     jobs_.push_back(std::move(job));
     if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
-        threads_.emplace_back([this] { Loop(); });
-    } else {
-        cv_.notify_one();
+        try {
+            threads_.push_back(start_([this] { Loop(); }));
+            return;
+        } catch (const std::system_error& e) {
+            if (threads_.empty()) {
+                jobs_.pop_back();
+                spdlog::error("{}: no thread could be started ({}); the job is refused", name_, e.what());
+                throw;
+            }
+            spdlog::warn("{}: no new thread ({}); the job waits for one of the {} running", name_, e.what(),
+                         threads_.size());
+        }
     }
+    cv_.notify_one();
 }
 
 size_t TaskPool::threads() const {
@@ -97,11 +110,18 @@ std::optional<Error> RunBounded(TaskPool& pool, int count, int parallel, const C
     const int helpers = std::max(0, std::min(parallel, count) - 1);
     shared->running_helpers = helpers;
     for (int i = 0; i < helpers; ++i) {
-        pool.Post([shared, work] {
-            work();
+        try {
+            pool.Post([shared, work] {
+                work();
+                std::lock_guard lock(shared->mutex);
+                if (--shared->running_helpers == 0) shared->done_cv.notify_all();
+            });
+        } catch (const std::system_error&) {
+            // The pool has no thread at all: this thread does the helpers' share (Post logged it).
             std::lock_guard lock(shared->mutex);
-            if (--shared->running_helpers == 0) shared->done_cv.notify_all();
-        });
+            shared->running_helpers -= helpers - i;
+            break;
+        }
     }
     work();
     std::unique_lock lock(shared->mutex);

@@ -21,14 +21,21 @@ namespace summarizer {
 
 class TaskPool {
 public:
+    // Starts a thread that runs `body`; std::thread's constructor unless a test gives one that
+    // throws std::system_error as std::thread does when the system has no thread to give.
+    using ThreadStarter = std::function<std::thread(std::function<void()> body)>;
+
     // `name` appears in the log line of a job that threw.
-    TaskPool(std::string name, int max_threads);
+    TaskPool(std::string name, int max_threads, ThreadStarter start = {});
     ~TaskPool();
     TaskPool(const TaskPool&) = delete;
     TaskPool& operator=(const TaskPool&) = delete;
 
     // Runs `job` on a pool thread: a new one while fewer than max_threads exist and none is idle,
-    // else the next free one (jobs wait in FIFO order).
+    // else the next free one (jobs wait in FIFO order). When the system refuses a new thread the
+    // job waits for one of the pool's own; with none, it is not kept and std::system_error is
+    // thrown (a job left in a queue no thread serves would never run, and what it refers to
+    // would be gone when a thread finally took it).
     void Post(std::function<void()> job);
 
     size_t threads() const;
@@ -38,6 +45,7 @@ private:
 
     const std::string name_;
     const size_t max_threads_;
+    const ThreadStarter start_;
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::function<void()>> jobs_;
@@ -47,7 +55,8 @@ private:
 };
 
 // Runs `job(0) .. job(count - 1)`, at most `parallel` at once: the calling thread works too and
-// `parallel - 1` helpers run on `pool`; returns when all have ended. The first error stops new
+// `parallel - 1` helpers run on `pool` (fewer when the pool cannot take them: the calling thread
+// then does their share); returns when all have ended. The first error stops new
 // jobs from starting and cancels `cancel` (which the running jobs watch); it is returned. A job
 // that throws counts as a kInternal error naming `what`.
 std::optional<Error> RunBounded(TaskPool& pool, int count, int parallel, const CancelToken& cancel,

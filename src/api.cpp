@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <random>
+#include <vector>
 #include <cmath>
 
 #include "summarizer/json_text.hpp"
@@ -297,32 +298,58 @@ json ResponseJson(const SummarizeResponse& r) {
 
 namespace {
 
-// Small writers for ResponseJsonText: the bytes nlohmann writes for these values.
-void AppendMember(std::string& out, std::string_view name) {
-    out += '"';
-    out += name;  // the names below need no escaping
-    out += "\":";
-}
-void AppendInteger(std::string& out, int64_t value) {
-    char buf[24];
-    out.append(buf, std::to_chars(buf, buf + sizeof buf, value).ptr);
-}
-// A Round1 value: tenths, written as "12.0" and "0.3" (a non-finite one as null, as nlohmann does).
-void AppendTenths(std::string& out, double value) {
-    const double rounded = Round1(value);
-    if (!std::isfinite(rounded)) {
-        out += "null";
-        return;
+// Writes a JSON object member by member, as nlohmann writes these values (ResponseJsonText).
+class ObjectText {
+public:
+    explicit ObjectText(std::string& out) : out_(out) { Begin(); }
+
+    void Bool(std::string_view name, bool value) { Key(name) += value ? "true" : "false"; }
+    void Integer(std::string_view name, int64_t value) {
+        char buf[24];
+        Key(name).append(buf, std::to_chars(buf, buf + sizeof buf, value).ptr);
     }
-    char buf[64];
-    const auto written = std::to_chars(buf, buf + sizeof buf, rounded, std::chars_format::fixed, 1);
-    if (written.ec != std::errc{}) {
-        out += json(rounded).dump();
-        return;
+    void String(std::string_view name, std::string_view value) { AppendJsonString(Key(name), value); }
+    // A Round1 value: tenths, written as "12.0" and "0.3" (non-finite as null, as nlohmann does).
+    void Tenths(std::string_view name, double value) {
+        Key(name);
+        const double rounded = Round1(value);
+        char buf[64];
+        const auto written = std::to_chars(buf, buf + sizeof buf, rounded, std::chars_format::fixed, 1);
+        if (!std::isfinite(rounded)) {
+            out_ += "null";
+        } else if (written.ec != std::errc{}) {
+            out_ += json(rounded).dump();
+        } else {
+            out_.append(buf, written.ptr);
+        }
     }
-    out.append(buf, written.ptr);
-}
-void AppendBool(std::string& out, bool value) { out += value ? "true" : "false"; }
+    // A member that is an object: its members follow, until End().
+    void Object(std::string_view name) {
+        Key(name);
+        Begin();
+    }
+    void End() {
+        out_ += '}';
+        first_.pop_back();
+    }
+
+private:
+    void Begin() {
+        out_ += '{';
+        first_.push_back(true);
+    }
+    std::string& Key(std::string_view name) {  // the names here need no escaping
+        if (!first_.back()) out_ += ',';
+        first_.back() = false;
+        out_ += '"';
+        out_ += name;
+        out_ += "\":";
+        return out_;
+    }
+
+    std::string& out_;
+    std::vector<bool> first_;  // per open object: no member written yet
+};
 
 }  // namespace
 
@@ -330,61 +357,30 @@ std::string ResponseJsonText(const SummarizeResponse& r) {
     // The members in the order nlohmann keeps them (sorted), as ResponseJson writes out.
     std::string out;
     out.reserve(r.summary.size() + r.reason.size() + 512);
-    out += '{';
-    AppendMember(out, "cached");
-    AppendBool(out, r.cached);
-    out += ',';
-    AppendMember(out, "chunks");
-    AppendInteger(out, r.chunks);
-    out += ',';
-    AppendMember(out, "degraded");
-    AppendBool(out, r.degraded);
-    out += ',';
-    AppendMember(out, "levels");
-    AppendInteger(out, r.levels);
-    out += ',';
-    AppendMember(out, "model");
-    AppendJsonString(out, r.model);
-    out += ',';
-    AppendMember(out, "reason");
-    AppendJsonString(out, r.reason);
-    out += ',';
-    AppendMember(out, "request_id");
-    AppendJsonString(out, r.request_id);
-    out += ',';
-    AppendMember(out, "route");
-    AppendJsonString(out, r.route);
-    out += ',';
-    AppendMember(out, "summary");
-    AppendJsonString(out, r.summary);
-    out += ",\"timings\":{";
-    AppendMember(out, "decode_tokens_per_s");
-    AppendTenths(out, r.timings.decode_tokens_per_s);
-    out += ',';
-    AppendMember(out, "load_ms");
-    AppendTenths(out, r.timings.load_ms);
-    out += ',';
-    AppendMember(out, "prefill_tokens_per_s");
-    AppendTenths(out, r.timings.prefill_tokens_per_s);
-    out += ',';
-    AppendMember(out, "queue_ms");
-    AppendTenths(out, r.timings.queue_ms);
-    out += ',';
-    AppendMember(out, "total_ms");
-    AppendTenths(out, r.timings.total_ms);
-    out += ',';
-    AppendMember(out, "ttft_ms");
-    AppendTenths(out, r.timings.ttft_ms);
-    out += "},\"usage\":{";
-    AppendMember(out, "completion_tokens");
-    AppendInteger(out, r.usage.completion_tokens);
-    out += ',';
-    AppendMember(out, "prompt_tokens");
-    AppendInteger(out, r.usage.prompt_tokens);
-    out += ',';
-    AppendMember(out, "upstream_requests");
-    AppendInteger(out, r.usage.upstream_requests);
-    out += "}}";
+    ObjectText doc(out);
+    doc.Bool("cached", r.cached);
+    doc.Integer("chunks", r.chunks);
+    doc.Bool("degraded", r.degraded);
+    doc.Integer("levels", r.levels);
+    doc.String("model", r.model);
+    doc.String("reason", r.reason);
+    doc.String("request_id", r.request_id);
+    doc.String("route", r.route);
+    doc.String("summary", r.summary);
+    doc.Object("timings");
+    doc.Tenths("decode_tokens_per_s", r.timings.decode_tokens_per_s);
+    doc.Tenths("load_ms", r.timings.load_ms);
+    doc.Tenths("prefill_tokens_per_s", r.timings.prefill_tokens_per_s);
+    doc.Tenths("queue_ms", r.timings.queue_ms);
+    doc.Tenths("total_ms", r.timings.total_ms);
+    doc.Tenths("ttft_ms", r.timings.ttft_ms);
+    doc.End();
+    doc.Object("usage");
+    doc.Integer("completion_tokens", r.usage.completion_tokens);
+    doc.Integer("prompt_tokens", r.usage.prompt_tokens);
+    doc.Integer("upstream_requests", r.usage.upstream_requests);
+    doc.End();
+    doc.End();
     return out;
 }
 

@@ -33,7 +33,7 @@ struct EscapeTable {
 };
 const EscapeTable kEscapes;
 
-constexpr size_t kFastJsonMax = 32 * 1024;
+constexpr size_t kFastJsonMax = 16 * 1024;  // a parser needs ~13 bytes a byte of capacity
 
 // simdjson's element as nlohmann's parser would have built it; false where they could differ.
 bool Convert(const simdjson::dom::element& element, nlohmann::json& out) {

@@ -20,8 +20,9 @@ void AppendJsonString(std::string& out, std::string_view text);
 // The document `nlohmann::json::parse(text)` returns, read by simdjson (Debian's libsimdjson-dev)
 // when it can: the same values and types (a non-negative integer unsigned, a negative one signed, a
 // repeated member's last value, members sorted as nlohmann keeps them). nullopt for a text over
-// 32 KiB, when simdjson refuses the text, or where it reads a value this does not mirror (a fraction or exponent: nlohmann's float
-// parsing is its own); the caller parses with nlohmann then, which also words the error.
+// 16 KiB (each thread's parser keeps the capacity it needed), when simdjson refuses the text, or
+// where it reads a value this does not mirror (a fraction or exponent: nlohmann's float parsing
+// is its own); the caller parses with nlohmann then, which also words the error.
 std::optional<nlohmann::json> ParseJsonFast(std::string_view text);
 
 }  // namespace summarizer

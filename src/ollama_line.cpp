@@ -1,5 +1,6 @@
 // Ollama's /api/generate lines as the client reads them (ollama_client.hpp): the final object's
-// "context" cut before parsing, and the members the service uses read by a SAX handler. Pure
+// "context" cut before parsing, and the members the service uses read by one SAX handler, fed by
+// simdjson's parse of the line or, for a line simdjson refuses, by nlohmann's SAX parser. Pure
 // functions, in a file of their own so that the fuzz target links them without the client.
 #include <array>
 #include <cmath>
@@ -47,7 +48,7 @@ std::string_view WithoutOllamaContext(std::string_view line, std::string& scratc
     if (end >= line.size() || (line[end] != ',' && line[end] != '}')) return line;
     if (line[begin - 1] == ',') {
         --begin;
-    } else if (end < line.size() && line[end] == ',') {
+    } else if (line[end] == ',') {
         ++end;
     }
     scratch.assign(line.substr(0, begin));
@@ -201,10 +202,6 @@ private:
     bool done_bad_ = false;
     bool error_structured_ = false;
 };
-
-}  // namespace
-
-namespace {
 
 // The reader above, driven by simdjson's document instead of nlohmann's lexer: nlohmann lexes a
 // string one byte at a time through two calls each, and the six lines of a short answer cost 86k

@@ -4,15 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <random>
 #include <string>
 
 #include "summarizer/api.hpp"
 #include "summarizer/json_text.hpp"
-#include "summarizer/ollama_client.hpp"
-#include "summarizer/openai_client.hpp"
 
 namespace summarizer {
 namespace {
@@ -175,83 +172,6 @@ TEST(JsonText, TheAnswersTextReadsAsResponseJsonForAnyTimes) {
     odd.timings.ttft_ms = std::nan("");
     // The document holds the doubles, its text (what a client reads) null: the same text.
     EXPECT_EQ(ResponseJsonText(odd), ResponseJson(odd).dump());
-}
-
-GenerateRequest WireTestRequest(std::string system) {
-    GenerateRequest g;
-    g.model = "gemma3-4b-16k";
-    g.prompt = "Summarize the document below.\n<document>\n\"quoted\" \\ text \xe6\x97\xa5\x01\n</document>";
-    g.system = std::move(system);
-    g.context_tokens = 16384;
-    g.max_output_tokens = 1200;
-    g.num_batch = 1024;
-    g.temperature = 0.15;
-    g.repeat_penalty = 1.15;
-    g.keep_alive = "24h";
-    return g;
-}
-
-// The body as it was built before it was written by hand: a document, dumped.
-std::string GenerateBodyAsADocument(const GenerateRequest& g) {
-    nlohmann::json body = {
-        {"model", g.model},
-        {"prompt", g.prompt},
-        {"stream", true},
-        {"keep_alive", g.keep_alive},
-        {"truncate", false},
-        {"options",
-         {{"num_ctx", g.context_tokens},
-          {"num_predict", g.max_output_tokens},
-          {"num_batch", g.num_batch},
-          {"temperature", g.temperature},
-          {"repeat_penalty", g.repeat_penalty}}},
-    };
-    if (!g.system.empty()) body["system"] = g.system;
-    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-TEST(JsonText, TheGenerateBodyIsByteForByteTheDocumentsDump) {
-    for (const std::string system : {"", "be brief", "cut \xe6\x97"}) {
-        const GenerateRequest g = WireTestRequest(system);
-        EXPECT_EQ(BuildGenerateBody(g), GenerateBodyAsADocument(g)) << system;
-    }
-    // The options' text is kept per thread for the next call: each change of any of them is seen.
-    GenerateRequest g = WireTestRequest("");
-    for (int round = 0; round < 2; ++round) {
-        for (auto change : std::vector<std::function<void(GenerateRequest&)>>{
-                 [](GenerateRequest& r) { r.context_tokens = 61440; },
-                 [](GenerateRequest& r) { r.max_output_tokens = 300; },
-                 [](GenerateRequest& r) { r.num_batch = 512; },
-                 [](GenerateRequest& r) { r.temperature = 0.7; },
-                 [](GenerateRequest& r) { r.repeat_penalty = 1.0; },
-                 [](GenerateRequest& r) { r = WireTestRequest(""); },
-             }) {
-            change(g);
-            EXPECT_EQ(BuildGenerateBody(g), GenerateBodyAsADocument(g));
-        }
-    }
-}
-
-TEST(JsonText, TheChatBodyIsTheDocumentItWasBefore) {
-    for (const auto flavor : {OpenAiFlavor::kVllm, OpenAiFlavor::kLlamaCpp, OpenAiFlavor::kSglang}) {
-        const GenerateRequest g = WireTestRequest("be brief");
-        const auto body = nlohmann::json::parse(BuildChatBody(g, flavor));
-        nlohmann::json expected = {
-            {"model", g.model},
-            {"messages", nlohmann::json::array({{{"role", "user"}, {"content", g.system + "\n\n" + g.prompt}}})},
-            {"stream", true},
-            {"stream_options", {{"include_usage", true}}},
-            {"temperature", g.temperature},
-            {"max_tokens", g.max_output_tokens},
-        };
-        if (flavor == OpenAiFlavor::kLlamaCpp) {
-            expected["repeat_penalty"] = g.repeat_penalty;
-            expected["cache_prompt"] = true;
-        } else {
-            expected["repetition_penalty"] = g.repeat_penalty;
-        }
-        EXPECT_EQ(body, expected);
-    }
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
 // What the Ollama client puts on the wire: the /api/generate body.
 #include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "summarizer/config.hpp"
@@ -8,17 +12,41 @@
 namespace summarizer {
 namespace {
 
-TEST(OllamaWire, GenerateBodyCarriesTheBucketAndTheGenerationOptions) {
+GenerateRequest BucketRequest(std::string system) {
     GenerateRequest g;
     g.model = "gemma3-4b-16k";
-    g.prompt = "text";
-    g.system = "be brief";
+    g.prompt = "Summarize the document below.\n<document>\n\"quoted\" \\ text \xe6\x97\xa5\x01\n</document>";
+    g.system = std::move(system);
     g.context_tokens = 16384;
     g.max_output_tokens = 1200;
     g.num_batch = 1024;
     g.temperature = 0.15;
     g.repeat_penalty = 1.15;
     g.keep_alive = "24h";
+    return g;
+}
+
+// The body as it was built before it was written member by member (json_text.hpp): a document, dumped.
+std::string GenerateBodyAsADocument(const GenerateRequest& g) {
+    nlohmann::json body = {
+        {"model", g.model},
+        {"prompt", g.prompt},
+        {"stream", true},
+        {"keep_alive", g.keep_alive},
+        {"truncate", false},
+        {"options",
+         {{"num_ctx", g.context_tokens},
+          {"num_predict", g.max_output_tokens},
+          {"num_batch", g.num_batch},
+          {"temperature", g.temperature},
+          {"repeat_penalty", g.repeat_penalty}}},
+    };
+    if (!g.system.empty()) body["system"] = g.system;
+    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+TEST(OllamaWire, GenerateBodyCarriesTheBucketAndTheGenerationOptions) {
+    const GenerateRequest g = BucketRequest("be brief");
     auto body = nlohmann::json::parse(BuildGenerateBody(g));
     EXPECT_EQ(body["model"], "gemma3-4b-16k");
     EXPECT_EQ(body["system"], "be brief");
@@ -28,6 +56,28 @@ TEST(OllamaWire, GenerateBodyCarriesTheBucketAndTheGenerationOptions) {
     EXPECT_EQ(body["options"]["num_ctx"], 16384);
     EXPECT_EQ(body["options"]["num_predict"], 1200);
     EXPECT_EQ(body["options"]["num_batch"], 1024);
+}
+
+TEST(OllamaWire, TheGenerateBodyIsByteForByteTheDocumentItWasBefore) {
+    for (const std::string system : {"", "be brief", "cut \xe6\x97"}) {
+        const GenerateRequest g = BucketRequest(system);
+        EXPECT_EQ(BuildGenerateBody(g), GenerateBodyAsADocument(g)) << system;
+    }
+    // The options' text is kept per thread for the next call: each change of any of them is seen.
+    GenerateRequest g = BucketRequest("");
+    for (int round = 0; round < 2; ++round) {
+        for (auto change : std::vector<std::function<void(GenerateRequest&)>>{
+                 [](GenerateRequest& r) { r.context_tokens = 61440; },
+                 [](GenerateRequest& r) { r.max_output_tokens = 300; },
+                 [](GenerateRequest& r) { r.num_batch = 512; },
+                 [](GenerateRequest& r) { r.temperature = 0.7; },
+                 [](GenerateRequest& r) { r.repeat_penalty = 1.0; },
+                 [](GenerateRequest& r) { r = BucketRequest(""); },
+             }) {
+            change(g);
+            EXPECT_EQ(BuildGenerateBody(g), GenerateBodyAsADocument(g));
+        }
+    }
 }
 
 // The final object's "context" (token ids) is cut before parsing; everything else stays.

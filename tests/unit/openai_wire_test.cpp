@@ -12,15 +12,20 @@ namespace {
 
 using json = nlohmann::json;
 
-TEST(OpenAiWire, TheBodyStreamsAsksForUsageAndSendsOneUserMessage) {
+GenerateRequest ChatTestRequest() {
     GenerateRequest g;
     g.model = "google/gemma-3-4b-it";
     g.system = "Summarize the document.";
-    g.prompt = "<document>text</document>";
+    g.prompt = "<document>\"quoted\" \\ text \xe6\x97\xa5\x01</document>";
     g.max_output_tokens = 400;
     g.temperature = 0.15;
     g.repeat_penalty = 1.15;
     g.keep_alive = "24h";  // Ollama only: not sent
+    return g;
+}
+
+TEST(OpenAiWire, TheBodyStreamsAsksForUsageAndSendsOneUserMessage) {
+    const GenerateRequest g = ChatTestRequest();
     const json vllm = json::parse(BuildChatBody(g, OpenAiFlavor::kVllm));
     EXPECT_EQ(vllm["model"], "google/gemma-3-4b-it");
     EXPECT_EQ(vllm["stream"], true);
@@ -28,7 +33,7 @@ TEST(OpenAiWire, TheBodyStreamsAsksForUsageAndSendsOneUserMessage) {
     EXPECT_EQ(vllm["max_tokens"], 400);
     ASSERT_EQ(vllm["messages"].size(), 1u);
     EXPECT_EQ(vllm["messages"][0]["role"], "user");
-    EXPECT_EQ(vllm["messages"][0]["content"], "Summarize the document.\n\n<document>text</document>");
+    EXPECT_EQ(vllm["messages"][0]["content"], g.system + "\n\n" + g.prompt);
     EXPECT_DOUBLE_EQ(vllm["repetition_penalty"].get<double>(), 1.15);
     EXPECT_FALSE(vllm.contains("keep_alive"));
     const json llama = json::parse(BuildChatBody(g, OpenAiFlavor::kLlamaCpp));
@@ -38,6 +43,29 @@ TEST(OpenAiWire, TheBodyStreamsAsksForUsageAndSendsOneUserMessage) {
     const json plain = json::parse(BuildChatBody(g, OpenAiFlavor::kUnknown));
     EXPECT_FALSE(plain.contains("repetition_penalty"));
     EXPECT_FALSE(plain.contains("repeat_penalty"));
+}
+
+// Written member by member (json_text.hpp), the body is the document it was when nlohmann built it.
+TEST(OpenAiWire, TheBodyIsTheDocumentItWasBefore) {
+    for (const auto flavor : {OpenAiFlavor::kVllm, OpenAiFlavor::kLlamaCpp, OpenAiFlavor::kSglang}) {
+        const GenerateRequest g = ChatTestRequest();
+        const auto body = json::parse(BuildChatBody(g, flavor));
+        json expected = {
+            {"model", g.model},
+            {"messages", json::array({{{"role", "user"}, {"content", g.system + "\n\n" + g.prompt}}})},
+            {"stream", true},
+            {"stream_options", {{"include_usage", true}}},
+            {"temperature", g.temperature},
+            {"max_tokens", g.max_output_tokens},
+        };
+        if (flavor == OpenAiFlavor::kLlamaCpp) {
+            expected["repeat_penalty"] = g.repeat_penalty;
+            expected["cache_prompt"] = true;
+        } else {
+            expected["repetition_penalty"] = g.repeat_penalty;
+        }
+        EXPECT_EQ(body, expected);
+    }
 }
 
 TEST(OpenAiWire, VllmOverflowInItsWordingsWithThePromptSize) {

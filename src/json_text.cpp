@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include <nlohmann/json.hpp>
-#include <simdjson.h>
 
+#include "simdjson_parse.hpp"
 #include "summarizer/utf8.hpp"
 
 namespace summarizer {
@@ -32,8 +32,6 @@ struct EscapeTable {
     }
 };
 const EscapeTable kEscapes;
-
-constexpr size_t kFastJsonMax = 16 * 1024;  // a parser needs ~13 bytes a byte of capacity
 
 // simdjson's element as nlohmann's parser would have built it; false where they could differ.
 bool Convert(const simdjson::dom::element& element, nlohmann::json& out) {
@@ -76,16 +74,18 @@ bool Convert(const simdjson::dom::element& element, nlohmann::json& out) {
 
 }  // namespace
 
-std::optional<nlohmann::json> ParseJsonFast(std::string_view text) {
-    // Short texts only, where the parse is a share of the work worth the trouble: each thread's
-    // parser and buffer keep the largest capacity they needed, bounded so.
-    if (text.size() > kFastJsonMax) return std::nullopt;
+bool ParseWithSimdjson(std::string_view text, simdjson::dom::element& root) {
+    if (text.size() > kSimdjsonMaxBytes) return false;
     thread_local simdjson::dom::parser parser;
-    thread_local std::string padded;
+    thread_local std::string padded;  // the text and simdjson's padding (it reads past the end)
     padded.assign(text);
     padded.resize(text.size() + simdjson::SIMDJSON_PADDING, '\0');
+    return parser.parse(padded.data(), text.size(), false).get(root) == simdjson::SUCCESS;
+}
+
+std::optional<nlohmann::json> ParseJsonFast(std::string_view text) {
     simdjson::dom::element root;
-    if (parser.parse(padded.data(), text.size(), false).get(root) != simdjson::SUCCESS) return std::nullopt;
+    if (!ParseWithSimdjson(text, root)) return std::nullopt;
     nlohmann::json out;
     if (!Convert(root, out)) return std::nullopt;
     return out;

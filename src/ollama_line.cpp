@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include <nlohmann/json.hpp>
-#include <simdjson.h>
 
+#include "simdjson_parse.hpp"
 #include "summarizer/ollama_client.hpp"
 
 namespace summarizer {
@@ -207,18 +207,12 @@ private:
 // string one byte at a time through two calls each, and the six lines of a short answer cost 86k
 // instructions of the request's ~390k (callgrind). simdjson (Debian's libsimdjson-dev) validates
 // the whole line (UTF-8 included) before any member is read; a line it refuses or reads in a way
-// this path does not mirror (a number beyond 64 bits, a long line) goes the nlohmann way, which
-// also words the error. Values deeper than the members are not walked: the reader ignores them.
-constexpr size_t kFastLineMax = 16 * 1024;  // bounds each thread's parser and buffer
-
+// this path does not mirror (a number beyond 64 bits, a line over kSimdjsonMaxBytes) goes the
+// nlohmann way, which also words the error. Values deeper than the members are not walked: the
+// reader ignores them.
 bool ReadWithSimdjson(std::string_view line, OllamaLineReader& reader) {
-    if (line.size() > kFastLineMax) return false;
-    thread_local simdjson::dom::parser parser;
-    thread_local std::string padded;  // the line and simdjson's padding (it reads past the end)
-    padded.assign(line);
-    padded.resize(line.size() + simdjson::SIMDJSON_PADDING, '\0');
     simdjson::dom::element root;
-    if (parser.parse(padded.data(), line.size(), false).get(root) != simdjson::SUCCESS) return false;
+    if (!ParseWithSimdjson(line, root)) return false;
     simdjson::dom::object object;
     if (root.get_object().get(object) != simdjson::SUCCESS) return false;  // the slow path words it
     reader.start_object(object.size());

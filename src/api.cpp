@@ -313,11 +313,13 @@ public:
     void Tenths(std::string_view name, double value) {
         Key(name);
         const double rounded = Round1(value);
-        char buf[64];
-        const auto written = std::to_chars(buf, buf + sizeof buf, rounded, std::chars_format::fixed, 1);
         if (!std::isfinite(rounded)) {
             out_ += "null";
-        } else if (written.ec != std::errc{}) {
+            return;
+        }
+        char buf[64];
+        const auto written = std::to_chars(buf, buf + sizeof buf, rounded, std::chars_format::fixed, 1);
+        if (written.ec != std::errc{}) {
             out_ += json(rounded).dump();
         } else {
             out_.append(buf, written.ptr);
